@@ -1,0 +1,87 @@
+# ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check, bench, install,
+# uninstall, asan, clean.  Options: NATIVE=1 (-march=native), MPI=1.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+PKGS    := openblas lapacke libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(strip $(PKG_LIBS)),)
+PKG_LIBS := -lopenblas -llapacke -lcjson
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-function
+OPT     ?= -O2 -g
+CFLAGS  ?=
+ifeq ($(NATIVE),1)
+OPT += -march=native
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -fPIC -fvisibility=hidden \
+              -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS  := $(PKG_LIBS) -fopenmp -lm
+
+LIB_SRC := $(wildcard src/*.c) $(wildcard src/io/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all lib check bench install uninstall clean asan
+all: $(BUILD)/ntkhess lib
+lib: $(BUILD)/libntkhess.a $(BUILD)/libntkhess.so $(BUILD)/ntkhess.pc
+
+$(BUILD)/%.o: %.c include/ntkhess.h $(wildcard src/*.h) $(wildcard src/io/*.h) $(wildcard src/cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libntkhess.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libntkhess.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libntkhess.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/ntkhess: $(CLI_OBJ) $(BUILD)/libntkhess.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntkhess.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/nh_test.h $(BUILD)/libntkhess.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libntkhess.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libntkhess.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(BUILD)/libntkhess.a $(LDLIBS)
+
+$(BUILD)/ntkhess.pc: ntkhess.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
+
+check: all $(TEST_BIN)
+	BUILD=$(BUILD) bash tests/run
+
+bench: all $(BENCH_BIN)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS_EXTRA="-fsanitize=address,undefined" check
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libntkhess.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libntkhess.so $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0
+	ln -sf libntkhess.so.0 $(DESTDIR)$(PREFIX)/lib/libntkhess.so
+	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/ntkhess.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libntkhess.a $(DESTDIR)$(PREFIX)/lib/libntkhess.so \
+	  $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0 $(DESTDIR)$(PREFIX)/include/ntkhess.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/ntkhess.pc $(DESTDIR)$(PREFIX)/bin/ntkhess
+
+clean:
+	rm -rf $(BUILD) build-asan

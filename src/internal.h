@@ -1,0 +1,47 @@
+/* internal.h -- private helpers shared by the library sources (never installed).
+ * Internal names use the nh__ prefix. */
+#ifndef NH_INTERNAL_H
+#define NH_INTERNAL_H
+
+#define NH_BUILDING_LIB 1
+#include "ntkhess.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Record a failure (thread-local message "func: detail") and return st.
+ * One function, so a debugger can break on every failure. */
+nh_status nh__fail(nh_status st, const char *func, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+#define NH_FAIL(st, ...) return nh__fail((st), __func__, __VA_ARGS__)
+#define NH_TRY(expr) do { nh_status nh__st = (expr); if (nh__st != NH_OK) return nh__st; } while (0)
+
+/* Overflow-checked size arithmetic: *ok is cleared on overflow. */
+static inline size_t nh__mul(size_t a, size_t b, int *ok) {
+    if (a != 0 && b > SIZE_MAX / a) { *ok = 0; return 0; }
+    return a * b;
+}
+static inline size_t nh__add(size_t a, size_t b, int *ok) {
+    if (b > SIZE_MAX - a) { *ok = 0; return 0; }
+    return a + b;
+}
+/* NH_ETOOLARGE unless `bytes` (already overflow-checked, ok != 0) fits the
+ * memory limit; `what` names the request in the message. */
+nh_status nh__check_bytes(int ok, size_t bytes, const char *func, const char *what);
+
+/* malloc/calloc wrappers: fail-injection hook for the allocation tests.
+ * nh__alloc_fail_at(k) makes the k-th next allocation fail (0 = never). */
+void *nh__malloc(size_t bytes);
+void *nh__calloc(size_t n, size_t size);
+void  nh__alloc_fail_at(long k);
+
+/* Count of non-finite entries, index of first in *first. */
+size_t nh__count_nonfinite(const double *x, size_t n, size_t *first);
+
+/* Threads for OpenMP loops (from nh_set_threads or the environment). */
+int nh__threads(void);
+
+/* BLAS/LAPACK include in one place. */
+#endif

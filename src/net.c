@@ -1,0 +1,151 @@
+/* net.c -- the MLP: parameter layout, initialization, forward pass. */
+#include "internal.h"
+#include "net_impl.h"
+#include "blas.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+nh_net_config nh_net_config_default(void) {
+    nh_net_config c;
+    c.depth = 0;
+    c.widths = NULL;
+    c.act = NH_ACT_SOFTPLUS;
+    c.beta = 0.1;
+    c.param = NH_PARAM_NTK;
+    return c;
+}
+
+void nh_net_free(nh_net *net) {
+    if (!net) return;
+    free(net->w);
+    free(net->offW);
+    free(net->offb);
+    free(net->theta);
+    free(net);
+}
+
+nh_status nh_net_create(const nh_net_config *cfg, nh_net **out) {
+    if (!cfg || !out) NH_FAIL(NH_EINVAL, "NULL argument");
+    *out = NULL;
+    if (cfg->depth < 1) NH_FAIL(NH_EINVAL, "depth must be >= 1 (got %zu)", cfg->depth);
+    if (cfg->depth > 1000) NH_FAIL(NH_EINVAL, "depth %zu is absurd (limit 1000)", cfg->depth);
+    if (!cfg->widths) NH_FAIL(NH_EINVAL, "widths is NULL");
+    if (cfg->act < 0 || cfg->act >= NH_ACT_COUNT) NH_FAIL(NH_EINVAL, "unknown activation %d", (int)cfg->act);
+    if (cfg->param != NH_PARAM_NTK && cfg->param != NH_PARAM_MF)
+        NH_FAIL(NH_EINVAL, "unknown parametrization %d", (int)cfg->param);
+    if (!isfinite(cfg->beta)) NH_FAIL(NH_ENONFINITE, "beta is not finite");
+    const size_t L = cfg->depth;
+    int ok = 1;
+    size_t P = 0;
+    for (size_t l = 0; l <= L; l++)
+        if (cfg->widths[l] < 1) NH_FAIL(NH_EINVAL, "width n_%zu must be >= 1 (got %zu)", l, cfg->widths[l]);
+    for (size_t l = 0; l < L; l++)
+        P = nh__add(P, nh__mul(nh__add(cfg->widths[l], 1, &ok), cfg->widths[l + 1], &ok), &ok);
+    /* The network alone needs theta; every use needs at least a gradient and
+     * a direction too, so ask for 3P up front: a width that cannot be trained
+     * is refused here, before any allocation. */
+    NH_TRY(nh__check_bytes(ok, nh__mul(P, 3 * sizeof(double), &ok), __func__, "the parameter vector (3 copies)"));
+    if (!nh__fits_int(P)) NH_FAIL(NH_ETOOLARGE, "P = %zu parameters exceeds the BLAS integer range", P);
+
+    nh_net *net = nh__calloc(1, sizeof *net);
+    if (!net) NH_FAIL(NH_ENOMEM, "out of memory");
+    net->L = L;
+    net->act = cfg->act;
+    net->beta = cfg->beta;
+    net->param = cfg->param;
+    net->P = P;
+    net->w = nh__malloc((L + 1) * sizeof *net->w);
+    net->offW = nh__malloc(L * sizeof *net->offW);
+    net->offb = nh__malloc(L * sizeof *net->offb);
+    net->theta = nh__calloc(P, sizeof *net->theta);
+    if (!net->w || !net->offW || !net->offb || !net->theta) {
+        nh_net_free(net);
+        NH_FAIL(NH_ENOMEM, "cannot allocate %zu parameters", P);
+    }
+    memcpy(net->w, cfg->widths, (L + 1) * sizeof *net->w);
+    size_t off = 0;
+    for (size_t l = 0; l < L; l++) {
+        net->offW[l] = off;
+        off += net->w[l] * net->w[l + 1];
+        net->offb[l] = off;
+        off += net->w[l + 1];
+    }
+    *out = net;
+    return NH_OK;
+}
+
+nh_status nh_net_clone(const nh_net *net, nh_net **out) {
+    if (!net || !out) NH_FAIL(NH_EINVAL, "NULL argument");
+    nh_net_config c = nh_net_config_default();
+    c.depth = net->L; c.widths = net->w; c.act = net->act; c.beta = net->beta; c.param = net->param;
+    NH_TRY(nh_net_create(&c, out));
+    memcpy((*out)->theta, net->theta, net->P * sizeof(double));
+    return NH_OK;
+}
+
+void nh_net_init_normal(nh_net *net, uint64_t seed) {
+    nh_rng r;
+    nh_rng_seed(&r, seed);
+    nh_rng_fill_normal(&r, net->P, net->theta); /* sequential: same theta for any thread count */
+}
+
+size_t nh_net_depth(const nh_net *net) { return net->L; }
+const size_t *nh_net_widths(const nh_net *net) { return net->w; }
+size_t nh_net_nparams(const nh_net *net) { return net->P; }
+nh_act nh_net_act(const nh_net *net) { return net->act; }
+double nh_net_beta(const nh_net *net) { return net->beta; }
+nh_param nh_net_param(const nh_net *net) { return net->param; }
+size_t nh_net_offset_W(const nh_net *net, size_t l) { return l < net->L ? net->offW[l] : net->P; }
+size_t nh_net_offset_b(const nh_net *net, size_t l) { return l < net->L ? net->offb[l] : net->P; }
+double *nh_net_params(nh_net *net) { return net->theta; }
+const double *nh_net_params_const(const nh_net *net) { return net->theta; }
+
+nh_status nh_net_set_params(nh_net *net, const double *theta) {
+    if (!net || !theta) NH_FAIL(NH_EINVAL, "NULL argument");
+    size_t first = 0, bad = nh__count_nonfinite(theta, net->P, &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "theta has %zu non-finite entries (first at index %zu)", bad, first);
+    memcpy(net->theta, theta, net->P * sizeof *theta);
+    return NH_OK;
+}
+
+double nh__net_out_scale(const nh_net *net) {
+    return net->param == NH_PARAM_MF ? 1.0 / sqrt((double)net->w[net->L - 1]) : 1.0;
+}
+
+void nh__layer_affine(const nh_net *net, size_t l, size_t n, const double *A, double *Z) {
+    const size_t ni = net->w[l], no = net->w[l + 1];
+    const double *W = net->theta + net->offW[l], *b = net->theta + net->offb[l];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni,
+                1.0 / sqrt((double)ni), A, (int)ni, W, (int)ni, 0.0, Z, (int)no);
+    const double beta = net->beta;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < no; k++) Z[i * no + k] += beta * b[k];
+}
+
+nh_status nh_net_forward(const nh_net *net, const double *X, size_t n, double *Y) {
+    if (!net || !X || !Y) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (n == 0) NH_FAIL(NH_EINVAL, "empty batch");
+    size_t first = 0, bad = nh__count_nonfinite(X, n * net->w[0], &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "X has %zu non-finite entries (first at index %zu)", bad, first);
+    size_t wmax = 0;
+    for (size_t l = 0; l <= net->L; l++) if (net->w[l] > wmax) wmax = net->w[l];
+    int ok = 1;
+    size_t bytes = nh__mul(nh__mul(n, wmax, &ok), 2 * sizeof(double), &ok);
+    NH_TRY(nh__check_bytes(ok, bytes, __func__, "the forward pass"));
+    if (!nh__fits_int(n) || !nh__fits_int(n * wmax)) NH_FAIL(NH_ETOOLARGE, "batch too large for BLAS");
+    double *a = nh__malloc(n * wmax * sizeof *a), *z = nh__malloc(n * wmax * sizeof *z);
+    if (!a || !z) { free(a); free(z); NH_FAIL(NH_ENOMEM, "out of memory"); }
+    const double *in = X;
+    for (size_t l = 0; l < net->L; l++) {
+        nh__layer_affine(net, l, n, in, z);
+        size_t m = n * net->w[l + 1];
+        if (l + 1 < net->L) { nh_act_eval(net->act, m, z, a, NULL, NULL, NULL); in = a; }
+    }
+    const double c = nh__net_out_scale(net);
+    for (size_t i = 0; i < n * net->w[net->L]; i++) Y[i] = c * z[i];
+    free(a);
+    free(z);
+    return NH_OK;
+}

@@ -1,0 +1,68 @@
+/* nh_test.h -- tiny test harness (in the spirit of gsl_test).
+ * nh_check_close(got, want, atol, rtol, fmt, ...) passes iff
+ * |got - want| <= atol + rtol |want|, and never for NaN/Inf.
+ * Each test binary ends with NH_TEST_END(), which prints
+ * "N passed, N failed" and returns the exit status. */
+#ifndef NH_TEST_H
+#define NH_TEST_H
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int nh_t_pass = 0, nh_t_fail = 0, nh_t_verbose = -1;
+
+static int nh_t_is_verbose(void) {
+    if (nh_t_verbose < 0) { const char *v = getenv("NH_TEST_VERBOSE"); nh_t_verbose = v && *v == '1'; }
+    return nh_t_verbose;
+}
+
+static void nh_t_report(int ok, const char *detail, const char *fmt, va_list ap) {
+    if (ok) nh_t_pass++; else nh_t_fail++;
+    if (!ok || nh_t_is_verbose()) {
+        printf("%s: ", ok ? "PASS" : "FAIL");
+        vprintf(fmt, ap);
+        printf(" %s\n", detail);
+        fflush(stdout);
+    }
+}
+
+/* Plain boolean check. */
+static void nh_check(int ok, const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt); nh_t_report(ok, "", fmt, ap); va_end(ap);
+}
+
+static void nh_check_close(double got, double want, double atol, double rtol, const char *fmt, ...) {
+    char buf[256];
+    double err = fabs(got - want);
+    int ok = isfinite(got) && isfinite(want) && err <= atol + rtol * fabs(want);
+    snprintf(buf, sizeof buf, "(%.17g observed vs %.17g expected, |err| %.3g, tol %.3g)", got, want,
+             err, atol + rtol * fabs(want));
+    va_list ap; va_start(ap, fmt); nh_t_report(ok, buf, fmt, ap); va_end(ap);
+}
+
+/* Max-abs comparison of arrays relative to a scale: passes iff
+ * max_i |got_i - want_i| <= atol + rtol * max_i |want_i|. */
+static void nh_check_array(const double *got, const double *want, size_t n, double atol, double rtol,
+                           const char *fmt, ...) {
+    char buf[256];
+    double maxerr = 0, scale = 0; size_t worst = 0; int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(want[i])) { finite = 0; worst = i; break; }
+        double e = fabs(got[i] - want[i]);
+        if (e > maxerr) { maxerr = e; worst = i; }
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    }
+    int ok = finite && maxerr <= atol + rtol * scale;
+    snprintf(buf, sizeof buf, "(n=%zu, max |err| %.3g at %zu, scale %.3g, tol %.3g%s)", n, maxerr, worst,
+             scale, atol + rtol * scale, finite ? "" : ", NON-FINITE");
+    va_list ap; va_start(ap, fmt); nh_t_report(ok, buf, fmt, ap); va_end(ap);
+}
+
+#define NH_TEST_END()                                                        \
+    do {                                                                     \
+        printf("%d passed, %d failed\n", nh_t_pass, nh_t_fail);              \
+        return nh_t_fail ? 1 : 0;                                            \
+    } while (0)
+#endif
