@@ -219,6 +219,11 @@ NH_API nh_status nh_curv_vjp(nh_curv *c, const double *u, double *out);
  * outer products without forming J (memory O(n^2 + n sum n_l)). */
 NH_API nh_status nh_curv_ntk(nh_curv *c, double *K);
 
+/* tr[k-1] = Tr((HC K)^k) for k = 1..kmax (= Tr(I^k) when K is the NTK Gram),
+ * K[(n nout) x (n nout)], HC[n x nout x nout] blocks as from nh_curv_hloss. */
+NH_API nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K,
+                                     const double *HC, int kmax, double *tr);
+
 /* G[n x n_L], G[i][k] = Tr Hess_theta f_k(x_i) = sum_p d^2 f_k(x_i)/dtheta_p^2,
  * exact.  Cost: O(n n_L sum n_l n_{l+1}) for L <= 3; for L >= 4 an extra
  * O(n sum_{l=2}^{L-2} n_l^2 (n_{l-1} + n_{l+1})) for the per-sample layer
@@ -254,12 +259,29 @@ NH_API double   nh_rng_uniform(nh_rng *r); /* [0,1), 53 bits */
 NH_API double   nh_rng_normal(nh_rng *r);
 NH_API void     nh_rng_fill_normal(nh_rng *r, size_t n, double *x);
 
+/* ------------------------------------------------------------------- data */
+
+typedef enum nh_dataset_kind {
+    NH_DATA_SPHERE = 0, /* uniform on the sphere ||x||^2 = dim; y = sin(2 u.x) */
+    NH_DATA_DISK        /* uniform on the unit disk (dim 2); y = sin(3 x1) cos(2 x2) */
+} nh_dataset_kind;
+
+/* Seeded synthetic data: X[n x dim]; T[n] with real targets (mse), -1/+1
+ * labels (bce, the sign of y) or class ids (ce, nclass even buckets of y).
+ * u is a unit vector drawn from the seed (its first min(dim, 64) entries). */
+NH_API nh_status nh_data_synth(nh_dataset_kind kind, size_t n, size_t dim,
+                               nh_loss loss, size_t nclass, uint64_t seed,
+                               double *X, double *T);
+
 /* --------------------------------------------------------------------- io */
 
 /* .npy files (NumPy format 1.0-3.0).  Reading accepts little- or big-endian
  * f8, f4, i8, i4, i2, i1, u8, u4, u2, u1, b1, C order, 0 to 8 dims, and
  * converts to double; checks that the data length matches the header.
- * *data is malloc'ed (free()).  ndim and shape[8] are outputs. */
+ * *data is malloc'ed (free(); non-NULL even for 0 elements) and NULL on
+ * failure.  ndim and shape[8] are outputs.  NH_EFORMAT: malformed file or a
+ * shape product that overflows; NH_ETOOLARGE: it fits size_t but not the
+ * memory limit (checked before allocating); NH_EIO: cannot read. */
 #define NH_NPY_MAXDIM 8
 NH_API nh_status nh_npy_read(const char *path, double **data, size_t *ndim,
                              size_t shape[NH_NPY_MAXDIM]);
@@ -271,7 +293,11 @@ NH_API nh_status nh_npy_write(const char *path, const double *data,
                               size_t ndim, const size_t *shape);
 
 /* Model directory: config.json + W0.npy, b0.npy, ... (float64, W_l of shape
- * (n_{l+1}, n_l)).  config.json has "widths", "act", "beta", "param". */
+ * (n_{l+1}, n_l)).  config.json has "widths" and "act" (required), "beta"
+ * (default 0.1), "param" (default "ntk") and optionally "P", which must match.
+ * Save creates one directory level, refuses non-finite parameters, and writes
+ * config.json last (atomically), so an interrupted save never leaves a
+ * loadable half-model.  Not safe for two threads saving to the same path. */
 NH_API nh_status nh_model_load(const char *dir, nh_net **out);
 NH_API nh_status nh_model_save(const char *dir, const nh_net *net);
 

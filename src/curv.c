@@ -625,3 +625,34 @@ nh_status nh_curv_gd_step(nh_curv *c, nh_net *net, double eta) {
     free(old);
     return NH_OK;
 }
+
+nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K, const double *HC, int kmax, double *tr) {
+    if (!K || !HC || !tr || n == 0 || nout == 0 || kmax < 1) NH_FAIL(NH_EINVAL, "NULL or empty argument");
+    const size_t nm = n * nout, m = nout;
+    int ok = 1;
+    size_t sq = nh__mul(nm, nm, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(sq, 3 * sizeof(double), &ok), __func__, "the HC Theta powers"));
+    if (!nh__fits_int(nm)) NH_FAIL(NH_ETOOLARGE, "matrix too large for BLAS");
+    double *M = nh__malloc(sq * sizeof *M), *Mk = nh__malloc(sq * sizeof *Mk), *Mn = nh__malloc(sq * sizeof *Mn);
+    if (!M || !Mk || !Mn) { free(M); free(Mk); free(Mn); NH_FAIL(NH_ENOMEM, "out of memory"); }
+    /* M = HC K: HC is block-diagonal with n blocks of m x m. */
+    for (size_t i = 0; i < n; i++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m, (int)m,
+                    K + i * m * nm, (int)nm, 0.0, M + i * m * nm, (int)nm);
+    memcpy(Mk, M, sq * sizeof *M);
+    for (int k = 0; k < kmax; k++) {
+        double s = 0.0;
+        for (size_t i = 0; i < nm; i++) s += Mk[i * nm + i];
+        tr[k] = s;
+        if (k + 1 < kmax) {
+            /* Tr(M^{k+2}) needs only the diagonal of Mk M when it is the last power. */
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)nm, (int)nm, 1.0, Mk, (int)nm, M,
+                        (int)nm, 0.0, Mn, (int)nm);
+            double *t = Mk; Mk = Mn; Mn = t;
+        }
+    }
+    free(M); free(Mk); free(Mn);
+    size_t first = 0;
+    if (nh__count_nonfinite(tr, (size_t)kmax, &first)) NH_FAIL(NH_ENONFINITE, "trace of power %zu is not finite", first + 1);
+    return NH_OK;
+}

@@ -1,0 +1,276 @@
+/* args.c -- option parsing, --help rendering, error exits, shared helpers. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int nh__optindex(const nh_cmd *cmd, const char *name) {
+    for (int i = 0; cmd->opts[i].name; i++)
+        if (strcmp(cmd->opts[i].name, name) == 0) return i;
+    return -1;
+}
+
+void nh_cli_help(const nh_cmd *cmd, FILE *out) {
+    fprintf(out, "Usage: ntkhess %s %s\n\n%s\n\n%s\n\nOptions:\n", cmd->name, cmd->usage, cmd->summary,
+            cmd->description);
+    for (int i = 0; cmd->opts[i].name; i++) {
+        const nh_optspec *o = &cmd->opts[i];
+        char left[96];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+        fprintf(out, "  %-26s %s", left, o->help);
+        if (o->metavar) {
+            if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
+            else if (!o->def) fprintf(out, " (required)");
+            else fprintf(out, " (optional)");
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-26s %s\n", "--help", "print this help and exit");
+    fprintf(out, "\nExit status: 0 on success, 1 on a runtime error, 2 on a usage error.\n"
+                 "Conventions (parameter order, time scale, kernels): see docs/conventions.md.\n");
+}
+
+_Noreturn void nh_die_usage(const nh_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "ntkhess%s%s: error: ", cmd ? " " : "", cmd ? cmd->name : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'ntkhess %s%s--help')\n", cmd ? cmd->name : "", cmd ? " " : "");
+    exit(NH_EXIT_USAGE);
+}
+
+_Noreturn void nh_die(const nh_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "ntkhess%s%s: error: ", cmd ? " " : "", cmd ? cmd->name : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(NH_EXIT_RUNTIME);
+}
+
+_Noreturn void nh_die_status(const nh_cmd *cmd, nh_status st) {
+    nh_die(cmd, "%s: %s", nh_strerror(st), nh_last_error());
+}
+
+void nh_cli_parse(const nh_cmd *cmd, int argc, char **argv, nh_args *a) {
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    /* def "" marks an optional option without a default: unset (NULL). */
+    for (int i = 0; cmd->opts[i].name; i++) a->val[i] = (cmd->opts[i].def && *cmd->opts[i].def) ? cmd->opts[i].def : NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) { nh_cli_help(cmd, stdout); exit(0); }
+        if (strncmp(s, "--", 2) != 0) nh_die_usage(cmd, "unexpected argument '%s'", s);
+        char name[64];
+        const char *eq = strchr(s + 2, '=');
+        size_t len = eq ? (size_t)(eq - s - 2) : strlen(s + 2);
+        if (len == 0 || len >= sizeof name) nh_die_usage(cmd, "bad option '%s'", s);
+        memcpy(name, s + 2, len);
+        name[len] = 0;
+        int k = nh__optindex(cmd, name);
+        if (k < 0) nh_die_usage(cmd, "unknown option '--%s'", name);
+        if (a->given[k]) nh_die_usage(cmd, "option '--%s' given twice", name);
+        a->given[k] = 1;
+        if (!cmd->opts[k].metavar) {
+            if (eq) nh_die_usage(cmd, "option '--%s' takes no value", name);
+            a->val[k] = "1";
+        } else if (eq) {
+            a->val[k] = eq + 1;
+        } else {
+            if (i + 1 >= argc) nh_die_usage(cmd, "option '--%s' needs a value (%s)", name, cmd->opts[k].metavar);
+            a->val[k] = argv[++i];
+        }
+    }
+}
+
+static int nh__req_index(const nh_args *a, const char *name) {
+    int k = nh__optindex(a->cmd, name);
+    if (k < 0) { fprintf(stderr, "ntkhess: internal error: option --%s not declared\n", name); exit(70); }
+    return k;
+}
+const char *nh_arg_str(const nh_args *a, const char *name) { return a->val[nh__req_index(a, name)]; }
+int nh_arg_flag(const nh_args *a, const char *name) { return a->given[nh__req_index(a, name)]; }
+const char *nh_arg_req(const nh_args *a, const char *name) {
+    const char *v = nh_arg_str(a, name);
+    if (!v || !*v) nh_die_usage(a->cmd, "missing required option --%s", name);
+    return v;
+}
+
+double nh_arg_double(const nh_args *a, const char *name) {
+    const char *s = nh_arg_req(a, name);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v))
+        nh_die_usage(a->cmd, "--%s expects a finite number, got '%s'", name, s);
+    return v;
+}
+
+long long nh_arg_int(const nh_args *a, const char *name, long long lo, long long hi) {
+    const char *s = nh_arg_req(a, name);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno == ERANGE)
+        nh_die_usage(a->cmd, "--%s expects an integer, got '%s'", name, s);
+    if (v < lo || v > hi) nh_die_usage(a->cmd, "--%s must be in [%lld, %lld], got %lld", name, lo, hi, v);
+    return v;
+}
+
+uint64_t nh_arg_u64(const nh_args *a, const char *name) {
+    const char *s = nh_arg_req(a, name);
+    char *end;
+    errno = 0;
+    if (*s == '-') nh_die_usage(a->cmd, "--%s expects a non-negative integer, got '%s'", name, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno == ERANGE)
+        nh_die_usage(a->cmd, "--%s expects a non-negative integer, got '%s'", name, s);
+    return (uint64_t)v;
+}
+
+size_t nh_arg_sizes(const nh_args *a, const char *name, size_t *out, size_t max) {
+    const char *s = nh_arg_req(a, name);
+    size_t n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        if (*p == '-' || *p == '+') nh_die_usage(a->cmd, "--%s: '%s' is not a list of positive integers", name, s);
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno == ERANGE || v == 0 || v > (1ULL << 40))
+            nh_die_usage(a->cmd, "--%s: '%s' is not a list of positive integers", name, s);
+        if (n == max) nh_die_usage(a->cmd, "--%s: more than %zu entries", name, max);
+        out[n++] = (size_t)v;
+        p = end;
+        if (*p == ',') { p++; if (!*p) nh_die_usage(a->cmd, "--%s: trailing comma in '%s'", name, s); }
+        else if (*p) nh_die_usage(a->cmd, "--%s: '%s' is not a list of positive integers", name, s);
+    }
+    if (n == 0) nh_die_usage(a->cmd, "--%s is empty", name);
+    return n;
+}
+
+size_t nh_arg_doubles(const nh_args *a, const char *name, double **out) {
+    const char *s = nh_arg_req(a, name);
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    double *v = malloc(cap * sizeof *v);
+    if (!v) nh_die(a->cmd, "out of memory");
+    size_t n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno == ERANGE || !isfinite(x))
+            nh_die_usage(a->cmd, "--%s: '%s' is not a comma-separated list of finite numbers", name, s);
+        v[n++] = x;
+        p = end;
+        if (*p == ',') { p++; if (!*p) nh_die_usage(a->cmd, "--%s: trailing comma", name); }
+        else if (*p) nh_die_usage(a->cmd, "--%s: '%s' is not a comma-separated list of finite numbers", name, s);
+    }
+    if (n == 0) nh_die_usage(a->cmd, "--%s is empty", name);
+    *out = v;
+    return n;
+}
+
+void nh_cli_threads(const nh_args *a) {
+    const char *t = nh_arg_str(a, "threads");
+    if (t && strcmp(t, "auto") != 0) nh_set_threads((int)nh_arg_int(a, "threads", 1, 1024));
+}
+
+void nh_dataset_free(nh_dataset *d) {
+    free(d->X);
+    free(d->T);
+    memset(d, 0, sizeof *d);
+}
+
+void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                      nh_dataset *d) {
+    memset(d, 0, sizeof *d);
+    size_t nd, sh[NH_NPY_MAXDIM];
+    const size_t n0 = nh_net_widths(net)[0], nout = nh_net_widths(net)[nh_net_depth(net)];
+    nh_status st = nh_npy_read(xpath, &d->X, &nd, sh);
+    if (st != NH_OK) nh_die_status(cmd, st);
+    if (nd != 2) nh_die(cmd, "%s: data must be 2-D (N, n_0), got %zu dimensions", xpath, nd);
+    if (sh[0] == 0) nh_die(cmd, "%s: data is empty (N = 0)", xpath);
+    if (sh[1] != n0) nh_die(cmd, "%s: data has %zu features per sample but the network's n_0 is %zu", xpath, sh[1], n0);
+    d->n = sh[0];
+    d->n0 = n0;
+    d->nout = nout;
+    size_t first = 0, bad = 0;
+    for (size_t i = 0; i < d->n * n0; i++)
+        if (!isfinite(d->X[i])) { if (!bad) first = i; bad++; }
+    if (bad) nh_die(cmd, "%s: %zu non-finite values (first at row %zu, column %zu)", xpath, bad, first / n0, first % n0);
+    st = nh_npy_read(tpath, &d->T, &nd, sh);
+    if (st != NH_OK) nh_die_status(cmd, st);
+    if (loss == NH_LOSS_CE) {
+        if (!(nd == 1 || (nd == 2 && sh[1] == 1)))
+            nh_die(cmd, "%s: ce targets must be integer labels of shape (N,), got %zu dimensions", tpath, nd);
+    } else {
+        int ok = (nd == 2 && sh[1] == nout) || (nd == 1 && nout == 1);
+        if (!ok) {
+            if (nd == 2) nh_die(cmd, "%s: targets have %zu columns but the network has %zu outputs", tpath, sh[1], nout);
+            nh_die(cmd, "%s: targets must have shape (N, %zu), got %zu dimensions", tpath, nout, nd);
+        }
+    }
+    if (sh[0] != d->n) nh_die(cmd, "%s has %zu rows but %s has %zu samples", tpath, sh[0], xpath, d->n);
+    st = nh_loss_check_targets(loss, d->T, d->n, nout);
+    if (st != NH_OK) nh_die(cmd, "%s: %s", tpath, nh_last_error());
+}
+
+void nh_cli_mkdir(const nh_cmd *cmd, const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) nh_die(cmd, "%s exists and is not a directory", dir);
+        return;
+    }
+    if (mkdir(dir, 0777) != 0) nh_die(cmd, "cannot create directory %s: %s", dir, strerror(errno));
+}
+
+const char *nh_cli_path(char *buf, size_t cap, const char *dir, const char *name) {
+    int k = snprintf(buf, cap, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= cap) { fprintf(stderr, "ntkhess: error: path too long: %s/%s\n", dir, name); exit(NH_EXIT_USAGE); }
+    return buf;
+}
+
+void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, const double *data, size_t ndim,
+                      const size_t *shape) {
+    char path[4096];
+    nh_status st = nh_npy_write(nh_cli_path(path, sizeof path, dir, name), data, ndim, shape);
+    if (st != NH_OK) nh_die_status(cmd, st);
+}
+
+void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) nh_die(cmd, "cannot write %s: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    int bad = fwrite(text, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    if (bad) { remove(tmp); nh_die(cmd, "cannot write %s: %s", path, strerror(errno)); }
+    if (rename(tmp, path) != 0) { remove(tmp); nh_die(cmd, "cannot rename to %s: %s", path, strerror(errno)); }
+}
+
+double nh_cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed) {
+    if (!isatty(fileno(stderr))) return;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0;
+    double left = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r%s %zu/%zu  %.3g/s  %.0fs left   ", what, done, total, rate, left);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}

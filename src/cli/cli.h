@@ -1,0 +1,84 @@
+/* cli.h -- the command-line layer: option tables, parsing, messages.
+ * The CLI is the only code that prints or exits. */
+#ifndef NH_CLI_H
+#define NH_CLI_H
+#include "ntkhess.h"
+#include <stdio.h>
+
+#define NH_EXIT_RUNTIME 1
+#define NH_EXIT_USAGE 2
+
+/* One option of a command: --name METAVAR (default) help.  metavar NULL for a
+ * flag; def NULL for a required option, "" for an optional one without default. */
+typedef struct nh_optspec {
+    const char *name;
+    const char *metavar;
+    const char *def;
+    const char *help;
+} nh_optspec;
+
+typedef struct nh_cmd {
+    const char *name;
+    const char *summary;
+    const char *usage;       /* synopsis after "ntkhess NAME" */
+    const char *description; /* paragraphs for --help */
+    const nh_optspec *opts;  /* terminated by {NULL} */
+    int (*run)(const struct nh_cmd *cmd, int argc, char **argv);
+} nh_cmd;
+
+#define NH_MAXOPT 48
+typedef struct nh_args {
+    const nh_cmd *cmd;
+    const char *val[NH_MAXOPT]; /* parsed value or default, by option index */
+    int given[NH_MAXOPT];
+} nh_args;
+
+/* Parse argv (after the command name).  Prints --help and exits 0 on --help;
+ * on a usage error prints one line and exits 2. */
+void nh_cli_parse(const nh_cmd *cmd, int argc, char **argv, nh_args *a);
+void nh_cli_help(const nh_cmd *cmd, FILE *out);
+
+const char *nh_arg_str(const nh_args *a, const char *name);     /* NULL if unset */
+int         nh_arg_flag(const nh_args *a, const char *name);
+const char *nh_arg_req(const nh_args *a, const char *name);     /* exits 2 if missing */
+double      nh_arg_double(const nh_args *a, const char *name);  /* finite, exits 2 */
+long long   nh_arg_int(const nh_args *a, const char *name, long long lo, long long hi);
+uint64_t    nh_arg_u64(const nh_args *a, const char *name);
+/* Comma list of positive sizes; returns count, exits 2 on bad input. */
+size_t      nh_arg_sizes(const nh_args *a, const char *name, size_t *out, size_t max);
+/* Comma list of doubles; returns count (malloc'ed *out). */
+size_t      nh_arg_doubles(const nh_args *a, const char *name, double **out);
+
+/* Messages: "ntkhess CMD: error: ..." and exit. */
+_Noreturn void nh_die_usage(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void nh_die_status(const nh_cmd *cmd, nh_status st);
+_Noreturn void nh_die(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define NH_CHECK(cmd, expr) do { nh_status s__ = (expr); if (s__ != NH_OK) nh_die_status((cmd), s__); } while (0)
+
+/* Data loading shared by commands. */
+typedef struct nh_dataset {
+    double *X;   /* N x n0 */
+    double *T;   /* N x nout (mse, bce) or N labels (ce) */
+    size_t  n, n0, nout;
+} nh_dataset;
+/* Load X.npy (N x n0) and targets (N x nout, or (N,) when nout == 1 or ce)
+ * and check them against the network; exits with a clear message on error. */
+void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                      nh_dataset *d);
+void nh_dataset_free(nh_dataset *d);
+/* mkdir -p style for one level; exits on failure. */
+void nh_cli_mkdir(const nh_cmd *cmd, const char *dir);
+/* path = dir + "/" + name into buf. */
+const char *nh_cli_path(char *buf, size_t cap, const char *dir, const char *name);
+/* Write an npy (exits on failure). */
+void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, const double *data, size_t ndim,
+                      const size_t *shape);
+/* Atomically write text to dir/name. */
+void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text);
+/* Progress line on stderr when it is a terminal. */
+void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed_s);
+double nh_cli_now(void);
+void nh_cli_threads(const nh_args *a);
+
+extern const nh_cmd nh_cmd_init, nh_cmd_train, nh_cmd_curvature, nh_cmd_data;
+#endif

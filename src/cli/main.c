@@ -1,0 +1,33 @@
+/* main.c -- ntkhess: command dispatch and top-level help. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const nh_cmd *const nh_cmds[] = {&nh_cmd_data, &nh_cmd_init, &nh_cmd_train, &nh_cmd_curvature, NULL};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: ntkhess COMMAND [OPTIONS]\n\n"
+            "The Hessian of the loss of deep networks in the NTK parametrization:\n"
+            "exact finite-width curvature and the infinite-width theory of Jacot,\n"
+            "Gabriel & Hongler, \"The asymptotic spectrum of the Hessian of DNN\n"
+            "throughout training\".\n\nCommands:\n");
+    for (int i = 0; nh_cmds[i]; i++) fprintf(out, "  %-12s %s\n", nh_cmds[i]->name, nh_cmds[i]->summary);
+    fprintf(out, "\n'ntkhess COMMAND --help' describes each command and all its options.\n"
+                 "  --version    print the version and exit\n"
+                 "  --help       print this help and exit\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return NH_EXIT_USAGE; }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) { printf("ntkhess %s\n", nh_version()); return 0; }
+    for (int i = 0; nh_cmds[i]; i++)
+        if (strcmp(argv[1], nh_cmds[i]->name) == 0) return nh_cmds[i]->run(nh_cmds[i], argc - 2, argv + 2);
+    fprintf(stderr, "ntkhess: error: unknown command '%s' (see 'ntkhess --help')\n", argv[1]);
+    return NH_EXIT_USAGE;
+}
