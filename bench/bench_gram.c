@@ -4,7 +4,6 @@
  * Gram entries (pairs (i,j), all six kernels each) per second.
  * Usage: bench_gram [N] [depth] [reps] [act] */
 #include "ntkhess.h"
-#include "theory_api.h"
 
 #include <math.h>
 #include <stdio.h>

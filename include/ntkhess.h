@@ -97,9 +97,12 @@ typedef enum nh_act {
     NH_ACT_COUNT
 } nh_act;
 
-/* mu and s of the normalized softplus (formula sheet, Sec. 0). */
-#define NH_NSOFTPLUS_MU 0.8813545367880043
-#define NH_NSOFTPLUS_SD 0.6224754644077389
+/* mu = E[softplus(z)] and s = SD[softplus(z)], z ~ N(0,1), to 16 digits
+ * (30-digit adaptive quadrature, mpmath).  The formula sheet's 0.88135... and
+ * 0.62247... are wrong: they leave nsoftplus with mean -0.121 and variance
+ * 0.70 (docs/deviations.md). */
+#define NH_NSOFTPLUS_MU 0.8060591833474398
+#define NH_NSOFTPLUS_SD 0.5210705343814393
 
 /* Parse a command-line name ("softplus", "nsoftplus", "tanh", "arctan", "erf",
  * "sigmoid", "gelu", "sin", "relu", "identity"). NH_EINVAL if unknown. */
@@ -192,6 +195,8 @@ NH_API void      nh_curv_free(nh_curv *c); /* NULL-safe */
 NH_API nh_status nh_curv_refresh(nh_curv *c);
 
 NH_API size_t nh_curv_nsamples(const nh_curv *c);
+/* The network the context is bound to (borrowed). */
+NH_API const nh_net *nh_curv_net(const nh_curv *c);
 NH_API double nh_curv_loss(const nh_curv *c);
 /* Network outputs Y[n x n_L], dC/dY[n x n_L], HC blocks[n x n_L x n_L]. */
 NH_API void nh_curv_outputs(const nh_curv *c, double *Y);
@@ -300,6 +305,559 @@ NH_API nh_status nh_npy_write(const char *path, const double *data,
  * loadable half-model.  Not safe for two threads saving to the same path. */
 NH_API nh_status nh_model_load(const char *dir, nh_net **out);
 NH_API nh_status nh_model_save(const char *dir, const nh_net *net);
+
+#ifndef NH_THEORY_DECLS
+#define NH_THEORY_DECLS
+/* ------------------------------------------------- Gaussian expectations */
+
+/* Largest number of Gauss-Hermite nodes per axis accepted anywhere. */
+#define NH_GAUSS_NQ_MAX 4096
+
+/* Probabilists' Gauss-Hermite rule: E[h(z)], z ~ N(0,1), is approximated by
+ * sum_i w[i] h(z[i]), exactly for polynomials of degree <= 2 nq - 1.  Nodes by
+ * Golub-Welsch (LAPACK dstev on the Jacobi matrix), polished by one Newton
+ * step; weights are the squared first eigenvector components, evaluated from
+ * the Hermite recurrence so that the tiny outer weights keep their relative
+ * accuracy.  Nodes ascending and exactly symmetric (z[nq-1-i] = -z[i]);
+ * weights sum to 1.  z and w: caller-owned arrays of nq doubles.
+ * Errors: NH_EINVAL (NULL, nq outside 1..NH_GAUSS_NQ_MAX), NH_ENOMEM,
+ * NH_ELAPACK. */
+NH_API nh_status nh_gauss_hermite(size_t nq, double *z, double *w);
+
+/* Moments of a centred Gaussian pair (u, u') with covariance
+ * [[k11, k12], [k12, k22]], s = sigma and sK its K-th derivative. */
+typedef struct nh_gmoments {
+    double e00; /* E[s(u)   s(u')  ]  (Sigma without beta^2)          */
+    double e11; /* E[s'(u)  s'(u') ]  (Sigma-dot)                     */
+    double e22; /* E[s''(u) s''(u')]  (Sigma-ddot)                    */
+    double e20; /* E[s''(u) s(u')  ]                                  */
+    double e02; /* E[s(u)   s''(u')] = e20 with u and u' swapped      */
+    double e31; /* E[s'''(u) s'(u')]                                  */
+    double e13; /* E[s'(u) s'''(u')] = e31 with u and u' swapped      */
+} nh_gmoments;
+
+/* A quadrature rule bound to an activation: read-only after creation, so
+ * one object may be shared by any number of threads. */
+typedef struct nh_gauss nh_gauss;
+
+/* Create a rule of nq nodes per axis for act.  exact != 0 uses closed forms
+ * where they exist (erf: arcsine kernel and its covariance derivatives;
+ * relu: arc-cosine kernels of degrees 1 and 0, second-order moments 0;
+ * sin; identity) and quadrature otherwise; exact == 0 always uses
+ * quadrature (for tests).  Cost O(nq^2).  Free with nh_gauss_free.
+ * Errors: NH_EINVAL (NULL out, unknown act, nq outside
+ * 1..NH_GAUSS_NQ_MAX), NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_gauss_create(nh_act act, size_t nq, int exact, nh_gauss **out);
+NH_API void      nh_gauss_free(nh_gauss *g); /* NULL-safe */
+NH_API size_t    nh_gauss_nq(const nh_gauss *g);
+
+/* Default nodes per axis for act when variances are at most kmax: the
+ * moments of the smooth activations then agree with nq = 1600 to ~1e-13.
+ * The error decays like exp(-c sqrt(nq / kmax)) (c set by the activation's
+ * strip of analyticity), so nq = ceil(per * kmax) with a measured per:
+ * softplus/nsoftplus 45, sigmoid 48, gelu 75, erf 100, tanh 220, arctan
+ * 400, sin 10; at least 24, at most NH_GAUSS_NQ_MAX.  identity: 4; relu:
+ * 256 (kinks: algebraic convergence only; its closed form is the default). */
+NH_API size_t nh_gauss_default_nq(nh_act act, double kmax);
+
+/* All seven moments at once, one pass over a pruned tensor grid (nodes with
+ * w_i w_j < 1e-30 dropped) through the Cholesky map
+ *   u = sqrt(k11) z1,  u' = (k12/sqrt(k11)) z1 + sqrt(k22 - k12^2/k11) z2,
+ * evaluating sigma..sigma''' once per node.  Valid for singular covariances
+ * (x = x'): k22 - k12^2/k11 within 8 ulps of 0 (either sign) is taken as 0,
+ * and k11 = 0 is handled.  Cost O(nq) to O(nq^2) activation evaluations.
+ * Errors: NH_EINVAL (NULL; k11 < 0, k22 < 0 or |k12| > sqrt(k11 k22)
+ * (1 + 1e-8)), NH_ENONFINITE. */
+NH_API nh_status nh_gauss_moments(const nh_gauss *g, double k11, double k12, double k22,
+                                  nh_gmoments *m);
+
+/* out[d] = E[s_d(u)], u ~ N(0, k), d = 0..3 (sigma and its derivatives).
+ * Errors: NH_EINVAL (NULL, k < 0), NH_ENONFINITE. */
+NH_API nh_status nh_gauss_mean(const nh_gauss *g, double k, double out[4]);
+
+/* ------------------------------------------------- infinite-width kernels */
+
+/* The kernels of the formula sheet, Sec. 2, in the order of the output
+ * arrays.  Argument order matters for PHI and LAMBDA:
+ *   PHI(x,x') = lim E[g(x) f(x')],  LAMBDA(x,x') = lim grad g(x) . grad f(x'),
+ * with g = Tr Hess_theta f.  The others are symmetric.  SIGMADOT and
+ * SIGMADDOT at layer l are expectations under Sigma(l-1) (sheet Sec. 1);
+ * at l = 1 they are undefined and returned as 0. */
+typedef enum nh_kernel {
+    NH_K_SIGMA = 0, /* Sigma     = lim E[f(x) f(x')]                        */
+    NH_K_SIGMADOT,  /* Sigma-dot = E[s'(u) s'(u')], u ~ Sigma(l-1)          */
+    NH_K_SIGMADDOT, /* Sigma-ddot = E[s''(u) s''(u')]                       */
+    NH_K_THETA,     /* NTK                                                  */
+    NH_K_UPSILON,   /* lim Tr(H f(x) H f(x'))                               */
+    NH_K_PHI,       /* lim E[g(x) f(x')]            (not symmetric)         */
+    NH_K_XI,        /* lim E[g(x) g(x')]                                    */
+    NH_K_LAMBDA,    /* lim grad g(x) . grad f(x')   (not symmetric)         */
+    NH_K_COUNT
+} nh_kernel;
+
+/* "sigma", "sigmadot", "sigmaddot", "theta", "upsilon", "phi", "xi",
+ * "lambda"; "unknown" outside the enum. */
+NH_API const char *nh_kernel_name(nh_kernel k);
+
+typedef struct nh_kernel_opts {
+    nh_act act;   /* default NH_ACT_SOFTPLUS                                 */
+    size_t depth; /* L >= 1, number of weight layers; default 2              */
+    double beta;  /* bias scale, finite; default 0.1                         */
+    /* Engine for the Gaussian moments.  0 (default): closed forms where
+     * they exist (see exact), relu by tensor quadrature with
+     * nh_gauss_default_nq, every other activation by Mehler's Hermite
+     * series E[f(u) h(u')] = sum_n rho^n a_n b_n with per-input
+     * coefficients (1-D Gauss-Hermite, rule doubled until each series'
+     * tail is below 1e-8 of its norm: truncation <= 1e-16 relative), so a
+     * pair costs O(100) flops; agrees with tensor quadrature at large nq
+     * to ~1e-15.  nq > 0 (<= NH_GAUSS_NQ_MAX): tensor Gauss-Hermite with
+     * nq nodes per axis at every layer (nh_gauss_moments), the reference
+     * for convergence studies. */
+    size_t nq;
+    int    exact; /* closed forms for erf, relu, sin, identity; default 1 */
+} nh_kernel_opts;
+
+NH_API nh_kernel_opts nh_kernel_opts_default(void);
+
+/* Every kernel at every layer for the two inputs x0 = x and x1 = xp
+ * (n0 doubles each):
+ *   out[((l-1) * NH_K_COUNT + k) * 4 + 2 a + b] = K^(l)(x_a, x_b)
+ * for l = 1..depth, k < NH_K_COUNT, a, b in {0, 1}; out holds
+ * depth * NH_K_COUNT * 4 doubles, caller-owned.  Layer 1: Sigma = Theta =
+ * x.x'/n0 + beta^2, the second-order kernels 0.
+ * Errors: NH_EINVAL (NULL, n0 = 0, depth = 0, bad opts), NH_ENONFINITE
+ * (x, xp or beta not finite, or a kernel overflows), NH_ETOOLARGE,
+ * NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_kernels_pair(const nh_kernel_opts *opts, size_t n0, const double *x,
+                                 const double *xp, double *out);
+
+/* Gram matrices at depth L = opts->depth of the n inputs X[n x n0]
+ * (row-major): for each k with out[k] != NULL, out[k] is a caller-owned
+ * n x n row-major array that receives K^(L)(x_i, x_j) at [i*n + j]
+ * (out has NH_K_COUNT entries; NULL for kernels not wanted, at least one
+ * non-NULL).  All kernels come from one pass: the diagonal chain of each
+ * input once, then each pair i < j once, giving [i][j] and [j][i] (Phi and
+ * Lambda by the transposition rule, not symmetrized).  OpenMP-parallel over
+ * pairs; the result does not depend on the number of threads.  Workspace
+ * O(n depth) plus, with the series engine, n * 4 * K doubles per layer
+ * (K coefficients per function, at Sigma(x,x) ~ 1.3: ~120 for softplus,
+ * ~560 tanh, ~1000 arctan; K grows linearly with Sigma(x,x)).  Cost with
+ * the defaults (2 cores, n = 1024, depth 4): 0.3-0.4 s for softplus,
+ * 0.7 s tanh, 2.4 s arctan.  Entries of
+ * the pair function and the Gram matrix for the same inputs agree to
+ * ~1e-15 (the series rule size depends on the largest Sigma(x,x)).
+ * Errors: NH_EINVAL (NULL, n or n0 = 0, depth = 0, bad opts, all outputs
+ * NULL), NH_ENONFINITE (X or beta not finite, or a kernel overflows),
+ * NH_ETOOLARGE (workspace over the memory limit), NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_kernels_gram(const nh_kernel_opts *opts, size_t n, size_t n0,
+                                 const double *X, double *const out[NH_K_COUNT]);
+
+#endif /* NH_THEORY_DECLS */
+
+#ifndef NH_PREDICT_DECLS
+#define NH_PREDICT_DECLS
+
+/* ------------------------------------------------------------ predictions */
+
+/* Limiting Gram matrices of the N training points, each N x N, row-major,
+ * entry [i][j] = K(x_i, x_j), caller-owned and read only.  The network Gram
+ * matrices are block-diagonal over the n_L outputs (Theta~_{ik,jm} =
+ * Theta(x_i,x_j) delta_km): only the N x N scalar kernels are passed, the
+ * N n_L square is never formed (except the HC Theta~ product of softmax CE).
+ * Each function lists the members it reads; the others may be NULL.
+ *   theta   NTK Theta, symmetric PSD.
+ *   lambda  Lambda(x_i,x_j) = lim grad g(x_i) . grad f(x_j)   (not symmetric)
+ *   upsilon Upsilon, symmetric.
+ *   phi     Phi(x_i,x_j) = lim E[g(x_i) f(x_j)]                 (not symmetric)
+ *   xi      Xi = lim E[g(x_i) g(x_j)], symmetric.
+ *   sigma   Sigma = lim E[f(x_i) f(x_j)], symmetric.
+ * Symmetric inputs must be symmetric within psd_tol * max|K| (NH_EINVAL);
+ * every entry read must be finite (NH_ENONFINITE). */
+typedef struct nh_grams {
+    size_t        n; /* N >= 1 */
+    const double *theta;
+    const double *lambda;
+    const double *upsilon;
+    const double *phi;
+    const double *xi;
+    const double *sigma;
+} nh_grams;
+
+typedef struct nh_predict_opts {
+    /* Eigenvalues of a matrix that must be PSD (Theta, the covariance of
+     * (Y(0), G(0))) that are >= -psd_tol * max|eigenvalue| are clipped to 0
+     * (counted in nh_predict_diag); more negative ones give NH_EINVAL.
+     * Also the relative symmetry tolerance.  Default 1e-8; INFINITY clips
+     * everything. */
+    double   psd_tol;
+    /* Dormand-Prince 5(4) error control, per component (max norm):
+     * |err| <= atol + rtol |value|.  Defaults 1e-10 and 1e-12. */
+    double   rtol, atol;
+    double   h0;        /* first step; 0 = automatic (default) */
+    size_t   max_steps; /* accepted+rejected steps per integration; default 10^7 */
+    size_t   nsamples;  /* draws for nh_predict_sample, >= 2; default 1000 */
+    uint64_t seed;      /* nh_rng seed of the draws; default 0 */
+    /* Draws integrated together as one ODE (one step size for the batch):
+     * results depend on it only at the rtol level.  0 = default 32. */
+    size_t   batch;
+} nh_predict_opts;
+
+NH_API nh_predict_opts nh_predict_opts_default(void);
+
+/* Predicted moments at one time.  Index k-1 holds the k-th moment. */
+typedef struct nh_moments {
+    double tr_i[4]; /* Tr(I^k) = Tr((HC Theta~)^k)                         */
+    double tr_s[4]; /* Tr(S), Tr(S^2); [2], [3] are 0 (vanish in the limit) */
+    double tr_h[4]; /* Tr(H^k) = Tr(I^k) + Tr(S^k)                         */
+} nh_moments;
+
+/* Diagnostics; every function that takes one zeroes it first (NULL = not
+ * wanted).  The eigenvalue fields are set only by the functions that
+ * decompose the matrix, 0 otherwise. */
+typedef struct nh_predict_diag {
+    size_t theta_clipped; /* negative eigenvalues of Theta raised to 0      */
+    double theta_eig_min; /* smallest eigenvalue of Theta before clipping   */
+    double theta_eig_max;
+    size_t cov_clipped;   /* same, 2N x 2N covariance of (Y(0), G(0))       */
+    double cov_eig_min;
+    size_t ode_steps;     /* accepted ODE steps, summed over integrations   */
+    size_t ode_rejected;  /* rejected ODE steps                             */
+    size_t ode_evals;     /* right-hand-side evaluations                    */
+} nh_predict_diag;
+
+/* Times: nt >= 1 values t[0] < t[1] < ... (strictly increasing, finite,
+ * t[0] >= 0; NH_EINVAL otherwise), in gradient-flow time of
+ * C = (1/N) sum_i c_i (so the MSE relaxes as e^{-t Theta~/N}).
+ * Per-time outputs: Y and G arrays are nt x N x nout (time-major, then the
+ * usual sample-major N x nout), mom is nt entries; each may be NULL. */
+
+/* Corollary 1 (corrected, formula sheet Sec. 3 item 9), one draw, MSE loss
+ * C = (1/2N)||Y - Y*||^2.  Reads theta, lambda, upsilon.  Ystar, Y0, G0:
+ * N x nout.  With E = e^{-t Theta/N} and u = Y* - Y(0), per output column:
+ *   Y(t) = Y* - E u,  G(t) = G(0) + Lambda phi(Theta) u,
+ *   Tr S = G(t)^T grad C(Y(t)) = -(1/N) G(0)^T E u - (1/N) u^T phi Lambda^T E u,
+ *   Tr S^2 = (1/N^2) u^T E Upsilon E u,  Tr I^k = nout Tr(Theta^k) / N^k,
+ * where phi(l) = (1 - e^{-t l/N})/l (-> t/N as l -> 0) replaces
+ * (Id - E) Theta^{-1}: one eigendecomposition of Theta, no inverse, valid
+ * for singular Theta.  Negative eigenvalues are clipped (see psd_tol). */
+NH_API nh_status nh_predict_mse(const nh_grams *g, size_t nout,
+                                const double *Ystar, const double *Y0,
+                                const double *G0, size_t nt, const double *t,
+                                const nh_predict_opts *opts, double *Y,
+                                double *G, nh_moments *mom,
+                                nh_predict_diag *diag);
+
+/* Corollary 1 in expectation over the initialization (closed form), MSE.
+ * Reads theta, lambda, upsilon, phi, sigma.  With M = nout Sigma + Y* Y*^T
+ * (N x N, Y* Y*^T = sum over output columns):
+ *   E[Tr S]   = -(1/N) Tr(phi(Theta) Lambda^T E M) + (nout/N) Tr(E Phi^T),
+ *   E[Tr S^2] = (1/N^2) Tr(E Upsilon E M),  Tr I^k deterministic.
+ * At t = 0, E[Tr S] = (nout/N) Tr Phi (sheet item 10).  mean: nt entries. */
+NH_API nh_status nh_predict_mse_expect(const nh_grams *g, size_t nout,
+                                       const double *Ystar, size_t nt,
+                                       const double *t,
+                                       const nh_predict_opts *opts,
+                                       nh_moments *mean, nh_predict_diag *diag);
+
+/* Theorem 1, one draw, any loss: integrates dY/dt = -Theta~ grad C(Y),
+ * dG/dt = -Lambda~ grad C(Y) from (Y0, G0) (N x nout each) with an adaptive
+ * Dormand-Prince 5(4) method that lands exactly on every requested time.
+ * Reads theta, lambda, upsilon.  T: targets as nh_loss_check_targets wants
+ * (N x nout for MSE/BCE, N labels for CE).  Moments per time:
+ *   Tr I^k = Tr((HC(Y) Theta~)^k), Tr S = G^T grad C, Tr S^2 =
+ *   sum over outputs gradC^T Upsilon gradC.
+ * Errors: NH_ENUMERIC (step-size underflow or non-finite state, message
+ * gives t), NH_EMAXITER (max_steps), NH_EINVAL/NH_ENONFINITE (inputs). */
+NH_API nh_status nh_predict_ode(const nh_grams *g, nh_loss loss, size_t nout,
+                                const double *T, const double *Y0,
+                                const double *G0, size_t nt, const double *t,
+                                const nh_predict_opts *opts, double *Y,
+                                double *G, nh_moments *mom,
+                                nh_predict_diag *diag);
+
+/* Draws of the initial pair: per draw and output column, the 2N-vector
+ * (Y(0), G(0)) is centred Gaussian with covariance
+ *   [[Sigma, Phi^T], [Phi, Xi]],  i.e. E[Y_i Y_j] = Sigma_ij,
+ *   E[G_i Y_j] = Phi_ij = Phi(x_i, x_j),  E[G_i G_j] = Xi_ij,
+ * independent across output columns and draws.  The covariance is
+ * eigendecomposed once (negative eigenvalues clipped, see psd_tol) and each
+ * column is F z with F = V diag(sqrt(max(l,0))), z from nh_rng_normal of an
+ * nh_rng seeded with opts->seed; order: draw s = 0..m-1, column k =
+ * 0..nout-1, 2N normals each.  Reads phi, xi, sigma.  Y0, G0: m x N x nout. */
+NH_API nh_status nh_predict_draw_init(const nh_grams *g, size_t nout, size_t m,
+                                      const nh_predict_opts *opts, double *Y0,
+                                      double *G0, nh_predict_diag *diag);
+
+/* Expectation over the initialization by sampling: opts->nsamples draws of
+ * nh_predict_draw_init (same seed, same draws), each propagated by
+ * nh_predict_mse (MSE) or by the ODE of nh_predict_ode (BCE, CE; in batches
+ * of opts->batch draws), moments averaged.  mean and se (standard error of
+ * the mean, sample SD / sqrt(M)) have nt entries each; se may be NULL.
+ * Reads all six Gram matrices. */
+NH_API nh_status nh_predict_sample(const nh_grams *g, nh_loss loss,
+                                   size_t nout, const double *T, size_t nt,
+                                   const double *t, const nh_predict_opts *opts,
+                                   nh_moments *mean, nh_moments *se,
+                                   nh_predict_diag *diag);
+
+/* Limiting spectrum of I at outputs Y (N x nout): the N nout eigenvalues,
+ * ascending, of HC(Y)^{1/2} Theta~ HC(Y)^{1/2} (the non-zero eigenvalues of
+ * I are among them).  Per class blocks for MSE/BCE; the full N nout square
+ * for softmax CE.  Reads theta.  eig: N nout doubles.  Theta is used as
+ * given (not clipped), so tiny negative values may appear. */
+NH_API nh_status nh_predict_spectrum_i(const nh_grams *g, nh_loss loss,
+                                       size_t nout, const double *T,
+                                       const double *Y, double *eig);
+
+/* Mean-field limit at initialization (Sec. 3.3, sheet Sec. 4): with
+ * gradC = grad C(Y) (Y = NULL means Y = 0, so gradC = -Y* / N for the MSE),
+ *   (1/sqrt(w)) Tr H -> N(0, var_tr_h),  var_tr_h  = sum_k gradC_k^T Xi gradC_k,
+ *   (1/w) Tr H^2 -> lim_tr_h2,             lim_tr_h2 = sum_k gradC_k^T Upsilon gradC_k.
+ * Reads xi, upsilon.  Either output may be NULL. */
+NH_API nh_status nh_predict_meanfield(const nh_grams *g, nh_loss loss,
+                                      size_t nout, const double *T,
+                                      const double *Y, double *var_tr_h,
+                                      double *lim_tr_h2);
+
+#endif /* NH_PREDICT_DECLS */
+
+#ifndef NH_EST_DECLS
+#define NH_EST_DECLS
+
+/* ------------------------------------------------------ spectral toolkit */
+
+/* Which curvature operator: H = I + S (Hessian of the loss), I = J^T HC J
+ * (Gauss-Newton), S = sum dC/dY_ik Hess f_k(x_i). */
+typedef enum nh_op { NH_OP_H = 0, NH_OP_I, NH_OP_S, NH_OP_COUNT } nh_op;
+
+typedef enum nh_probe {
+    NH_PROBE_RADEMACHER = 0, /* entries +-1                                 */
+    NH_PROBE_GAUSSIAN,       /* entries iid N(0,1)                          */
+    NH_PROBE_COUNT
+} nh_probe;
+
+/* ------------------------------------------------------ trace estimation */
+
+typedef enum nh_trace_method {
+    /* Hutchinson: Tr(A^k) ~ mean_j v_j^T A^k v_j over M probes, from
+     * a1 = A v, a2 = A a1: v^T A v = v.a1, v^T A^2 v = |a1|^2,
+     * v^T A^3 v = a1.a2, v^T A^4 v = |a2|^2.  Probe j uses stream
+     * first_probe + j.  se = sample SD / sqrt(M) (NaN when M = 1). */
+    NH_TRACE_HUTCHINSON = 0,
+    /* Hutch++ (Meyer, Musco, Musco, Woodruff 2021): s sketch vectors
+     * w_i (streams i = 0..s-1, always the first s streams), Q = orth(A W)
+     * (P x s, Householder QR), then
+     *   Tr(A^k) = sum_i q_i^T A^k q_i  +  mean_j g_j^T A^k g_j,
+     *   g_j = (Id - Q Q^T) v_j, v_j from stream s + first_probe + j.
+     * The first part is exact given Q; the second is a Hutchinson mean of
+     * M deflated probes whose expectation given Q is exactly the rest of
+     * the trace, so the estimate is unbiased and se = SD of the M deflated
+     * quadratic forms / sqrt(M) is its standard error conditional on the
+     * sketch (which is also the unconditional one: the conditional mean
+     * does not depend on Q).  The same Q serves every k (a range sketch of
+     * A is a range sketch of A^k).  Splitting the M probes over processes
+     * (first_probe) recomputes the same sketch in each. */
+    NH_TRACE_HUTCHPP,
+    /* Exact: sum over the P unit vectors (P ceil(kmax/2) products), se = 0.
+     * For small P and for tests; ignores probes, seed and control. */
+    NH_TRACE_EXACT,
+    NH_TRACE_METHOD_COUNT
+} nh_trace_method;
+
+typedef struct nh_trace_opts {
+    nh_trace_method method;   /* default NH_TRACE_HUTCHINSON                */
+    nh_probe        probe;    /* default NH_PROBE_RADEMACHER                */
+    size_t          nprobes;  /* M >= 1 (Hutch++: deflated probes); 32      */
+    size_t          sketch;   /* Hutch++ sketch size s; 0 = M; min(s, P)    */
+    size_t          first_probe; /* stream offset j0 of the probes; 0       */
+    uint64_t        seed;     /* default 0                                  */
+    /* Control variates from the exact parts (default 0 = off):
+     *   Tr(I^k) = Tr((HC Theta~)^k) from the NTK Gram (nh_curv_ntk,
+     *     nh_ntk_trace_powers: (N n_L)^2 memory, O((N n_L)^3) time),
+     *   Tr(S) = G . dC/dY (nh_curv_G).
+     * A = I: every k exact, no products.  A = S: k = 1 exact, k >= 2 plain.
+     * A = H: k = 1 exact (Tr I + Tr S); for k >= 2 the estimate is
+     *   Tr(I^k) + E[v^T H^k v - v^T I^k v],
+     * with the remainder computed without cancellation from I v, S v
+     * (v^T(H^2 - I^2)v = Sv.(Hv + Iv), ...); its variance is that of the
+     * mixed and S terms only, small when I dominates and I S ~ 0.  Costs
+     * 1 product per probe for kmax <= 2, 3 for kmax <= 4 (isvp, hvp, ivp). */
+    int             control;
+} nh_trace_opts;
+
+NH_API nh_trace_opts nh_trace_opts_default(void);
+
+typedef struct nh_trace_result {
+    double est[4];    /* est[k-1] ~ Tr(A^k), k = 1..kmax; 0 beyond kmax    */
+    double se[4];     /* standard errors; 0 when exact, NaN when M = 1      */
+    size_t nprobes;   /* quadratic forms averaged (M; P for EXACT; 0 when
+                         every requested k was exact)                       */
+    size_t nproducts; /* operator products used                             */
+} nh_trace_result;
+
+/* Tr(A^k), k = 1..kmax (1 <= kmax <= 4), for A = op, with standard errors.
+ * opts NULL = nh_trace_opts_default().
+ * Products: Hutchinson M ceil(kmax/2); Hutch++ s + (s + M) ceil(kmax/2);
+ * exact P ceil(kmax/2); with control for A = H, 1 or 3 per quadratic form
+ * (as above) plus s for the Hutch++ sketch.
+ * Memory: 3 P doubles (6 P with control), + s P for Hutch++.
+ * Errors: NH_EINVAL (NULL, op, kmax, M < 1, method or probe out of range),
+ * NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK (QR), errors of the products. */
+NH_API nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax,
+                               const nh_trace_opts *opts,
+                               nh_trace_result *res);
+
+/* --------------------------------------------- orthogonality of I and S */
+
+typedef struct nh_ortho_result {
+    double is_fro;    /* ||I S||_F, exact                                  */
+    double i_fro;     /* ||I||_F = sqrt(Tr((HC Theta~)^2)), exact          */
+    double s_fro;     /* ||S||_F = sqrt(Tr(S^2)), estimated per opts       */
+    double s_fro_se;  /* its SE, se(Tr S^2) / (2 ||S||_F); 0 when exact    */
+    double ratio;     /* is_fro / (i_fro s_fro): <= 1 up to the error of
+                         the s_fro estimate; NaN if 0/0                    */
+    double ratio_se;  /* ratio * s_fro_se / s_fro (delta method)           */
+    double tr_s2, tr_s2_se; /* Tr(S^2) and its SE, as estimated            */
+    size_t nproducts; /* S products + J^T products + those of Tr(S^2)      */
+} nh_ortho_result;
+
+/* Mutual orthogonality of I and S (Proposition 5: ||I S||_F -> 0 with the
+ * width while ||I||_F, ||S||_F stay O(1)).  With M = HC Theta~ HC
+ * (N n_L square, PSD) = U diag(l) U^T,
+ *   ||I S||_F^2 = Tr(S I I S) = Tr(S J^T M J S) = sum_j l_j |S J^T u_j|^2,
+ * i.e. one vjp and one svp per eigenpair with l_j > 64 eps max(l) (the
+ * others contribute below rounding): at most 2 N n_L products, memory
+ * O((N n_L)^2 + P).  Tr(S^2) = ||S||_F^2 is estimated with nh_curv_trace
+ * (op S, kmax 2) under opts (NULL = default; NH_TRACE_EXACT for P products
+ * and an exact value).
+ * Errors: as nh_curv_trace, plus those of nh_curv_ntk. */
+NH_API nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts,
+                                       nh_ortho_result *res);
+
+/* ------------------------------------------------------------- Lanczos */
+
+typedef enum nh_which {
+    NH_WHICH_LA = 0, /* largest algebraic: values descending               */
+    NH_WHICH_SA,     /* smallest algebraic: values ascending               */
+    NH_WHICH_LM,     /* largest magnitude: |values| descending             */
+    NH_WHICH_COUNT
+} nh_which;
+
+typedef struct nh_lanczos_opts {
+    nh_which which;    /* default NH_WHICH_LA                              */
+    size_t   ncv;      /* basis size m: 0 = min(P, max(2k + 1, k + 20));
+                          must be >= k + 1 unless it equals P             */
+    double   tol;      /* converged when the Ritz residual estimate
+                          |beta_m y_m| <= tol * max|Ritz value|; 1e-10      */
+    size_t   maxprod;  /* stop after the restart cycle in which the Lanczos
+                          products reach maxprod; 0 = 100 m                */
+    uint64_t seed;     /* start vector: Gaussian, stream 0; after a
+                          breakdown, fresh vectors from streams 1, 2, ...  */
+    int      require;  /* 1 (default): NH_EMAXITER unless all k converged */
+} nh_lanczos_opts;
+
+NH_API nh_lanczos_opts nh_lanczos_opts_default(void);
+
+typedef struct nh_lanczos_info {
+    size_t nconv;       /* wanted pairs that met tol (<= k)                */
+    size_t nproducts;   /* Lanczos products + one per residual computed    */
+    size_t nrestarts;   /* thick restarts                                  */
+    size_t nbreakdowns; /* invariant subspaces found (then continued with a
+                           fresh random vector orthogonal to the basis, so
+                           repeated eigenvalues are found with multiplicity) */
+    double anorm;       /* max |Ritz value| seen: an estimate of ||A||_2   */
+} nh_lanczos_info;
+
+/* The k wanted eigenpairs of A = op by thick-restart Lanczos (Wu & Simon
+ * 2000) with full reorthogonalization: the three-term recurrence, then
+ * classical Gram-Schmidt against the whole basis, repeated once when the
+ * DGKS criterion asks (norm dropped below 1/sqrt(2)); O(m^2 P) flops per
+ * cycle besides the products.
+ * The projected matrix is tridiagonal, plus an arrowhead after restarts, so
+ * its eigenpairs come from LAPACK dsyevd on the m x m projection; restarts
+ * keep k + (m - k)/2 Ritz vectors.  Memory (m + 2) P + m min(P, 2048)
+ * doubles.  Products: one per Lanczos step (m in the first cycle, then
+ * m - k - (m - k)/2 per restarted cycle), plus k for the residuals.
+ *   evals[k]   eigenvalues, ordered as `which` says (required);
+ *   evecs[k*P] unit eigenvectors as rows (row-major), or NULL;
+ *   resid[k]   explicit residuals ||A x - lambda x||, one extra product
+ *              each, or NULL (then not computed).
+ * 1 <= k <= P (NH_EINVAL otherwise: a k-th eigenvalue must exist).  When not
+ * every pair converged within maxprod, the best approximations are still
+ * returned, info->nconv < k, and the status is NH_EMAXITER if
+ * opts->require, NH_OK otherwise.  info may be NULL.
+ * Errors: NH_EINVAL, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK, NH_EMAXITER. */
+NH_API nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k,
+                                 const nh_lanczos_opts *opts, double *evals,
+                                 double *evecs, double *resid,
+                                 nh_lanczos_info *info);
+
+/* ------------------------------------------ stochastic Lanczos quadrature */
+
+typedef struct nh_slq_opts {
+    size_t   nvec;   /* M random start vectors, >= 1; default 16           */
+    size_t   nsteps; /* m Lanczos steps per vector, 1 <= m <= P; default 30 */
+    nh_probe probe;  /* start vector j: probe from stream j, normalized     */
+    uint64_t seed;
+} nh_slq_opts;
+
+NH_API nh_slq_opts nh_slq_opts_default(void);
+
+typedef struct nh_slq_result {
+    double moments[4];    /* sum_j w_j theta_j^k ~ Tr(A^k) / P, k = 1..4   */
+    double moments_se[4]; /* SD over the M vectors / sqrt(M); NaN if M = 1 */
+    size_t nproducts;
+    size_t nbreakdowns;   /* vectors whose Krylov space became invariant
+                             before m steps (then exact with fewer nodes)  */
+} nh_slq_result;
+
+/* Spectral density of A = op by stochastic Lanczos quadrature (Ubaru, Chen,
+ * Saad 2017): for each unit start vector u_r, m Lanczos steps with full
+ * reorthogonalization, tridiagonal T_r eigenpairs by LAPACK dstev; nodes =
+ * Ritz values theta, weights = (first eigenvector components)^2 / M, so all
+ * weights sum to 1 and sum_j w_j f(theta_j) ~ Tr f(A) / P (exact in u_r for
+ * polynomials of degree <= 2m - 1).
+ *   nodes, weights: M*m doubles (vector r at r*m; slots past a breakdown
+ *     have node 0 and weight 0), either or both may be NULL;
+ *   density[ngrid] at grid[ngrid]: sum_j w_j N(x; theta_j, sigma^2), a
+ *     probability density (multiply by P for eigenvalues per unit);
+ *     ngrid may be 0 (grid, density unused), else sigma > 0.
+ * Reorthogonalization as in nh_curv_lanczos.  Products: M m (fewer after
+ * breakdowns), plus O(M m^2 P) flops.  Memory: (m + 1) P doubles.  res
+ * may be NULL.
+ * Errors: NH_EINVAL, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts,
+                             double *nodes, double *weights, size_t ngrid,
+                             const double *grid, double sigma,
+                             double *density, nh_slq_result *res);
+
+/* ---------------------------------------------------- Rayleigh quotients */
+
+/* For nvec vectors V[nvec x P] (rows, any non-zero norm): ri[j] =
+ * v^T I v / v^T v and rs[j] = v^T S v / v^T v (the paper's Figure 2),
+ * one isvp product per vector.  ri or rs may be NULL.
+ * Errors: NH_EINVAL (NULL c or V, both outputs NULL, a zero row),
+ * NH_ENONFINITE, NH_ENOMEM. */
+NH_API nh_status nh_curv_rayleigh(nh_curv *c, size_t nvec, const double *V,
+                                  double *ri, double *rs);
+
+/* ------------------------------------------------------ loss-surface slice */
+
+/* out[i*G + j] = C(theta + a_i u + b_j v) on the G x G grid
+ * a_i = R (2i - (G - 1)) / (G - 1), b_j likewise (a = b = 0 when G = 1; for
+ * odd G the centre is exactly (0, 0)).  u, v: P-vectors used as given (pass
+ * unit vectors, e.g. eigenvectors of I from nh_curv_lanczos).  net must be
+ * the network c was created on (its theta is written, then restored bit
+ * for bit, and c refreshed, before returning -- also on errors).  A grid
+ * point whose loss or outputs are not finite gets +INFINITY.  One forward
+ * pass per point.
+ * Errors: NH_EINVAL (NULL, G == 0, R < 0 or not finite, net not c's),
+ * NH_ENONFINITE (u, v), NH_ENOMEM. */
+NH_API nh_status nh_curv_slice(nh_curv *c, nh_net *net, const double *u,
+                               const double *v, double R, size_t G,
+                               double *out);
+
+#endif
 
 #ifdef __cplusplus
 }

@@ -126,6 +126,7 @@ nh_status nh_curv_refresh(nh_curv *c) {
 }
 
 size_t nh_curv_nsamples(const nh_curv *c) { return c->n; }
+const nh_net *nh_curv_net(const nh_curv *c) { return c->net; }
 double nh_curv_loss(const nh_curv *c) { return c->lossval; }
 void nh_curv_outputs(const nh_curv *c, double *Y) { memcpy(Y, c->Y, c->n * c->nout * sizeof *Y); }
 void nh_curv_dloss(const nh_curv *c, double *dC) { memcpy(dC, c->E, c->n * c->nout * sizeof *dC); }

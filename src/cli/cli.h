@@ -80,5 +80,13 @@ void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed
 double nh_cli_now(void);
 void nh_cli_threads(const nh_args *a);
 
-extern const nh_cmd nh_cmd_init, nh_cmd_train, nh_cmd_curvature, nh_cmd_data;
+/* Resumable runs (ckpt.c). */
+unsigned long long nh_ckpt_signature(const char *const *parts, size_t n);
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, nh_net **net);
+void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, long long step, const nh_net *net);
+void nh_ckpt_remove(const char *dir);
+void nh_ckpt_truncate_csv(const nh_cmd *cmd, const char *csv, long long step);
+
+extern const nh_cmd nh_cmd_init, nh_cmd_train, nh_cmd_curvature, nh_cmd_data, nh_cmd_kernel, nh_cmd_gram,
+    nh_cmd_predict, nh_cmd_measure, nh_cmd_spectrum, nh_cmd_landscape;
 #endif

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const nh_cmd *const nh_cmds[] = {&nh_cmd_data, &nh_cmd_init, &nh_cmd_train, &nh_cmd_curvature, NULL};
+static const nh_cmd *const nh_cmds[] = {&nh_cmd_data,   &nh_cmd_init,    &nh_cmd_train, &nh_cmd_curvature,
+                                        &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, NULL};
 
 static void usage(FILE *out) {
     fprintf(out,

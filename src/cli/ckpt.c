@@ -1,0 +1,122 @@
+/* ckpt.c -- resumable runs: a checkpoint directory beside the output holds
+ * the model at the last completed step and a state file naming the run's
+ * arguments.  A rerun with the same arguments loads it, drops CSV rows past
+ * that step, and continues; results equal an uninterrupted run's because
+ * every step is deterministic given theta. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static unsigned long long nh__fnv(const char *s, unsigned long long h) {
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ULL; }
+    return h;
+}
+
+unsigned long long nh_ckpt_signature(const char *const *parts, size_t n) {
+    unsigned long long h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = parts[i] ? parts[i] : "(null)";
+        h = nh__fnv(p, h);
+        h = nh__fnv("\x1f", h);
+        struct stat sb; /* a data file that changed invalidates the checkpoint */
+        if (parts[i] && stat(parts[i], &sb) == 0 && S_ISREG(sb.st_mode)) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size, (long long)sb.st_mtime);
+            h = nh__fnv(buf, h);
+        }
+    }
+    return h;
+}
+
+/* Returns the checkpointed step (>= 0) and loads its network into *net, or
+ * -1 when there is no usable checkpoint (then *net is untouched). */
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, nh_net **net) {
+    char path[4096];
+    FILE *f = fopen(nh_cli_path(path, sizeof path, ckdir, "state.txt"), "r");
+    if (!f) return -1;
+    unsigned long long s = 0;
+    long long step = -1;
+    int ok = fscanf(f, "signature %llx\nstep %lld\n", &s, &step) == 2;
+    fclose(f);
+    if (!ok || step < 0) nh_die(cmd, "%s: corrupt checkpoint state; remove the directory to start over", ckdir);
+    if (s != sig)
+        nh_die(cmd, "%s holds a checkpoint of a run with other arguments or data; remove it (or choose another "
+                    "output) to start over", ckdir);
+    nh_net *n = NULL;
+    NH_CHECK(cmd, nh_model_load(ckdir, &n));
+    nh_net_free(*net);
+    *net = n;
+    return step;
+}
+
+void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, long long step, const nh_net *net) {
+    nh_cli_mkdir(cmd, ckdir);
+    /* Model first, then the state file (atomic rename): a kill in between
+     * leaves the old state pointing at an older step, which is safe because
+     * the model files of a later step reproduce the same trajectory only if
+     * the state says so -- so save the model into a staging dir first. */
+    char stage[4096], path[4096], text[128];
+    snprintf(stage, sizeof stage, "%s.new", ckdir);
+    NH_CHECK(cmd, nh_model_save(stage, net));
+    snprintf(text, sizeof text, "signature %llx\nstep %lld\n", sig, step);
+    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, stage, "state.txt"), text);
+    /* Swap: ckdir -> ckdir.old, stage -> ckdir, remove old. */
+    char old[4096];
+    snprintf(old, sizeof old, "%s.old", ckdir);
+    char cmdline[3 * 4096 + 64];
+    (void)cmdline;
+    if (rename(ckdir, old) != 0 && errno != ENOENT) nh_die(cmd, "cannot rotate checkpoint %s: %s", ckdir, strerror(errno));
+    if (rename(stage, ckdir) != 0) nh_die(cmd, "cannot install checkpoint %s: %s", ckdir, strerror(errno));
+    nh_ckpt_remove(old);
+}
+
+/* Remove a checkpoint directory (its files are all ours: flat). */
+void nh_ckpt_remove(const char *dir) {
+    static const char *const names[] = {"state.txt", "config.json", NULL};
+    char path[4096];
+    for (int i = 0; names[i]; i++) unlink(nh_cli_path(path, sizeof path, dir, names[i]));
+    for (int l = 0; l < 1000; l++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "W%d.npy", l);
+        if (unlink(nh_cli_path(path, sizeof path, dir, nm)) != 0) break;
+        snprintf(nm, sizeof nm, "b%d.npy", l);
+        unlink(nh_cli_path(path, sizeof path, dir, nm));
+    }
+    rmdir(dir);
+}
+
+/* Keep the header and the rows whose first field (the step) is <= step. */
+void nh_ckpt_truncate_csv(const nh_cmd *cmd, const char *csv, long long step) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return;
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap), line[65536];
+    if (!out) nh_die(cmd, "out of memory");
+    int first = 1;
+    while (fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        if (l == 0 || line[l - 1] != '\n') break; /* a torn last line is dropped */
+        if (!first) {
+            char *end;
+            long long s = strtoll(line, &end, 10);
+            if (end == line || s > step) continue;
+        }
+        first = 0;
+        if (len + l + 1 > cap) {
+            cap = 2 * (len + l + 1);
+            char *o2 = realloc(out, cap);
+            if (!o2) nh_die(cmd, "out of memory");
+            out = o2;
+        }
+        memcpy(out + len, line, l);
+        len += l;
+    }
+    fclose(f);
+    out[len] = 0;
+    nh_cli_write_text(cmd, csv, out);
+    free(out);
+}

@@ -1,0 +1,313 @@
+/* cmd_theory.c -- ntkhess kernel, gram, predict: the infinite-width theory. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* JSON keys of the kernels, in nh_kernel order (the CLI contract). */
+static const char *const nh_kernel_keys[NH_K_COUNT] = {"Sigma", "SigmaDot", "SigmaDDot", "Theta",
+                                                        "Upsilon", "Phi", "Xi", "Lambda"};
+
+static nh_kernel_opts parse_kernel_opts(const nh_cmd *cmd, const nh_args *a) {
+    nh_kernel_opts o = nh_kernel_opts_default();
+    if (nh_act_from_name(nh_arg_req(a, "act"), &o.act) != NH_OK)
+        nh_die_usage(cmd, "%s", strchr(nh_last_error(), ':') + 2);
+    o.depth = (size_t)nh_arg_int(a, "depth", 1, 1000);
+    o.beta = nh_arg_double(a, "beta");
+    if (nh_arg_str(a, "nq")) o.nq = (size_t)nh_arg_int(a, "nq", 1, NH_GAUSS_NQ_MAX);
+    return o;
+}
+
+/* A number for JSON: round-trip text, or null for a non-finite value (flagged). */
+static cJSON *json_num(double v, int *nonfinite) {
+    if (!isfinite(v)) { *nonfinite = 1; return cJSON_CreateNull(); }
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
+static cJSON *kernel_block(const double *out, size_t l, size_t k, int *nf) {
+    const double *b = out + (l * NH_K_COUNT + k) * 4;
+    cJSON *rows = cJSON_CreateArray();
+    for (int r = 0; r < 2; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int c = 0; c < 2; c++) cJSON_AddItemToArray(row, json_num(b[2 * r + c], nf));
+        cJSON_AddItemToArray(rows, row);
+    }
+    return rows;
+}
+
+/* ---------------------------------------------------------------- kernel */
+static const nh_optspec kernel_opts[] = {
+    {"act", "NAME", "softplus", "nonlinearity (see ntkhess init --help)"},
+    {"depth", "L", NULL, "depth L >= 1 (number of weight layers)"},
+    {"beta", "B", "0.1", "bias scale beta"},
+    {"x", "V1", NULL, "first input, comma-separated"},
+    {"y", "V2", NULL, "second input, comma-separated, same length"},
+    {"layers", NULL, NULL, "add a \"layers\" array with every kernel at every l = 1..L"},
+    {"nq", "Q", "", "Gauss-Hermite nodes per axis (default: chosen per activation for ~1e-13)"},
+    {NULL, NULL, NULL, NULL}};
+
+static int run_kernel(const nh_cmd *cmd, int argc, char **argv) {
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    nh_kernel_opts o = parse_kernel_opts(cmd, &a);
+    double *x, *y;
+    size_t n0 = nh_arg_doubles(&a, "x", &x), n1 = nh_arg_doubles(&a, "y", &y);
+    if (n0 != n1) nh_die_usage(cmd, "--x has %zu entries but --y has %zu; they must have the same length", n0, n1);
+    double *out = malloc(o.depth * NH_K_COUNT * 4 * sizeof *out);
+    if (!out) nh_die(cmd, "out of memory");
+    NH_CHECK(cmd, nh_kernels_pair(&o, n0, x, y, out));
+    int nf = 0;
+    cJSON *js = cJSON_CreateObject();
+    for (int k = 0; k < NH_K_COUNT; k++) cJSON_AddItemToObject(js, nh_kernel_keys[k], kernel_block(out, o.depth - 1, (size_t)k, &nf));
+    if (nh_arg_flag(&a, "layers")) {
+        cJSON *arr = cJSON_AddArrayToObject(js, "layers");
+        for (size_t l = 0; l < o.depth; l++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "l", (double)(l + 1));
+            for (int k = 0; k < NH_K_COUNT; k++) cJSON_AddItemToObject(e, nh_kernel_keys[k], kernel_block(out, l, (size_t)k, &nf));
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
+    char *txt = cJSON_PrintUnformatted(js);
+    if (nf) nh_die(cmd, "a kernel value is not finite (inputs too large for this depth?)");
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(js);
+    free(out); free(x); free(y);
+    return 0;
+}
+
+const nh_cmd nh_cmd_kernel = {
+    "kernel", "Infinite-width kernels of two inputs, as JSON.",
+    "[--act NAME] --depth L [--beta B] --x V1 --y V2 [--layers]",
+    "Prints one JSON object with keys Sigma, SigmaDot, SigmaDDot, Theta, Upsilon,\n"
+    "Phi, Xi, Lambda; each value is [[K(x,x), K(x,y)], [K(y,x), K(y,y)]] at depth L.\n"
+    "Phi(x,y) = lim E[g(x) f(y)] and Lambda(x,y) = lim grad g(x) . grad f(y) are not\n"
+    "symmetric (g = Tr Hess_theta f).  SigmaDot(l), SigmaDDot(l) are expectations under\n"
+    "Sigma(l-1); at l = 1 they are undefined and given as 0.  Recursions: the corrected\n"
+    "formula sheet (docs/deviations.md lists every change from the paper).",
+    kernel_opts, run_kernel};
+
+/* ------------------------------------------------------------------ gram */
+static const nh_optspec gram_opts[] = {
+    {"act", "NAME", "softplus", "nonlinearity"},
+    {"depth", "L", NULL, "depth L >= 1"},
+    {"beta", "B", "0.1", "bias scale beta"},
+    {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
+    {"out", "DIR", NULL, "output directory"},
+    {"nq", "Q", "", "Gauss-Hermite nodes per axis (default: automatic)"},
+    {"threads", "T", "auto", "threads"},
+    {NULL, NULL, NULL, NULL}};
+
+static double *load_X(const nh_cmd *cmd, const char *path, size_t *n, size_t *n0) {
+    double *X;
+    size_t nd, sh[NH_NPY_MAXDIM];
+    NH_CHECK(cmd, nh_npy_read(path, &X, &nd, sh));
+    if (nd != 2) nh_die(cmd, "%s: data must be 2-D (N, n_0), got %zu dimensions", path, nd);
+    if (sh[0] == 0 || sh[1] == 0) nh_die(cmd, "%s: data is empty", path);
+    for (size_t i = 0; i < sh[0] * sh[1]; i++)
+        if (!isfinite(X[i])) nh_die(cmd, "%s: non-finite value at row %zu, column %zu", path, i / sh[1], i % sh[1]);
+    *n = sh[0];
+    *n0 = sh[1];
+    return X;
+}
+
+static const char *const nh_gram_files[NH_K_COUNT] = {"Sigma.npy", NULL, NULL, "Theta.npy", "Upsilon.npy",
+                                                       "Phi.npy", "Xi.npy", "Lambda.npy"};
+
+static void compute_grams(const nh_cmd *cmd, const nh_kernel_opts *o, size_t n, size_t n0, const double *X,
+                          double *mats[NH_K_COUNT]) {
+    double need = 6.0 * (double)n * (double)n * 8.0;
+    if (need > (double)nh_get_mem_limit()) nh_die(cmd, "six %zu x %zu Gram matrices need %.3g GB", n, n, need / 1e9);
+    for (int k = 0; k < NH_K_COUNT; k++) {
+        mats[k] = NULL;
+        if (nh_gram_files[k] && !(mats[k] = malloc(n * n * sizeof(double)))) nh_die(cmd, "out of memory");
+    }
+    NH_CHECK(cmd, nh_kernels_gram(o, n, n0, X, mats));
+}
+
+static int run_gram(const nh_cmd *cmd, int argc, char **argv) {
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    nh_cli_threads(&a);
+    nh_kernel_opts o = parse_kernel_opts(cmd, &a);
+    size_t n, n0;
+    double *X = load_X(cmd, nh_arg_req(&a, "data"), &n, &n0);
+    const char *out = nh_arg_req(&a, "out");
+    double *mats[NH_K_COUNT];
+    double t0 = nh_cli_now();
+    compute_grams(cmd, &o, n, n0, X, mats);
+    double dt = nh_cli_now() - t0;
+    nh_cli_mkdir(cmd, out);
+    size_t sh[2] = {n, n};
+    for (int k = 0; k < NH_K_COUNT; k++)
+        if (mats[k]) { nh_cli_write_npy(cmd, out, nh_gram_files[k], mats[k], 2, sh); free(mats[k]); }
+    fprintf(stderr, "ntkhess gram: N = %zu, depth %zu, %s: 6 kernels in %.3g s, written to %s\n", n, o.depth,
+            nh_act_name(o.act), dt, out);
+    free(X);
+    return 0;
+}
+
+const nh_cmd nh_cmd_gram = {
+    "gram", "Gram matrices of the infinite-width kernels on a data set.",
+    "[--act NAME] --depth L [--beta B] --data X.npy --out DIR",
+    "Writes Sigma.npy, Theta.npy, Upsilon.npy, Phi.npy, Xi.npy, Lambda.npy, each N x N\n"
+    "with entry [i][j] = K(x_i, x_j) at depth L (Phi and Lambda are not symmetric).",
+    gram_opts, run_gram};
+
+/* --------------------------------------------------------------- predict */
+static const nh_optspec predict_opts[] = {
+    {"act", "NAME", "softplus", "nonlinearity"},
+    {"depth", "L", NULL, "depth L >= 1"},
+    {"beta", "B", "0.1", "bias scale beta"},
+    {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
+    {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse/bce (labels -1/+1), class ids (N,) for ce"},
+    {"loss", "NAME", "mse", "mse, bce or ce"},
+    {"classes", "K", "", "number of outputs for ce (default: largest label + 1)"},
+    {"times", "T1,T2,...", NULL, "increasing gradient-flow times t = k * eta"},
+    {"expect", NULL, NULL, "expectation over the initialization (closed form for mse, sampling otherwise)"},
+    {"y0", "Y0.npy", "", "one draw: network outputs at t = 0, (N, n_L)"},
+    {"g0", "G0.npy", "", "one draw: G at t = 0, (N, n_L) (ntkhess curvature writes both)"},
+    {"samples", "M", "1000", "draws of (Y(0), G(0)) for --expect with bce/ce"},
+    {"seed", "S", "0", "seed of those draws"},
+    {"out", "FILE.csv", "", "CSV output (default: standard output)"},
+    {"spectrum", "FILE.npy", "", "also write the limiting spectrum of I, (n_t, N n_L), at each time"},
+    {"nq", "Q", "", "Gauss-Hermite nodes per axis (default: automatic)"},
+    {"threads", "T", "auto", "threads"},
+    {NULL, NULL, NULL, NULL}};
+
+static double *load_matrix(const nh_cmd *cmd, const char *path, size_t n, size_t nout) {
+    double *M;
+    size_t nd, sh[NH_NPY_MAXDIM];
+    NH_CHECK(cmd, nh_npy_read(path, &M, &nd, sh));
+    int ok = (nd == 2 && sh[0] == n && sh[1] == nout) || (nd == 1 && nout == 1 && sh[0] == n);
+    if (!ok) nh_die(cmd, "%s: expected shape (%zu, %zu)", path, n, nout);
+    for (size_t i = 0; i < n * nout; i++)
+        if (!isfinite(M[i])) nh_die(cmd, "%s: non-finite value at index %zu", path, i);
+    return M;
+}
+
+static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    nh_cli_threads(&a);
+    nh_kernel_opts ko = parse_kernel_opts(cmd, &a);
+    nh_loss loss;
+    if (nh_loss_from_name(nh_arg_req(&a, "loss"), &loss) != NH_OK)
+        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(&a, "loss"));
+    const int expect = nh_arg_flag(&a, "expect");
+    const char *y0p = nh_arg_str(&a, "y0"), *g0p = nh_arg_str(&a, "g0");
+    if (expect == (y0p != NULL)) nh_die_usage(cmd, "give either --expect or --y0 Y0.npy --g0 G0.npy");
+    if ((y0p != NULL) != (g0p != NULL)) nh_die_usage(cmd, "--y0 and --g0 go together");
+    double *t;
+    size_t nt = nh_arg_doubles(&a, "times", &t);
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i] < 0) nh_die_usage(cmd, "--times must be >= 0, got %g", t[i]);
+        if (i && t[i] <= t[i - 1]) nh_die_usage(cmd, "--times must be strictly increasing (%g after %g)", t[i], t[i - 1]);
+    }
+    size_t n, n0;
+    const char *xpath = nh_arg_req(&a, "data"), *tpath = nh_arg_req(&a, "targets");
+    double *X = load_X(cmd, xpath, &n, &n0);
+    double *T;
+    size_t nd, sh[NH_NPY_MAXDIM], nout;
+    NH_CHECK(cmd, nh_npy_read(tpath, &T, &nd, sh));
+    if (sh[0] != n || nd < 1 || nd > 2) nh_die(cmd, "%s: expected %zu rows of targets", tpath, n);
+    if (loss == NH_LOSS_CE) {
+        if (!(nd == 1 || sh[1] == 1)) nh_die(cmd, "%s: ce targets are class ids of shape (N,)", tpath);
+        double mx = 0;
+        for (size_t i = 0; i < n; i++) if (T[i] > mx) mx = T[i];
+        nout = nh_arg_str(&a, "classes") ? (size_t)nh_arg_int(&a, "classes", 2, 1 << 20) : (size_t)mx + 1;
+        if (nout < 2) nout = 2;
+    } else {
+        nout = nd == 1 ? 1 : sh[1];
+    }
+    NH_CHECK(cmd, nh_loss_check_targets(loss, T, n, nout));
+    nh_predict_opts po = nh_predict_opts_default();
+    po.nsamples = (size_t)nh_arg_int(&a, "samples", 2, (long long)1 << 32);
+    po.seed = nh_arg_u64(&a, "seed");
+    double *Y0 = y0p ? load_matrix(cmd, y0p, n, nout) : NULL, *G0 = g0p ? load_matrix(cmd, g0p, n, nout) : NULL;
+
+    double *mats[NH_K_COUNT];
+    compute_grams(cmd, &ko, n, n0, X, mats);
+    nh_grams g = {n, mats[NH_K_THETA], mats[NH_K_LAMBDA], mats[NH_K_UPSILON], mats[NH_K_PHI], mats[NH_K_XI],
+                  mats[NH_K_SIGMA]};
+    nh_moments *mom = calloc(nt, sizeof *mom), *se = calloc(nt, sizeof *se);
+    double *Yt = malloc(nt * n * nout * sizeof *Yt);
+    if (!mom || !se || !Yt) nh_die(cmd, "out of memory");
+    nh_predict_diag diag;
+    int have_se = 0;
+    if (expect && loss == NH_LOSS_MSE) {
+        NH_CHECK(cmd, nh_predict_mse_expect(&g, nout, T, nt, t, &po, mom, &diag));
+    } else if (expect) {
+        NH_CHECK(cmd, nh_predict_sample(&g, loss, nout, T, nt, t, &po, mom, se, &diag));
+        have_se = 1;
+    } else if (loss == NH_LOSS_MSE) {
+        NH_CHECK(cmd, nh_predict_mse(&g, nout, T, Y0, G0, nt, t, &po, Yt, NULL, mom, &diag));
+    } else {
+        NH_CHECK(cmd, nh_predict_ode(&g, loss, nout, T, Y0, G0, nt, t, &po, Yt, NULL, mom, &diag));
+    }
+    if (diag.theta_clipped)
+        fprintf(stderr, "ntkhess predict: warning: %zu negative eigenvalues of the NTK Gram clipped to 0 (min %.3g)\n",
+                diag.theta_clipped, diag.theta_eig_min);
+    if (nh_arg_str(&a, "spectrum")) {
+        size_t m = n * nout;
+        double *eig = malloc(nt * m * sizeof *eig), *Yz = calloc(n * nout, sizeof *Yz);
+        if (!eig || !Yz) nh_die(cmd, "out of memory");
+        for (size_t i = 0; i < nt; i++) {
+            const double *Yi = (expect || loss == NH_LOSS_MSE) ? Yz : Yt + i * n * nout;
+            NH_CHECK(cmd, nh_predict_spectrum_i(&g, loss, nout, T, Yi, eig + i * m));
+        }
+        size_t shs[2] = {nt, m};
+        NH_CHECK(cmd, nh_npy_write(nh_arg_str(&a, "spectrum"), eig, 2, shs));
+        free(eig); free(Yz);
+    }
+    /* CSV: the contract's columns, then standard errors when sampled. */
+    size_t cap = 512 + nt * 1024;
+    char *csv = malloc(cap), *p = csv;
+    if (!csv) nh_die(cmd, "out of memory");
+    p += sprintf(p, "t,tr_I1,tr_I2,tr_I3,tr_I4,tr_S1,tr_S2,tr_H1,tr_H2,tr_H3,tr_H4%s\n",
+                 have_se ? ",tr_I1_se,tr_I2_se,tr_I3_se,tr_I4_se,tr_S1_se,tr_S2_se,tr_H1_se,tr_H2_se,tr_H3_se,tr_H4_se" : "");
+    for (size_t i = 0; i < nt; i++) {
+        const nh_moments *q = &mom[i];
+        p += sprintf(p, "%.17g", t[i]);
+        for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", q->tr_i[k]);
+        for (int k = 0; k < 2; k++) p += sprintf(p, ",%.17g", q->tr_s[k]);
+        for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", q->tr_h[k]);
+        if (have_se) {
+            const nh_moments *s = &se[i];
+            for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", s->tr_i[k]);
+            for (int k = 0; k < 2; k++) p += sprintf(p, ",%.17g", s->tr_s[k]);
+            for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", s->tr_h[k]);
+        }
+        p += sprintf(p, "\n");
+    }
+    if (nh_arg_str(&a, "out")) nh_cli_write_text(cmd, nh_arg_str(&a, "out"), csv);
+    else fputs(csv, stdout);
+    free(csv);
+    for (int k = 0; k < NH_K_COUNT; k++) free(mats[k]);
+    free(mom); free(se); free(Yt); free(X); free(T); free(Y0); free(G0); free(t);
+    return 0;
+}
+
+const nh_cmd nh_cmd_predict = {
+    "predict", "Predicted Hessian moments Tr(H^k) = Tr(I^k) + Tr(S^k) along training.",
+    "[--act NAME] --depth L [--beta B] --data X.npy --targets Y.npy [--loss mse|bce|ce]\n"
+    "         --times T1,T2,... (--expect | --y0 Y0.npy --g0 G0.npy) [--out FILE.csv]",
+    "Theorem 1 and Corollary 1 (corrected; docs/deviations.md) at the gradient-flow\n"
+    "times t = k * eta of C = (1/N) sum_i c_i(f(x_i)).  MSE: closed form from one\n"
+    "eigendecomposition of the NTK Gram (e^{-t Theta/N}).  bce/ce: the ODEs\n"
+    "dY/dt = -Theta~ grad C(Y), dG/dt = -Lambda~ grad C(Y) by adaptive Dormand-Prince 5(4).\n"
+    "--expect averages over the initialization: closed form for mse; for bce/ce,\n"
+    "--samples draws of (Y(0), G(0)) from their Gaussian law (covariances Sigma, Phi,\n"
+    "Xi), with standard-error columns appended.  --y0/--g0 predict one network from\n"
+    "its own Y(0), G(0) (ntkhess curvature writes Y.npy and G.npy).\n"
+    "CSV columns: t,tr_I1,tr_I2,tr_I3,tr_I4,tr_S1,tr_S2,tr_H1,tr_H2,tr_H3,tr_H4\n"
+    "(Tr(S^k) = 0 for k > 2 in the limit, so tr_H3 = tr_I3 and tr_H4 = tr_I4).",
+    predict_opts, run_predict};

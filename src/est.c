@@ -1,0 +1,755 @@
+/* est.c -- the spectral measurement toolkit (issue "Spectra at finite
+ * width"): trace estimators of Tr(A^k) with standard errors (Hutchinson,
+ * Hutch++, exact, control variates from the NTK and G), the exact
+ * orthogonality measure ||I S||_F, thick-restart Lanczos eigenpairs,
+ * stochastic Lanczos quadrature, Rayleigh quotients and loss-surface
+ * slices.  Everything is matrix-free: A in {H, I, S} is only applied through
+ * the exact products of curv.c.  Declarations and the documentation of every
+ * formula: include/ntkhess.h. */
+#include "internal.h"
+#include "blas.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EST_GOLDEN 0x9e3779b97f4a7c15ULL
+/* Lanczos breakdown: the new residual is below this fraction of the largest
+ * |A v| seen.  With full reorthogonalization an invariant subspace leaves
+ * only rounding (~eps ||A|| sqrt(j)), far below it; a genuine coupling this
+ * small changes the Ritz values by at most 1e-12 ||A||. */
+#define EST_BREAK 1e-12
+/* Columns per block when the thick restart rotates the basis in place. */
+#define EST_CHUNK 2048
+
+/* ------------------------------------------------------------- plumbing */
+
+/* The context's network.  curv.c stores it as the first member of struct
+ * nh_curv and exports no accessor yet; a pointer to a structure, suitably
+ * converted, points to its first member (C11 6.7.2.1p15).  Replace this by
+ * the accessor nh_curv_net() once curv.c provides it (requested). */
+static const nh_net *est_net(const nh_curv *c) { return nh_curv_net(c); }
+
+static nh_status est_nparams(const nh_curv *c, const char *func, size_t *P) {
+    size_t p = nh_net_nparams(est_net(c));
+    if (!nh__fits_int(p)) return nh__fail(NH_ETOOLARGE, func, "P = %zu exceeds the BLAS integer range", p);
+    *P = p;
+    return NH_OK;
+}
+
+/* *out = nh__malloc(nvec * P doubles), checked against the memory limit. */
+static nh_status est_alloc(const char *func, const char *what, size_t nvec, size_t P, double **out) {
+    int ok = 1;
+    size_t n = nh__mul(nvec, P, &ok);
+    *out = NULL;
+    nh_status st = nh__check_bytes(ok, nh__mul(n, sizeof(double), &ok), func, what);
+    if (st != NH_OK) return st;
+    *out = nh__malloc(n * sizeof(double));
+    if (!*out) return nh__fail(NH_ENOMEM, func, "cannot allocate %s (%zu doubles)", what, n);
+    return NH_OK;
+}
+
+static nh_status est_apply(nh_curv *c, nh_op op, const double *v, double *out) {
+    switch (op) {
+    case NH_OP_H: return nh_curv_hvp(c, v, out);
+    case NH_OP_I: return nh_curv_ivp(c, v, out);
+    default: return nh_curv_svp(c, v, out);
+    }
+}
+
+static double est_dot(size_t P, const double *a, const double *b) { return cblas_ddot((int)P, a, 1, b, 1); }
+static double est_nrm(size_t P, const double *a) { return cblas_dnrm2((int)P, a, 1); }
+
+/* Random vector of stream j (ntkhess.h: seed ^ (golden * (j + 1))). */
+static void est_probe(nh_probe kind, uint64_t seed, uint64_t j, size_t P, double *v) {
+    nh_rng r;
+    nh_rng_seed(&r, seed ^ (EST_GOLDEN * (j + 1)));
+    if (kind == NH_PROBE_GAUSSIAN) { nh_rng_fill_normal(&r, P, v); return; }
+    for (size_t i = 0; i < P; i += 64) {
+        uint64_t b = nh_rng_u64(&r);
+        size_t e = P - i < 64 ? P - i : 64;
+        for (size_t t = 0; t < e; t++) v[i + t] = ((b >> t) & 1u) ? 1.0 : -1.0;
+    }
+}
+
+/* Mean and standard error of n values x[i*stride]; se = NaN for n = 1. */
+static void est_mean_se(size_t n, const double *x, size_t stride, double *mean, double *se) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i * stride];
+    const double m = s / (double)n;
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) { double d = x[i * stride] - m; ss += d * d; }
+    *mean = m;
+    *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : NAN;
+}
+
+/* ------------------------------------------------------ quadratic forms */
+
+/* x^T A^k x for k = 1..kmax from ceil(kmax/2) products; with ctrl (A = H
+ * only) x^T (H^k - I^k) x instead, cancellation-free from I x and S x. */
+typedef struct est_quad {
+    nh_curv *c;
+    size_t   P;
+    nh_op    op;
+    int      kmax, ctrl;
+    double  *a1, *a2;                 /* plain: A x, A^2 x            */
+    double  *iv, *sv, *hv, *h2, *i2;  /* control                      */
+    size_t   nprod;
+} est_quad;
+
+static nh_status est_quad_eval(est_quad *q, const double *x, double out[4]) {
+    const size_t P = q->P;
+    out[0] = out[1] = out[2] = out[3] = 0.0;
+    if (!q->ctrl) {
+        NH_TRY(est_apply(q->c, q->op, x, q->a1));
+        q->nprod++;
+        out[0] = est_dot(P, x, q->a1);
+        out[1] = est_dot(P, q->a1, q->a1);
+        if (q->kmax >= 3) {
+            NH_TRY(est_apply(q->c, q->op, q->a1, q->a2));
+            q->nprod++;
+            out[2] = est_dot(P, q->a1, q->a2);
+            out[3] = est_dot(P, q->a2, q->a2);
+        }
+        return NH_OK;
+    }
+    double *iv = q->iv, *sv = q->sv, *hv = q->hv, *h2 = q->h2, *i2 = q->i2;
+    NH_TRY(nh_curv_isvp(q->c, x, iv, sv));
+    q->nprod++;
+    for (size_t p = 0; p < P; p++) { hv[p] = iv[p] + sv[p]; h2[p] = hv[p] + iv[p]; }
+    out[0] = est_dot(P, x, sv);      /* x^T (H - I) x            */
+    out[1] = est_dot(P, sv, h2);     /* |Hx|^2 - |Ix|^2 = Sx.(Hx + Ix) */
+    if (q->kmax >= 3) {
+        NH_TRY(nh_curv_hvp(q->c, hv, h2));
+        NH_TRY(nh_curv_ivp(q->c, iv, i2));
+        q->nprod += 2;
+        const double a = est_dot(P, sv, h2);
+        for (size_t p = 0; p < P; p++) i2[p] = h2[p] - i2[p]; /* d = H^2 x - I^2 x */
+        out[2] = a + est_dot(P, iv, i2);                      /* Hx.H^2x - Ix.I^2x */
+        out[3] = 2.0 * est_dot(P, i2, h2) - est_dot(P, i2, i2); /* d.(H^2x + I^2x) */
+    }
+    return NH_OK;
+}
+
+/* Exact parts: trI[k-1] = Tr(I^k) (needI), *trS = Tr S = G . dC/dY (needS). */
+static nh_status est_exact_parts(nh_curv *c, int kmax, int needI, int needS, double trI[4], double *trS,
+                                 const char *func) {
+    const nh_net *net = est_net(c);
+    const size_t n = nh_curv_nsamples(c), m = nh_net_widths(net)[nh_net_depth(net)];
+    int ok = 1;
+    const size_t nm = nh__mul(n, m, &ok);
+    if (needI) {
+        size_t cnt = nh__add(nh__mul(nm, nm, &ok), nh__mul(nm, m, &ok), &ok);
+        NH_TRY(nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), func, "the NTK Gram matrix"));
+        double *K = nh__malloc(cnt * sizeof *K);
+        if (!K) return nh__fail(NH_ENOMEM, func, "cannot allocate the NTK Gram matrix");
+        double *HC = K + nm * nm;
+        nh_status st = nh_curv_ntk(c, K);
+        if (st == NH_OK) {
+            nh_curv_hloss(c, HC);
+            st = nh_ntk_trace_powers(n, m, K, HC, kmax, trI);
+        }
+        free(K);
+        NH_TRY(st);
+    }
+    if (needS) {
+        double *G = nh__malloc(2 * nm * sizeof *G);
+        if (!G) return nh__fail(NH_ENOMEM, func, "out of memory");
+        double *E = G + nm;
+        nh_status st = nh_curv_G(c, G);
+        if (st == NH_OK) {
+            nh_curv_dloss(c, E);
+            double s = 0.0;
+            for (size_t i = 0; i < nm; i++) s += G[i] * E[i];
+            *trS = s;
+        }
+        free(G);
+        NH_TRY(st);
+    }
+    return NH_OK;
+}
+
+/* ---------------------------------------------------------------- trace */
+
+nh_trace_opts nh_trace_opts_default(void) {
+    nh_trace_opts o;
+    o.method = NH_TRACE_HUTCHINSON;
+    o.probe = NH_PROBE_RADEMACHER;
+    o.nprobes = 32;
+    o.sketch = 0;
+    o.first_probe = 0;
+    o.seed = 0;
+    o.control = 0;
+    return o;
+}
+
+static nh_status est_check_trace_opts(const nh_trace_opts *o, const char *func) {
+    if ((int)o->method < 0 || o->method >= NH_TRACE_METHOD_COUNT)
+        return nh__fail(NH_EINVAL, func, "unknown trace method %d", (int)o->method);
+    if (o->method == NH_TRACE_EXACT) return NH_OK;
+    if ((int)o->probe < 0 || o->probe >= NH_PROBE_COUNT)
+        return nh__fail(NH_EINVAL, func, "unknown probe distribution %d", (int)o->probe);
+    if (o->nprobes < 1) return nh__fail(NH_EINVAL, func, "need at least one probe (got 0)");
+    return NH_OK;
+}
+
+nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opts, nh_trace_result *res) {
+    if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
+    memset(res, 0, sizeof *res);
+    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
+    if (kmax < 1 || kmax > 4) NH_FAIL(NH_EINVAL, "kmax must be in 1..4 (got %d)", kmax);
+    const nh_trace_opts o = opts ? *opts : nh_trace_opts_default();
+    NH_TRY(est_check_trace_opts(&o, __func__));
+    size_t P = 0;
+    NH_TRY(est_nparams(c, __func__, &P));
+
+    /* Exact parts and which k they settle. */
+    double base[4] = {0, 0, 0, 0}, trI[4] = {0, 0, 0, 0}, trS = 0.0;
+    int known[4] = {0, 0, 0, 0}, ctrl = 0;
+    if (o.control && o.method != NH_TRACE_EXACT) {
+        const int needI = op != NH_OP_S, needS = op != NH_OP_I;
+        NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, __func__));
+        for (int k = 0; k < kmax; k++) {
+            if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
+            else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
+            else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0; }
+        }
+        ctrl = op == NH_OP_H;
+    }
+    int allknown = 1;
+    for (int k = 0; k < kmax; k++) allknown &= known[k];
+    if (allknown) {
+        for (int k = 0; k < kmax; k++) res->est[k] = base[k];
+        return NH_OK;
+    }
+
+    const size_t M = o.method == NH_TRACE_EXACT ? P : o.nprobes;
+    size_t s = 0;
+    if (o.method == NH_TRACE_HUTCHPP) { s = o.sketch ? o.sketch : M; if (s > P) s = P; }
+    if (o.method == NH_TRACE_HUTCHPP && !nh__fits_int(s)) NH_FAIL(NH_ETOOLARGE, "sketch size too large");
+    const size_t nwork = ctrl ? 6 : 3;
+    double *work = NULL, *Q = NULL, *vals = NULL, *tau = NULL;
+    nh_status st = est_alloc(__func__, "the probe vectors", nwork, P, &work);
+    if (st == NH_OK && s) st = est_alloc(__func__, "the Hutch++ sketch", s, P, &Q);
+    if (st == NH_OK) st = est_alloc(__func__, "the quadratic forms", 4, o.method == NH_TRACE_EXACT ? 1 : M, &vals);
+    if (st == NH_OK && s && !(tau = nh__malloc((s + 1) * sizeof *tau))) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
+    if (st != NH_OK) { free(work); free(Q); free(vals); return st; }
+
+    est_quad q;
+    memset(&q, 0, sizeof q);
+    q.c = c; q.P = P; q.op = op; q.kmax = kmax; q.ctrl = ctrl;
+    double *x = work;
+    if (ctrl) { q.iv = work + P; q.sv = work + 2 * P; q.hv = work + 3 * P; q.h2 = work + 4 * P; q.i2 = work + 5 * P; }
+    else { q.a1 = work + P; q.a2 = work + 2 * P; }
+    double part[4] = {0, 0, 0, 0}, mean[4] = {0, 0, 0, 0}, se[4] = {0, 0, 0, 0}, f[4];
+
+    if (o.method == NH_TRACE_EXACT) {
+        memset(x, 0, P * sizeof *x);
+        for (size_t p = 0; p < P && st == NH_OK; p++) {
+            x[p] = 1.0;
+            st = est_quad_eval(&q, x, f);
+            x[p] = 0.0;
+            for (int k = 0; k < 4; k++) part[k] += f[k];
+        }
+        res->nprobes = P;
+    } else {
+        size_t off = o.first_probe;
+        if (s) {
+            /* Sketch Y = A W (rows), then Q = orth(Y) by Householder QR.  The
+             * row-major s x P array is the column-major P x s matrix. */
+            for (size_t i = 0; i < s && st == NH_OK; i++) {
+                est_probe(o.probe, o.seed, i, P, x);
+                st = est_apply(c, op, x, Q + i * P);
+                q.nprod++;
+            }
+            if (st == NH_OK) {
+                lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, Q, (lapack_int)P, tau);
+                if (info == 0) info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, (lapack_int)s, Q,
+                                                     (lapack_int)P, tau);
+                if (info != 0) st = nh__fail(NH_ELAPACK, __func__, "QR of the Hutch++ sketch failed (info = %d)", (int)info);
+            }
+            for (size_t i = 0; i < s && st == NH_OK; i++) {
+                st = est_quad_eval(&q, Q + i * P, f);
+                for (int k = 0; k < 4; k++) part[k] += f[k];
+            }
+            off += s;
+        }
+        for (size_t j = 0; j < M && st == NH_OK; j++) {
+            est_probe(o.probe, o.seed, off + j, P, x);
+            if (s) { /* x -= Q^T (Q x) */
+                cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)s, (int)P, 1.0, Q, (int)P, x, 1, 0.0, tau, 1);
+                cblas_dgemv(CblasRowMajor, CblasTrans, (int)s, (int)P, -1.0, Q, (int)P, tau, 1, 1.0, x, 1);
+            }
+            st = est_quad_eval(&q, x, vals + 4 * j);
+        }
+        if (st == NH_OK)
+            for (int k = 0; k < kmax; k++) est_mean_se(M, vals + k, 4, &mean[k], &se[k]);
+        res->nprobes = M;
+    }
+    res->nproducts = q.nprod;
+    free(work); free(Q); free(vals); free(tau);
+    if (st != NH_OK) return st;
+    for (int k = 0; k < kmax; k++) {
+        if (known[k]) { res->est[k] = base[k]; res->se[k] = 0.0; }
+        else { res->est[k] = base[k] + part[k] + mean[k]; res->se[k] = se[k]; }
+    }
+    return NH_OK;
+}
+
+/* -------------------------------------------------------- orthogonality */
+
+nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts, nh_ortho_result *res) {
+    if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
+    memset(res, 0, sizeof *res);
+    const nh_trace_opts o = opts ? *opts : nh_trace_opts_default();
+    NH_TRY(est_check_trace_opts(&o, __func__));
+    size_t P = 0;
+    NH_TRY(est_nparams(c, __func__, &P));
+    const nh_net *net = est_net(c);
+    const size_t n = nh_curv_nsamples(c), m = nh_net_widths(net)[nh_net_depth(net)];
+    int ok = 1;
+    const size_t nm = nh__mul(n, m, &ok);
+    /* K, T1 (= HC K), M, U: 4 (N n_L)^2; HC; lam, u. */
+    size_t cnt = nh__add(nh__mul(nh__mul(nm, nm, &ok), 4, &ok), nh__add(nh__mul(nm, m, &ok), 2 * nm, &ok), &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), __func__, "the NTK workspace"));
+    if (!nh__fits_int(nm) || !nh__fits_int(nm * nm)) NH_FAIL(NH_ETOOLARGE, "N n_L too large for BLAS integers");
+    double *K = nh__malloc(cnt * sizeof *K), *vec = NULL;
+    if (!K) NH_FAIL(NH_ENOMEM, "cannot allocate the NTK workspace");
+    nh_status st = est_alloc(__func__, "two P-vectors", 2, P, &vec);
+    if (st != NH_OK) { free(K); return st; }
+    double *T1 = K + nm * nm, *Mm = T1 + nm * nm, *U = Mm + nm * nm, *HC = U + nm * nm, *lam = HC + nm * m,
+           *u = lam + nm;
+    double *x = vec, *sx = vec + P;
+    double tr[2] = {0, 0};
+    st = nh_curv_ntk(c, K);
+    if (st == NH_OK) {
+        nh_curv_hloss(c, HC);
+        st = nh_ntk_trace_powers(n, m, K, HC, 2, tr);
+    }
+    if (st == NH_OK) {
+        /* M = HC K HC (HC block-diagonal with symmetric m x m blocks). */
+        for (size_t i = 0; i < n; i++)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m,
+                        (int)m, K + i * m * nm, (int)nm, 0.0, T1 + i * m * nm, (int)nm);
+        for (size_t j = 0; j < n; j++)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)m, (int)m, 1.0, T1 + j * m, (int)nm,
+                        HC + j * m * m, (int)m, 0.0, Mm + j * m, (int)nm);
+        for (size_t a = 0; a < nm; a++)
+            for (size_t b = a + 1; b < nm; b++) {
+                double v = 0.5 * (Mm[a * nm + b] + Mm[b * nm + a]);
+                Mm[a * nm + b] = Mm[b * nm + a] = v;
+            }
+        st = nh_eigh(nm, Mm, lam, U);
+    }
+    double acc = 0.0;
+    size_t nprod = 0;
+    if (st == NH_OK) {
+        const double thr = 64.0 * 2.220446049250313e-16 * fabs(lam[nm - 1]);
+        for (size_t j = 0; j < nm && st == NH_OK; j++) {
+            if (!(lam[j] > thr)) continue;
+            const double r = sqrt(lam[j]);
+            for (size_t a = 0; a < nm; a++) u[a] = r * U[a * nm + j];
+            st = nh_curv_vjp(c, u, x);
+            if (st == NH_OK) st = nh_curv_svp(c, x, sx);
+            nprod += 2;
+            if (st == NH_OK) { double t = est_nrm(P, sx); acc += t * t; }
+        }
+    }
+    free(K); free(vec);
+    NH_TRY(st);
+    nh_trace_result tres;
+    NH_TRY(nh_curv_trace(c, NH_OP_S, 2, &o, &tres));
+    res->is_fro = sqrt(acc);
+    res->i_fro = sqrt(fmax(tr[1], 0.0));
+    res->tr_s2 = tres.est[1];
+    res->tr_s2_se = tres.se[1];
+    res->s_fro = sqrt(fmax(tres.est[1], 0.0));
+    res->s_fro_se = res->s_fro > 0 ? tres.se[1] / (2.0 * res->s_fro) : tres.se[1] == 0 ? 0.0 : INFINITY;
+    const double den = res->i_fro * res->s_fro;
+    res->ratio = den > 0 ? res->is_fro / den : (res->is_fro == 0 ? NAN : INFINITY);
+    res->ratio_se = res->s_fro > 0 ? res->ratio * res->s_fro_se / res->s_fro : NAN;
+    res->nproducts = nprod + tres.nproducts;
+    return NH_OK;
+}
+
+/* -------------------------------------------------------------- Lanczos */
+
+nh_lanczos_opts nh_lanczos_opts_default(void) {
+    nh_lanczos_opts o;
+    o.which = NH_WHICH_LA;
+    o.ncv = 0;
+    o.tol = 1e-10;
+    o.maxprod = 0;
+    o.seed = 0;
+    o.require = 1;
+    return o;
+}
+
+/* w -= V^T (V w) for the nrows rows of V, hsum += V w. */
+static void est_orth_pass(const double *V, size_t nrows, size_t P, double *w, double *h, double *hsum) {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)nrows, (int)P, 1.0, V, (int)P, w, 1, 0.0, h, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)nrows, (int)P, -1.0, V, (int)P, h, 1, 1.0, w, 1);
+    if (hsum) for (size_t i = 0; i < nrows; i++) hsum[i] += h[i];
+}
+
+/* Full reorthogonalization of w against the nrows rows of V: one classical
+ * Gram-Schmidt pass, and a second one only when the first removed more
+ * than 1 - 1/sqrt(2) of the norm (the DGKS criterion: "twice is enough").
+ * hsum += the removed coefficients.  Returns ||w||. */
+static double est_reorth(const double *V, size_t nrows, size_t P, double *w, double *h, double *hsum) {
+    const double n0 = est_nrm(P, w);
+    est_orth_pass(V, nrows, P, w, h, hsum);
+    double n1 = est_nrm(P, w);
+    if (n1 < 0.7071067811865476 * n0) {
+        est_orth_pass(V, nrows, P, w, h, hsum);
+        n1 = est_nrm(P, w);
+    }
+    return n1;
+}
+
+/* A unit vector orthogonal to the nrows rows of V into w, from the next
+ * streams after *stream (Gaussian); 0 if the rows span everything. */
+static int est_fresh(const double *V, size_t nrows, size_t P, uint64_t seed, uint64_t *stream, double *w, double *h) {
+    for (int attempt = 0; attempt < 4; attempt++) {
+        est_probe(NH_PROBE_GAUSSIAN, seed, ++*stream, P, w);
+        const double n0 = est_nrm(P, w);
+        est_orth_pass(V, nrows, P, w, h, NULL);
+        est_orth_pass(V, nrows, P, w, h, NULL);
+        double n1 = est_nrm(P, w);
+        if (n1 < 1e-4 * n0) { est_orth_pass(V, nrows, P, w, h, NULL); n1 = est_nrm(P, w); }
+        if (n1 > 1e-10 * n0) {
+            cblas_dscal((int)P, 1.0 / n1, w, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ord[0..m-1]: Ritz indices (theta ascending) in the order `which` wants. */
+static void est_order(nh_which which, size_t m, const double *theta, size_t *ord) {
+    for (size_t i = 0; i < m; i++) ord[i] = which == NH_WHICH_SA ? i : m - 1 - i;
+    if (which != NH_WHICH_LM) return;
+    for (size_t i = 1; i < m; i++) { /* stable insertion sort by |theta| descending */
+        size_t t = ord[i], j = i;
+        while (j > 0 && fabs(theta[ord[j - 1]]) < fabs(theta[t])) { ord[j] = ord[j - 1]; j--; }
+        ord[j] = t;
+    }
+}
+
+nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k, const nh_lanczos_opts *opts, double *evals,
+                          double *evecs, double *resid, nh_lanczos_info *info) {
+    if (info) memset(info, 0, sizeof *info);
+    if (!c || !evals) NH_FAIL(NH_EINVAL, "NULL argument");
+    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
+    const nh_lanczos_opts o = opts ? *opts : nh_lanczos_opts_default();
+    if ((int)o.which < 0 || o.which >= NH_WHICH_COUNT) NH_FAIL(NH_EINVAL, "unknown eigenvalue selection %d", (int)o.which);
+    if (!(o.tol > 0) || !isfinite(o.tol)) NH_FAIL(NH_EINVAL, "tol must be finite and > 0 (got %g)", o.tol);
+    size_t P = 0;
+    NH_TRY(est_nparams(c, __func__, &P));
+    if (k < 1 || k > P) NH_FAIL(NH_EINVAL, "k = %zu eigenpairs requested, need 1 <= k <= P = %zu", k, P);
+    size_t m = o.ncv ? o.ncv : (2 * k + 1 > k + 20 ? 2 * k + 1 : k + 20);
+    if (m > P) m = P;
+    if (m < k + 1 && m < P) NH_FAIL(NH_EINVAL, "ncv = %zu must exceed k = %zu (or equal P)", m, k);
+    const size_t maxprod = o.maxprod ? o.maxprod : 100 * m;
+    int ok = 1;
+    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) NH_FAIL(NH_ETOOLARGE, "ncv too large");
+
+    /* V: m + 1 basis rows, w, restart block; small: T, Tw, theta, beta, h, hsum, YT, ord. */
+    double *V = NULL, *w = NULL, *small = NULL;
+    size_t *ord = NULL;
+    nh_status st = est_alloc(__func__, "the Lanczos basis", m + 1, P, &V);
+    const size_t chunk = P < EST_CHUNK ? P : EST_CHUNK;
+    if (st == NH_OK) st = est_alloc(__func__, "the Lanczos work vectors", 1, P + m * chunk, &w);
+    if (st == NH_OK) {
+        size_t cnt = nh__add(nh__mul(m, 3 * m, &ok), 6 * (m + 1), &ok);
+        st = nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), __func__, "the projected matrix");
+        if (st == NH_OK) {
+            small = nh__calloc(cnt, sizeof *small);
+            ord = nh__malloc(m * sizeof *ord);
+            if (!small || !ord) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
+        }
+    }
+    if (st != NH_OK) { free(V); free(w); free(small); free(ord); return st; }
+    double *blk = w + P;
+    double *T = small, *Tw = T + m * m, *YT = Tw + m * m, *theta = YT + m * m, *beta = theta + (m + 1),
+           *h = beta + (m + 1), *hsum = h + (m + 1);
+
+    uint64_t stream = 0;
+    est_probe(NH_PROBE_GAUSSIAN, o.seed, 0, P, V);
+    {
+        const double n0 = est_nrm(P, V);
+        cblas_dscal((int)P, 1.0 / n0, V, 1);
+    }
+    size_t j0 = 0, mm = m, nprod = 0, nrestart = 0, nbreak = 0, nconv = 0;
+    double anorm_run = 0.0, anorm = 0.0;
+    int exhausted = 0;
+    for (;;) {
+        mm = m;
+        for (size_t j = j0; j < m && st == NH_OK; j++) {
+            const double *vj = V + j * P;
+            st = est_apply(c, op, vj, w);
+            nprod++;
+            if (st != NH_OK) break;
+            anorm_run = fmax(anorm_run, est_nrm(P, w));
+            /* Three-term recurrence (not across a restart, whose couplings
+             * the full pass removes), then full reorthogonalization. */
+            if (j > j0) cblas_daxpy((int)P, -beta[j - 1], V + (j - 1) * P, 1, w, 1);
+            const double a = est_dot(P, vj, w);
+            cblas_daxpy((int)P, -a, vj, 1, w, 1);
+            memset(hsum, 0, (j + 1) * sizeof *hsum);
+            double b = est_reorth(V, j + 1, P, w, h, hsum);
+            T[j * m + j] = a + hsum[j];
+            if (!(b > EST_BREAK * anorm_run)) {
+                b = 0.0;
+                nbreak++;
+                if (j + 1 >= P || !est_fresh(V, j + 1, P, o.seed, &stream, w, h)) {
+                    exhausted = 1;
+                    mm = j + 1;
+                    beta[j] = 0.0;
+                    break;
+                }
+            } else {
+                cblas_dscal((int)P, 1.0 / b, w, 1);
+            }
+            beta[j] = b;
+            memcpy(V + (j + 1) * P, w, P * sizeof *w);
+            if (j + 1 < m) T[(j + 1) * m + j] = T[j * m + j + 1] = b;
+        }
+        if (st != NH_OK) break;
+        /* Rayleigh-Ritz on the leading mm x mm projection. */
+        for (size_t a = 0; a < mm; a++) memcpy(Tw + a * mm, T + a * m, mm * sizeof *Tw);
+        lapack_int linfo = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)mm, Tw, (lapack_int)mm, theta);
+        if (linfo != 0) { st = nh__fail(NH_ELAPACK, __func__, "dsyevd failed (info = %d)", (int)linfo); break; }
+        const double blast = beta[mm - 1];
+        anorm = 0.0;
+        for (size_t i = 0; i < mm; i++) anorm = fmax(anorm, fabs(theta[i]));
+        est_order(o.which, mm, theta, ord);
+        nconv = 0;
+        for (size_t i = 0; i < k && i < mm; i++)
+            if (blast * fabs(Tw[(mm - 1) * mm + ord[i]]) <= o.tol * anorm) nconv++;
+        if (nconv == k || nprod >= maxprod || exhausted || mm < m) break;
+        /* Thick restart: keep nk Ritz vectors, then the residual direction. */
+        const size_t nk = k + (m - k) / 2;
+        for (size_t i = 0; i < nk; i++)
+            for (size_t a = 0; a < m; a++) YT[i * m + a] = Tw[a * m + ord[i]];
+        for (size_t c0 = 0; c0 < P; c0 += chunk) {
+            const size_t cw = P - c0 < chunk ? P - c0 : chunk;
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nk, (int)cw, (int)m, 1.0, YT, (int)m, V + c0,
+                        (int)P, 0.0, blk, (int)cw);
+            for (size_t i = 0; i < nk; i++) memcpy(V + i * P + c0, blk + i * cw, cw * sizeof *blk);
+        }
+        memcpy(V + nk * P, V + m * P, P * sizeof *V);
+        memset(T, 0, m * m * sizeof *T);
+        for (size_t i = 0; i < nk; i++) {
+            T[i * m + i] = theta[ord[i]];
+            T[i * m + nk] = T[nk * m + i] = blast * Tw[(m - 1) * m + ord[i]];
+        }
+        j0 = nk;
+        nrestart++;
+    }
+    if (st == NH_OK) {
+        /* Ritz vectors x_i = V^T y_i of the k wanted pairs. */
+        const size_t kk = k < mm ? k : mm; /* mm >= k unless no fresh vector could be drawn */
+        for (size_t i = kk; i < k; i++) {
+            evals[i] = NAN;
+            if (resid) resid[i] = NAN;
+            if (evecs) memset(evecs + i * P, 0, P * sizeof *evecs);
+        }
+        for (size_t i = 0; i < kk; i++) {
+            evals[i] = theta[ord[i]];
+            for (size_t a = 0; a < mm; a++) YT[i * mm + a] = Tw[a * mm + ord[i]];
+        }
+        double *x = V + m * P; /* the residual row is free now */
+        for (size_t i = 0; i < kk && st == NH_OK; i++) {
+            if (!evecs && !resid) break;
+            double *xi = evecs ? evecs + i * P : x;
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)mm, (int)P, 1.0, V, (int)P, YT + i * mm, 1, 0.0, xi, 1);
+            const double nx = est_nrm(P, xi);
+            cblas_dscal((int)P, 1.0 / nx, xi, 1);
+            if (resid) {
+                st = est_apply(c, op, xi, w);
+                nprod++;
+                if (st == NH_OK) {
+                    cblas_daxpy((int)P, -evals[i], xi, 1, w, 1);
+                    resid[i] = est_nrm(P, w);
+                }
+            }
+        }
+    }
+    free(V); free(w); free(small); free(ord);
+    if (info) {
+        info->nconv = nconv;
+        info->nproducts = nprod;
+        info->nrestarts = nrestart;
+        info->nbreakdowns = nbreak;
+        info->anorm = anorm;
+    }
+    NH_TRY(st);
+    if (nconv < k && o.require)
+        NH_FAIL(NH_EMAXITER, "%zu of %zu eigenpairs converged to tol %g within %zu products (ncv %zu)", nconv, k, o.tol,
+                nprod, m);
+    return NH_OK;
+}
+
+/* ------------------------------------------------------------------ SLQ */
+
+nh_slq_opts nh_slq_opts_default(void) {
+    nh_slq_opts o;
+    o.nvec = 16;
+    o.nsteps = 30;
+    o.probe = NH_PROBE_RADEMACHER;
+    o.seed = 0;
+    return o;
+}
+
+nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nodes, double *weights, size_t ngrid,
+                      const double *grid, double sigma, double *density, nh_slq_result *res) {
+    if (res) memset(res, 0, sizeof *res);
+    if (!c) NH_FAIL(NH_EINVAL, "NULL argument");
+    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
+    const nh_slq_opts o = opts ? *opts : nh_slq_opts_default();
+    if ((int)o.probe < 0 || o.probe >= NH_PROBE_COUNT) NH_FAIL(NH_EINVAL, "unknown probe distribution %d", (int)o.probe);
+    if (o.nvec < 1) NH_FAIL(NH_EINVAL, "need at least one start vector (got 0)");
+    size_t P = 0;
+    NH_TRY(est_nparams(c, __func__, &P));
+    const size_t m = o.nsteps;
+    if (m < 1 || m > P) NH_FAIL(NH_EINVAL, "nsteps = %zu must be in 1..P = %zu", m, P);
+    if (ngrid && (!grid || !density)) NH_FAIL(NH_EINVAL, "NULL grid or density with ngrid = %zu", ngrid);
+    if (ngrid && (!(sigma > 0) || !isfinite(sigma))) NH_FAIL(NH_EINVAL, "sigma must be finite and > 0 (got %g)", sigma);
+    if (ngrid) {
+        size_t first = 0, bad = nh__count_nonfinite(grid, ngrid, &first);
+        if (bad) NH_FAIL(NH_ENONFINITE, "grid has %zu non-finite entries (first at %zu)", bad, first);
+    }
+    const size_t M = o.nvec;
+    int ok = 1;
+    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) NH_FAIL(NH_ETOOLARGE, "nsteps too large");
+    double *V = NULL, *small = NULL;
+    nh_status st = est_alloc(__func__, "the Lanczos basis", m + 1, P, &V);
+    if (st == NH_OK) {
+        /* per vector: alpha, beta, d, e, Z (m^2), h, hsum; all: nodes and weights (M m), moments (4 M) */
+        size_t cnt = nh__add(nh__mul(m, m + 6, &ok), nh__mul(M, nh__add(nh__mul(2, m, &ok), 4, &ok), &ok), &ok);
+        st = nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), __func__, "the SLQ nodes");
+        if (st == NH_OK && !(small = nh__calloc(cnt, sizeof *small))) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
+    }
+    if (st != NH_OK) { free(V); return st; }
+    double *w = V + m * P;
+    double *alpha = small, *beta = alpha + m, *d = beta + m, *e = d + m, *h = e + m, *hsum = h + m, *Z = hsum + m;
+    double *nd = Z + m * m, *wt = nd + M * m, *mom = wt + M * m;
+    size_t nprod = 0, nbreak = 0;
+    for (size_t r = 0; r < M && st == NH_OK; r++) {
+        est_probe(o.probe, o.seed, r, P, V);
+        const double n0 = est_nrm(P, V);
+        cblas_dscal((int)P, 1.0 / n0, V, 1);
+        size_t mm = m;
+        double anorm = 0.0;
+        for (size_t j = 0; j < m; j++) {
+            st = est_apply(c, op, V + j * P, w);
+            nprod++;
+            if (st != NH_OK) break;
+            anorm = fmax(anorm, est_nrm(P, w));
+            if (j > 0) cblas_daxpy((int)P, -beta[j - 1], V + (j - 1) * P, 1, w, 1);
+            const double a = est_dot(P, V + j * P, w);
+            cblas_daxpy((int)P, -a, V + j * P, 1, w, 1);
+            memset(hsum, 0, (j + 1) * sizeof *hsum);
+            const double b = est_reorth(V, j + 1, P, w, h, hsum);
+            alpha[j] = a + hsum[j];
+            if (j + 1 == m) break;
+            if (!(b > EST_BREAK * anorm)) { mm = j + 1; nbreak++; break; }
+            beta[j] = b;
+            memcpy(V + (j + 1) * P, w, P * sizeof *w);
+            cblas_dscal((int)P, 1.0 / b, V + (j + 1) * P, 1);
+        }
+        if (st != NH_OK) break;
+        memcpy(d, alpha, mm * sizeof *d);
+        if (mm > 1) memcpy(e, beta, (mm - 1) * sizeof *e);
+        lapack_int linfo = LAPACKE_dstev(LAPACK_ROW_MAJOR, 'V', (lapack_int)mm, d, e, Z, (lapack_int)mm);
+        if (linfo != 0) { st = nh__fail(NH_ELAPACK, __func__, "dstev failed (info = %d)", (int)linfo); break; }
+        double mk[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < m; i++) {
+            const double th = i < mm ? d[i] : 0.0, tw = i < mm ? Z[i] * Z[i] : 0.0; /* Z[0][i] */
+            nd[r * m + i] = th;
+            wt[r * m + i] = tw / (double)M;
+            double pw = tw;
+            for (int k = 0; k < 4; k++) { pw *= th; mk[k] += pw; }
+        }
+        for (int k = 0; k < 4; k++) mom[4 * r + k] = mk[k];
+    }
+    if (st == NH_OK) {
+        if (nodes) memcpy(nodes, nd, M * m * sizeof *nodes);
+        if (weights) memcpy(weights, wt, M * m * sizeof *weights);
+        if (ngrid) {
+            const double cst = 1.0 / (sigma * sqrt(2.0 * 3.14159265358979323846));
+            for (size_t g = 0; g < ngrid; g++) {
+                double s = 0.0;
+                for (size_t i = 0; i < M * m; i++) {
+                    if (wt[i] == 0.0) continue;
+                    const double z = (grid[g] - nd[i]) / sigma;
+                    s += wt[i] * exp(-0.5 * z * z);
+                }
+                density[g] = cst * s;
+            }
+        }
+        if (res) {
+            for (int k = 0; k < 4; k++) est_mean_se(M, mom + k, 4, &res->moments[k], &res->moments_se[k]);
+            res->nproducts = nprod;
+            res->nbreakdowns = nbreak;
+        }
+    }
+    free(V); free(small);
+    return st;
+}
+
+/* ----------------------------------------------------- Rayleigh quotients */
+
+nh_status nh_curv_rayleigh(nh_curv *c, size_t nvec, const double *V, double *ri, double *rs) {
+    if (!c || !V || (!ri && !rs)) NH_FAIL(NH_EINVAL, "NULL argument");
+    size_t P = 0;
+    NH_TRY(est_nparams(c, __func__, &P));
+    for (size_t j = 0; j < nvec; j++)
+        if (!(est_nrm(P, V + j * P) > 0)) NH_FAIL(NH_EINVAL, "vector %zu has zero norm", j);
+    double *work = NULL;
+    NH_TRY(est_alloc(__func__, "two P-vectors", 2, P, &work));
+    double *iv = work, *sv = work + P;
+    nh_status st = NH_OK;
+    for (size_t j = 0; j < nvec && st == NH_OK; j++) {
+        const double *v = V + j * P;
+        st = nh_curv_isvp(c, v, iv, sv);
+        if (st != NH_OK) break;
+        const double vv = est_dot(P, v, v);
+        if (ri) ri[j] = est_dot(P, v, iv) / vv;
+        if (rs) rs[j] = est_dot(P, v, sv) / vv;
+    }
+    free(work);
+    return st;
+}
+
+/* ------------------------------------------------------------------ slice */
+
+nh_status nh_curv_slice(nh_curv *c, nh_net *net, const double *u, const double *v, double R, size_t G, double *out) {
+    if (!c || !net || !u || !v || !out) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (est_net(c) != net) NH_FAIL(NH_EINVAL, "the context is bound to another network");
+    if (G == 0) NH_FAIL(NH_EINVAL, "grid of zero size");
+    if (!(R >= 0) || !isfinite(R)) NH_FAIL(NH_EINVAL, "radius must be finite and >= 0 (got %g)", R);
+    const size_t P = nh_net_nparams(net);
+    size_t first = 0, bad = nh__count_nonfinite(u, P, &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "u has %zu non-finite entries (first at %zu)", bad, first);
+    bad = nh__count_nonfinite(v, P, &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "v has %zu non-finite entries (first at %zu)", bad, first);
+    double *save = NULL;
+    NH_TRY(est_alloc(__func__, "the parameter copy", 1, P, &save));
+    double *theta = nh_net_params(net);
+    memcpy(save, theta, P * sizeof *save);
+    const double den = G > 1 ? (double)(G - 1) : 1.0;
+    for (size_t i = 0; i < G; i++) {
+        const double a = R * (2.0 * (double)i - (double)(G - 1)) / den;
+        for (size_t j = 0; j < G; j++) {
+            const double b = R * (2.0 * (double)j - (double)(G - 1)) / den;
+            for (size_t p = 0; p < P; p++) theta[p] = save[p] + a * u[p] + b * v[p];
+            nh_status s1 = nh_curv_refresh(c);
+            out[i * G + j] = s1 == NH_OK ? nh_curv_loss(c) : INFINITY;
+        }
+    }
+    memcpy(theta, save, P * sizeof *save);
+    free(save);
+    return nh_curv_refresh(c);
+}
