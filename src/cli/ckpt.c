@@ -34,9 +34,21 @@ unsigned long long nh_ckpt_signature(const char *const *parts, size_t n) {
 
 /* Returns the checkpointed step (>= 0) and loads its network into *net, or
  * -1 when there is no usable checkpoint (then *net is untouched). */
-long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, nh_net **net) {
-    char path[4096];
-    FILE *f = fopen(nh_cli_path(path, sizeof path, ckdir, "state.txt"), "r");
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir_in, unsigned long long sig, nh_net **net) {
+    char path[4096], dirs[3][4096];
+    /* A kill between the two renames of nh_ckpt_save leaves the newest whole
+     * checkpoint in .new (its state file is written last) or .old. */
+    snprintf(dirs[0], sizeof dirs[0], "%s", ckdir_in);
+    snprintf(dirs[1], sizeof dirs[1], "%s.new", ckdir_in);
+    snprintf(dirs[2], sizeof dirs[2], "%s.old", ckdir_in);
+    FILE *f = NULL;
+    const char *ckdir = NULL;
+    for (int i = 0; i < 3 && !f; i++) {
+        struct stat sb;
+        if (i > 0 && stat(dirs[0], &sb) == 0) break; /* the main one exists but lacks state: none */
+        f = fopen(nh_cli_path(path, sizeof path, dirs[i], "state.txt"), "r");
+        if (f) ckdir = dirs[i];
+    }
     if (!f) return -1;
     unsigned long long s = 0;
     long long step = -1;
@@ -55,10 +67,9 @@ long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long 
 
 void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, long long step, const nh_net *net) {
     nh_cli_mkdir(cmd, ckdir);
-    /* Model first, then the state file (atomic rename): a kill in between
-     * leaves the old state pointing at an older step, which is safe because
-     * the model files of a later step reproduce the same trajectory only if
-     * the state says so -- so save the model into a staging dir first. */
+    /* Stage the model and its state in ckdir.new, then swap directories:
+     * at any kill point either the old or the new checkpoint is whole
+     * (a leftover .new or .old is ignored and replaced next time). */
     char stage[4096], path[4096], text[128];
     snprintf(stage, sizeof stage, "%s.new", ckdir);
     NH_CHECK(cmd, nh_model_save(stage, net));
@@ -67,8 +78,6 @@ void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, 
     /* Swap: ckdir -> ckdir.old, stage -> ckdir, remove old. */
     char old[4096];
     snprintf(old, sizeof old, "%s.old", ckdir);
-    char cmdline[3 * 4096 + 64];
-    (void)cmdline;
     if (rename(ckdir, old) != 0 && errno != ENOENT) nh_die(cmd, "cannot rotate checkpoint %s: %s", ckdir, strerror(errno));
     if (rename(stage, ckdir) != 0) nh_die(cmd, "cannot install checkpoint %s: %s", ckdir, strerror(errno));
     nh_ckpt_remove(old);

@@ -77,6 +77,7 @@ static const nh_optspec train_opts[] = {
     {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
     {"out", "DIR", NULL, "model directory for the trained network (plus train.csv)"},
     {"log-every", "E", "1", "write a train.csv row every E steps"},
+    {"checkpoint-every", "C", "100", "save a checkpoint (DIR2/checkpoint/) every C steps for resuming"},
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -89,33 +90,52 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
     long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
     long long every = nh_arg_int(&a, "log-every", 1, (long long)1 << 40);
+    long long ckev = nh_arg_int(&a, "checkpoint-every", 1, (long long)1 << 40);
     const char *out = nh_arg_req(&a, "out");
-    nh_net *net = load_model(cmd, nh_arg_req(&a, "model"));
+    const char *model = nh_arg_req(&a, "model"), *xp = nh_arg_req(&a, "data"), *tp = nh_arg_req(&a, "targets");
+    nh_net *net = load_model(cmd, model);
     nh_dataset d;
-    nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
+    nh_cli_load_data(cmd, xp, tp, net, loss, &d);
+    nh_cli_mkdir(cmd, out);
+    char path[4096], ck[4096], cfgpath[4096], sig_lr[64], sig_ev[64];
+    nh_cli_path(path, sizeof path, out, "train.csv");
+    nh_cli_path(ck, sizeof ck, out, "checkpoint");
+    nh_cli_path(cfgpath, sizeof cfgpath, model, "config.json");
+    snprintf(sig_lr, sizeof sig_lr, "%.17g", eta);
+    snprintf(sig_ev, sizeof sig_ev, "%lld", every);
+    const char *parts[] = {"train", cfgpath, xp, tp, nh_arg_str(&a, "loss"), sig_lr, sig_ev};
+    unsigned long long sig = nh_ckpt_signature(parts, sizeof parts / sizeof *parts);
+    long long start = nh_ckpt_load(cmd, ck, sig, &net);
+    FILE *log;
+    if (start >= 0) {
+        nh_ckpt_truncate_csv(cmd, path, start);
+        log = fopen(path, "a");
+        fprintf(stderr, "ntkhess train: resuming from step %lld (%s)\n", start, ck);
+    } else {
+        start = 0;
+        log = fopen(path, "w");
+    }
+    if (!log) nh_die(cmd, "cannot write %s", path);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
-    nh_cli_mkdir(cmd, out);
-    char path[4096];
-    nh_cli_path(path, sizeof path, out, "train.csv");
-    FILE *log = fopen(path, "w");
-    if (!log) nh_die(cmd, "cannot write %s", path);
-    fprintf(log, "step,t,loss\n%d,%.17g,%.17g\n", 0, 0.0, nh_curv_loss(c));
+    if (start == 0) fprintf(log, "step,t,loss\n%d,%.17g,%.17g\n", 0, 0.0, nh_curv_loss(c));
     double t0 = nh_cli_now();
     nh_status st = NH_OK;
     long long k;
-    for (k = 1; k <= steps; k++) {
+    for (k = start + 1; k <= steps; k++) {
         st = nh_curv_gd_step(c, net, eta);
         if (st != NH_OK) break;
         if (k % every == 0 || k == steps) {
             fprintf(log, "%lld,%.17g,%.17g\n", k, (double)k * eta, nh_curv_loss(c));
-            fflush(log);
+            if (fflush(log) != 0) nh_die(cmd, "cannot write %s", path);
         }
-        nh_cli_progress("train: step", (size_t)k, (size_t)steps, nh_cli_now() - t0);
+        if (k % ckev == 0 && k < steps) nh_ckpt_save(cmd, ck, sig, k, net);
+        nh_cli_progress("train: step", (size_t)(k - start), (size_t)(steps - start), nh_cli_now() - t0);
     }
     int bad = fclose(log) != 0;
     /* Always save the last finite state, also after divergence. */
     nh_status sv = nh_model_save(out, net);
+    if (sv == NH_OK && st == NH_OK) nh_ckpt_remove(ck);
     nh_curv_free(c);
     nh_net_free(net);
     nh_dataset_free(&d);
@@ -135,7 +155,8 @@ const nh_cmd nh_cmd_train = {
     "After k steps the gradient-flow time is t = k * eta, the time used by every\n"
     "prediction in ntkhess.  DIR2 receives the trained model and train.csv (step,t,loss).\n"
     "A run whose loss or parameters become non-finite stops with an error and keeps\n"
-    "the last finite state in DIR2.",
+    "the last finite state in DIR2.  A run that is killed and started again with the\n"
+    "same arguments resumes from its last checkpoint and ends in the same state.",
     train_opts, run_train};
 
 /* ------------------------------------------------------------- curvature */

@@ -5,7 +5,8 @@
 #include <string.h>
 
 static const nh_cmd *const nh_cmds[] = {&nh_cmd_data,   &nh_cmd_init,    &nh_cmd_train, &nh_cmd_curvature,
-                                        &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, NULL};
+                                        &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, &nh_cmd_measure,
+                                        &nh_cmd_spectrum, &nh_cmd_landscape, NULL};
 
 static void usage(FILE *out) {
     fprintf(out,
