@@ -4,11 +4,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
-PKGS    := openblas lapacke libcjson
+PKGS    := openblas lapacke libcjson plplot zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(strip $(PKG_LIBS)),)
-PKG_LIBS := -lopenblas -llapacke -lcjson
+PKG_LIBS := -lopenblas -llapacke -lcjson -lplplot -lz
 endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-function
@@ -31,7 +31,7 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all lib check bench install uninstall clean asan
-all: $(BUILD)/ntkhess lib
+all: $(BUILD)/ntkhess lib $(BUILD)/ntkhess.1
 lib: $(BUILD)/libntkhess.a $(BUILD)/libntkhess.so $(BUILD)/ntkhess.pc
 
 $(BUILD)/%.o: %.c include/ntkhess.h $(wildcard src/*.h) $(wildcard src/io/*.h) $(wildcard src/cli/*.h)
@@ -56,7 +56,13 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libntkhess.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(BUILD)/libntkhess.a $(LDLIBS)
 
+# The man page is generated from the CLI's --help, so they cannot drift.
+$(BUILD)/ntkhess.1: $(BUILD)/ntkhess scripts/gen_man.sh
+	bash scripts/gen_man.sh $(BUILD)/ntkhess > $@.tmp && mv $@.tmp $@
+
+.PHONY: $(BUILD)/ntkhess.pc
 $(BUILD)/ntkhess.pc: ntkhess.pc.in
+	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
 
 check: all $(TEST_BIN)
@@ -70,18 +76,20 @@ asan:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(BUILD)/libntkhess.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libntkhess.so $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0
 	ln -sf libntkhess.so.0 $(DESTDIR)$(PREFIX)/lib/libntkhess.so
 	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ntkhess.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/ntkhess.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libntkhess.a $(DESTDIR)$(PREFIX)/lib/libntkhess.so \
 	  $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0 $(DESTDIR)$(PREFIX)/include/ntkhess.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/ntkhess.pc $(DESTDIR)$(PREFIX)/bin/ntkhess
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/ntkhess.pc $(DESTDIR)$(PREFIX)/bin/ntkhess \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
 
 clean:
 	rm -rf $(BUILD) build-asan

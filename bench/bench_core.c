@@ -25,16 +25,33 @@ static void op_svp(void *p) { ctx_t *x = p; nh_curv_svp(x->c, x->v, x->out); }
 static void op_ntk(void *p) { ctx_t *x = p; nh_curv_ntk(x->c, x->K); }
 static void op_G(void *p) { ctx_t *x = p; nh_curv_G(x->c, x->G); }
 static void op_step(void *p) { ctx_t *x = p; nh_curv_gd_step(x->c, x->net, 1e-3); }
+/* One full moment record as `ntkhess measure` writes it (M = 32 probes):
+ * exact Tr(I^k), Tr(H^k) with control variates, ||IS||_F, ||S||_F. */
+static size_t rec_products;
+static void op_record(void *p) {
+    ctx_t *x = p;
+    nh_trace_opts to = nh_trace_opts_default();
+    to.nprobes = 32; to.control = 1;
+    nh_trace_result ti, th;
+    nh_curv_trace(x->c, NH_OP_I, 4, &to, &ti);
+    nh_curv_trace(x->c, NH_OP_H, 4, &to, &th);
+    to.control = 0;
+    nh_ortho_result o;
+    nh_curv_orthogonality(x->c, &to, &o);
+    rec_products = ti.nproducts + th.nproducts + o.nproducts;
+}
 
 int main(int argc, char **argv) {
     size_t w[16] = {196, 1000, 1000, 1}, nw = 4, N = 256;
     double min_s = 1.0;
+    int record = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--widths")) {
             nw = 0;
             for (char *s = strtok(argv[i + 1], ","); s && nw < 16; s = strtok(NULL, ",")) w[nw++] = (size_t)atol(s);
         } else if (!strcmp(argv[i], "--N")) N = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--min-s")) min_s = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--record")) record = atoi(argv[i + 1]);
     }
     const size_t L = nw - 1;
     /* dgemm anchor: n = 2000 square, 2 n^3 flops */
@@ -86,10 +103,11 @@ int main(int argc, char **argv) {
         {"hvp_scratch", op_hvp_scratch, f_refresh + f_hvp}, {"ivp", op_ivp, f_ivp}, {"svp", op_svp, f_svp},
         {"ntk", op_ntk, f_ntk + f_ntk_gram}, {"G", op_G, 0}, {"step", op_step, f_grad + f_refresh},
     };
-    double t_grad = 0;
+    double t_grad = 0, t_hvp = 0;
     for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
         nhb_result res = nhb_time(ops[k].fn, &x, min_s, 5, 200);
         if (!strcmp(ops[k].name, "grad")) t_grad = res.median;
+        if (!strcmp(ops[k].name, "hvp")) t_hvp = res.median;
         double gf = ops[k].flops / res.median;
         printf("{\"op\":\"%s\",\"widths\":\"", ops[k].name);
         for (size_t l = 0; l <= L; l++) printf("%s%zu", l ? "," : "", w[l]);
@@ -98,6 +116,11 @@ int main(int argc, char **argv) {
                N, x.P, res.median, res.min, res.reps, ops[k].flops, gf / 1e9, gf / peak,
                t_grad > 0 ? res.median / t_grad : 0.0);
         fflush(stdout);
+    }
+    if (record) {
+        nhb_result res = nhb_time(op_record, &x, 0, 1, 1); /* one warmup + one timed record */
+        printf("{\"op\":\"moment_record\",\"probes\":32,\"N\":%zu,\"P\":%zu,\"median_s\":%.6g,\"products\":%zu,"
+               "\"hvp_equivalents\":%.1f}\n", N, x.P, res.median, rec_products, res.median / t_hvp);
     }
     nh_curv_free(x.c); nh_net_free(x.net);
     free(X); free(T); free(x.v); free(x.out); free(x.out2); free(x.K); free(x.G); free(iv); free(sv);
