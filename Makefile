@@ -19,7 +19,8 @@ OPT += -march=native
 endif
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -fPIC -fvisibility=hidden \
               -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS  := $(PKG_LIBS) -fopenmp -lm
+LDEXTRA ?=
+LDLIBS  := $(PKG_LIBS) -fopenmp -lm $(LDEXTRA)
 
 LIB_SRC := $(wildcard src/*.c) $(wildcard src/io/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -72,7 +73,7 @@ bench: all $(BENCH_BIN)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDFLAGS_EXTRA="-fsanitize=address,undefined" check
+	  LDEXTRA="-fsanitize=address,undefined" check
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

@@ -1,0 +1,543 @@
+"""Finite-width networks (nh_net) and their exact curvature operators (nh_curv).
+
+Parameter vector theta (length P): for l = 0..L-1, W_l (n_{l+1} x n_l,
+row-major), then b_l -- the order of every P-vector here, of the CLI's
+grad.npy / Hv.npy and of ``torch.cat([W0.flatten(), b0, W1.flatten(), ...])``.
+The network is ``a~(l+1) = W_l a(l) / sqrt(n_l) + beta b_l``,
+``a(l+1) = sigma(a~(l+1))``, ``f = out_scale a~(L)`` (docs/conventions.md).
+"""
+import ctypes
+import os
+
+import numpy as np
+
+from . import _arrays as A
+from ._lib import (NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, LanczosInfo,
+                   NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
+
+__all__ = ["Net", "Curvature"]
+
+
+class Net:
+    """A fully connected network (wraps ``nh_net``).
+
+    ``Net(widths, act="softplus", beta=0.1, param="ntk", seed=0)`` creates
+    the network ``n_0 -> ... -> n_L`` with every parameter iid N(0, 1) drawn
+    from the documented generator (the same theta as ``ntkhess init --seed``
+    on every machine); ``seed=None`` leaves all parameters 0.
+    ``Net.load(dir)`` reads a model directory (config.json + W{l}.npy,
+    b{l}.npy), :meth:`save` writes one.
+
+    :attr:`params` is a writable NumPy *view* of theta (writes change the
+    network; refresh any :class:`Curvature` on it afterwards), and
+    :meth:`get_params` a copy.  A view keeps the network alive.
+    """
+
+    def __init__(self, widths, act="softplus", beta=0.1, param="ntk", seed=0):
+        L = lib()
+        widths = [int(w) for w in widths]
+        if len(widths) < 2 or min(widths) < 1:
+            raise NtkhessError(NH_EINVAL, "widths: need n_0, ..., n_L (at least two entries, each >= 1),"
+                               " got %r" % (widths,))
+        self._h = None
+        cfg = L.nh_net_config_default()
+        wc = (ctypes.c_size_t * len(widths))(*widths)
+        cfg.depth = len(widths) - 1
+        cfg.widths = ctypes.cast(wc, ctypes.POINTER(ctypes.c_size_t))
+        cfg.act = A.act_id(act)
+        cfg.beta = float(beta)
+        cfg.param = A.enum(PARAMS, "parametrization", param)
+        h = ctypes.c_void_p()
+        L.nh_net_create(ctypes.byref(cfg), ctypes.byref(h))
+        self._h = h
+        if seed is not None:
+            L.nh_net_init_normal(h, int(seed))
+
+    @classmethod
+    def _wrap(cls, h):
+        self = cls.__new__(cls)
+        self._h = h
+        return self
+
+    @classmethod
+    def load(cls, directory):
+        """Read a model directory (nh_model_load)."""
+        h = ctypes.c_void_p()
+        lib().nh_model_load(os.fsencode(directory), ctypes.byref(h))
+        return cls._wrap(h)
+
+    def save(self, directory):
+        """Write a model directory (nh_model_save: creates one directory level,
+        config.json written last and atomically)."""
+        lib().nh_model_save(os.fsencode(directory), self._h)
+
+    def clone(self):
+        """An independent copy (nh_net_clone)."""
+        h = ctypes.c_void_p()
+        lib().nh_net_clone(self._h, ctypes.byref(h))
+        return Net._wrap(h)
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None and h.value:
+            try:
+                lib().nh_net_free(h)
+            except Exception:  # interpreter shutdown
+                pass
+            self._h = None
+
+    def init_normal(self, seed):
+        """Redraw every parameter iid N(0, 1) from ``seed`` (nh_net_init_normal)."""
+        lib().nh_net_init_normal(self._h, int(seed))
+
+    # -------------------------------------------------------- properties
+    @property
+    def depth(self):
+        """L, the number of weight layers."""
+        return lib().nh_net_depth(self._h)
+
+    @property
+    def widths(self):
+        """(n_0, ..., n_L)."""
+        w = lib().nh_net_widths(self._h)
+        return tuple(int(w[i]) for i in range(self.depth + 1))
+
+    @property
+    def act(self):
+        """The nonlinearity's name ("softplus", ...)."""
+        return A.act_name(lib().nh_net_act(self._h))
+
+    @property
+    def beta(self):
+        return lib().nh_net_beta(self._h)
+
+    @property
+    def param(self):
+        """"ntk" or "mf"."""
+        p = lib().nh_net_param(self._h)
+        return {v: k for k, v in PARAMS.items()}[p]
+
+    @property
+    def nparams(self):
+        """P = sum_l (n_l + 1) n_{l+1}."""
+        return lib().nh_net_nparams(self._h)
+
+    P = nparams
+
+    def offset_W(self, l):
+        """Offset of W_l in theta."""
+        self._check_layer(l)
+        return lib().nh_net_offset_W(self._h, int(l))
+
+    def offset_b(self, l):
+        """Offset of b_l in theta."""
+        self._check_layer(l)
+        return lib().nh_net_offset_b(self._h, int(l))
+
+    def _check_layer(self, l):
+        if not 0 <= int(l) < self.depth:
+            raise NtkhessError(NH_EINVAL, "layer %r out of range 0..%d" % (l, self.depth - 1))
+
+    # --------------------------------------------------------- parameters
+    @property
+    def params(self):
+        """Writable NumPy view (P,) of theta; writes change the network."""
+        P = self.nparams
+        addr = lib().nh_net_params(self._h)
+        buf = (ctypes.c_double * P).from_address(addr)
+        buf._owner = self  # the view's base chain keeps the network alive
+        return np.frombuffer(buf, dtype=np.float64)
+
+    @params.setter
+    def params(self, theta):
+        self.set_params(theta)
+
+    def get_params(self):
+        """A copy (P,) of theta."""
+        return self.params.copy()
+
+    def set_params(self, theta):
+        """Copy theta (P,) in (nh_net_set_params; NH_ENONFINITE on NaN/Inf)."""
+        theta = A.vector("theta", theta, self.nparams)
+        lib().nh_net_set_params(self._h, A.ptr(theta))
+
+    def W(self, l):
+        """View of W_l, shape (n_{l+1}, n_l)."""
+        w = self.widths
+        o = self.offset_W(l)
+        return self.params[o:o + w[l + 1] * w[l]].reshape(w[l + 1], w[l])
+
+    def b(self, l):
+        """View of b_l, shape (n_{l+1},)."""
+        o = self.offset_b(l)
+        return self.params[o:o + self.widths[l + 1]]
+
+    # ------------------------------------------------------------ forward
+    def forward(self, X):
+        """f(X): X (N, n_0) -> Y (N, n_L); a single input (n_0,) gives (n_L,)."""
+        w = self.widths
+        X = A.f64("X", X)
+        single = X.ndim == 1
+        if single:
+            X = X.reshape(1, -1)
+        A.check_shape("X", X, (None, w[0]))
+        Y = A.empty(X.shape[0], w[-1])
+        lib().nh_net_forward(self._h, A.ptr(X), X.shape[0], A.ptr(Y))
+        return Y[0] if single else Y
+
+    __call__ = forward
+
+    def __repr__(self):
+        return "Net(widths=%r, act=%r, beta=%r, param=%r, P=%d)" % (
+            list(self.widths), self.act, self.beta, self.param, self.nparams)
+
+
+def _op(op):
+    return A.enum(OPS, "operator (H, I or S)", op)
+
+
+class Curvature:
+    """Exact curvature of the loss of ``net`` on a batch (wraps ``nh_curv``).
+
+    ``Curvature(net, X, T, loss="mse")``: X (N, n_0); targets T of shape
+    (N, n_L) for mse/bce (bce labels -1/+1; (N,) allowed when n_L = 1) or N
+    class ids for ce.  The loss is ``C = (1/N) sum_i c_i(f(x_i))``;
+    ``H = I + S`` with ``I = J^T HC J`` (Gauss-Newton) and
+    ``S = sum dC/dY_ik Hess f_k(x_i)``.
+
+    The context caches the forward and backward passes at the network's
+    current theta: after changing the parameters (``net.params[...] = ``,
+    ``set_params``), call :meth:`refresh`.  :meth:`gd_step` refreshes itself.
+    The network stays alive as long as the context.
+    """
+
+    def __init__(self, net, X, T, loss="mse"):
+        if not isinstance(net, Net):
+            raise NtkhessError(NH_EINVAL, "net must be an ntkhess.Net, got %s" % type(net).__name__)
+        L = lib()
+        self._h = None
+        w = net.widths
+        self.net = net
+        X = A.matrix("X", X, None, w[0])
+        self.loss_id = A.loss_id(loss)
+        # (ce labels are checked against n_L by the library, with its message)
+        T, _ = A.targets(self.loss_id, T, X.shape[0], w[-1])
+        self._X, self._T = X, T
+        h = ctypes.c_void_p()
+        L.nh_curv_create(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(h))
+        self._h = h
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None and h.value:
+            try:
+                lib().nh_curv_free(h)
+            except Exception:
+                pass
+            self._h = None
+
+    # ------------------------------------------------------------ basics
+    @property
+    def X(self):
+        return self._X
+
+    @property
+    def T(self):
+        return self._T
+
+    @property
+    def loss_name(self):
+        return A.loss_name(self.loss_id)
+
+    @property
+    def N(self):
+        """Number of samples."""
+        return lib().nh_curv_nsamples(self._h)
+
+    @property
+    def P(self):
+        return self.net.nparams
+
+    @property
+    def nout(self):
+        return self.net.widths[-1]
+
+    def refresh(self):
+        """Recompute the cached passes after theta changed (NH_EDIVERGED if
+        the loss is not finite)."""
+        lib().nh_curv_refresh(self._h)
+
+    @property
+    def loss(self):
+        """C at the cached theta."""
+        return lib().nh_curv_loss(self._h)
+
+    def outputs(self):
+        """Network outputs Y (N, n_L)."""
+        Y = A.empty(self.N, self.nout)
+        lib().nh_curv_outputs(self._h, A.ptr(Y))
+        return Y
+
+    def dloss(self):
+        """dC/dY (N, n_L) (carries the 1/N)."""
+        E = A.empty(self.N, self.nout)
+        lib().nh_curv_dloss(self._h, A.ptr(E))
+        return E
+
+    def hloss(self):
+        """Per-sample blocks of HC (N, n_L, n_L) (carry the 1/N)."""
+        H = A.empty(self.N, self.nout, self.nout)
+        lib().nh_curv_hloss(self._h, A.ptr(H))
+        return H
+
+    def grad(self):
+        """dC/dtheta (P,)."""
+        g = A.empty(self.P)
+        lib().nh_curv_grad(self._h, A.ptr(g))
+        return g
+
+    # ---------------------------------------------------------- products
+    def _vecs(self, v):
+        v = A.f64("v", v)
+        P = self.P
+        if v.ndim == 1:
+            A.check_shape("v", v, (P,))
+        elif v.ndim == 2:
+            A.check_shape("v (a block of row vectors)", v, (None, P))
+        else:
+            raise NtkhessError(NH_ESHAPE, "v: expected shape (P,) or (m, P) with P = %d, got %s"
+                               % (P, A.shape_str(v.shape)))
+        return v
+
+    def _apply(self, fn, v):
+        v = self._vecs(v)
+        out = np.empty_like(v)
+        rows = v.reshape(-1, self.P)
+        orows = out.reshape(-1, self.P)
+        for j in range(rows.shape[0]):
+            fn(self._h, A.ptr(rows[j]), A.ptr(orows[j]))
+        return out
+
+    def hvp(self, v):
+        """H v, exact.  v: (P,) or a block (m, P) of row vectors (one
+        nh_curv_hvp_block call)."""
+        v = self._vecs(v)
+        out = np.empty_like(v)
+        if v.ndim == 1:
+            lib().nh_curv_hvp(self._h, A.ptr(v), A.ptr(out))
+        elif v.shape[0] > 0:
+            lib().nh_curv_hvp_block(self._h, v.shape[0], A.ptr(v), A.ptr(out))
+        return out
+
+    def ivp(self, v):
+        """I v = J^T HC J v (Gauss-Newton).  v: (P,) or (m, P)."""
+        return self._apply(lib().nh_curv_ivp, v)
+
+    def svp(self, v):
+        """S v = H v - I v.  v: (P,) or (m, P)."""
+        return self._apply(lib().nh_curv_svp, v)
+
+    def isvp(self, v):
+        """(I v, S v) from one shared forward R-pass.  v: (P,) or (m, P)."""
+        v = self._vecs(v)
+        iv, sv = np.empty_like(v), np.empty_like(v)
+        P = self.P
+        for r, a, b in zip(v.reshape(-1, P), iv.reshape(-1, P), sv.reshape(-1, P)):
+            lib().nh_curv_isvp(self._h, A.ptr(r), A.ptr(a), A.ptr(b))
+        return iv, sv
+
+    def jvp(self, v):
+        """J v = (dY/dtheta) v, shape (N, n_L)."""
+        v = A.vector("v", v, self.P)
+        out = A.empty(self.N, self.nout)
+        lib().nh_curv_jvp(self._h, A.ptr(v), A.ptr(out))
+        return out
+
+    def vjp(self, u):
+        """J^T u for u (N, n_L), shape (P,)."""
+        u = A.matrix("u", u, self.N, self.nout, allow_vector=True)
+        out = A.empty(self.P)
+        lib().nh_curv_vjp(self._h, A.ptr(u), A.ptr(out))
+        return out
+
+    # ---------------------------------------------------- exact matrices
+    def ntk(self):
+        """Empirical NTK Gram J J^T, shape (N n_L, N n_L), index i*n_L + k."""
+        m = self.N * self.nout
+        K = A.empty(m, m)
+        lib().nh_curv_ntk(self._h, A.ptr(K))
+        return K
+
+    def trace_i_exact(self, kmax=4, K=None):
+        """Tr(I^k) = Tr((HC Theta~)^k), k = 1..kmax, exactly from the NTK Gram
+        (nh_ntk_trace_powers; K: a precomputed :meth:`ntk`)."""
+        m = self.N * self.nout
+        K = self.ntk() if K is None else A.matrix("K", K, m, m)
+        HC = self.hloss()
+        tr = A.empty(int(kmax))
+        lib().nh_ntk_trace_powers(self.N, self.nout, A.ptr(K), A.ptr(HC), int(kmax), A.ptr(tr))
+        return tr
+
+    def G(self):
+        """G[i, k] = Tr Hess_theta f_k(x_i), exact, shape (N, n_L)."""
+        G = A.empty(self.N, self.nout)
+        lib().nh_curv_G(self._h, A.ptr(G))
+        return G
+
+    def jacobian(self):
+        """Dense J = dY/dtheta, shape (N n_L, P) (small P only)."""
+        J = A.empty(self.N * self.nout, self.P)
+        lib().nh_curv_jacobian(self._h, A.ptr(J))
+        return J
+
+    def dense(self, which="HIS"):
+        """Dense matrices (small P only): a dict with the requested members of
+        "H", "I", "S", each (P, P)."""
+        P = self.P
+        out = {k: A.empty(P, P) for k in "HIS" if k in which.upper()}
+        if not out:
+            raise NtkhessError(NH_EINVAL, "dense: which must name at least one of H, I, S")
+        lib().nh_curv_dense(self._h, A.ptr(out.get("H")), A.ptr(out.get("I")), A.ptr(out.get("S")))
+        return out
+
+    # ---------------------------------------------------------- training
+    def gd_step(self, eta):
+        """One gradient-descent step theta -= eta grad C on this batch (the
+        network's parameters change), then refresh; returns the new loss.
+        NH_EDIVERGED (theta restored) when the result is not finite."""
+        lib().nh_curv_gd_step(self._h, self.net._h, float(eta))
+        return self.loss
+
+    # -------------------------------------------------- spectral toolkit
+    @staticmethod
+    def _trace_opts(method=None, probe=None, nprobes=None, sketch=None, first_probe=None, seed=None,
+                    control=None):
+        o = lib().nh_trace_opts_default()
+        if method is not None:
+            o.method = A.enum(TRACE_METHODS, "trace method", method)
+        if probe is not None:
+            o.probe = A.enum(PROBES, "probe", probe)
+        for k, v in (("nprobes", nprobes), ("sketch", sketch), ("first_probe", first_probe),
+                     ("seed", seed)):
+            if v is not None:
+                if int(v) < 0:
+                    raise NtkhessError(NH_EINVAL, "%s must be >= 0, got %r" % (k, v))
+                setattr(o, k, int(v))
+        if control is not None:
+            o.control = 1 if control else 0
+        return o
+
+    def trace(self, op="H", kmax=4, method=None, probe=None, nprobes=None, sketch=None,
+              first_probe=None, seed=None, control=None):
+        """Tr(A^k), k = 1..kmax (<= 4), for A = op in {"H", "I", "S"}
+        (nh_curv_trace).
+
+        method: "hutchinson" (default), "hutchpp" or "exact"; probe:
+        "rademacher" (default) or "gaussian"; nprobes (32), sketch (0 = M),
+        first_probe (0), seed (0); control: exact control variates (Tr I^k
+        from the NTK Gram, Tr S = G . dC/dY).
+
+        Returns {"est": (kmax,), "se": (kmax,), "nprobes", "nproducts"}.
+        """
+        o = self._trace_opts(method, probe, nprobes, sketch, first_probe, seed, control)
+        r = TraceResult()
+        lib().nh_curv_trace(self._h, _op(op), int(kmax), ctypes.byref(o), ctypes.byref(r))
+        k = int(kmax)
+        return {"est": np.array(r.est[:k]), "se": np.array(r.se[:k]), "nprobes": r.nprobes,
+                "nproducts": r.nproducts}
+
+    def orthogonality(self, method=None, probe=None, nprobes=None, sketch=None, first_probe=None,
+                      seed=None):
+        """||I S||_F (exact), ||I||_F (exact), ||S||_F (estimated per the trace
+        options) and their ratio (nh_curv_orthogonality).  Returns a dict of
+        the nh_ortho_result fields."""
+        o = self._trace_opts(method, probe, nprobes, sketch, first_probe, seed, None)
+        r = OrthoResult()
+        lib().nh_curv_orthogonality(self._h, ctypes.byref(o), ctypes.byref(r))
+        return {f: getattr(r, f) for f, _ in OrthoResult._fields_}
+
+    def lanczos(self, k, op="H", which="LA", ncv=0, tol=1e-10, maxprod=0, seed=0, require=True,
+                vectors=True, residuals=True):
+        """The k wanted eigenpairs of A = op by thick-restart Lanczos
+        (nh_curv_lanczos).
+
+        which: "LA" (largest algebraic, descending; default), "SA" (smallest,
+        ascending) or "LM" (largest magnitude); ncv (0 = automatic), tol
+        (relative residual, 1e-10), maxprod (0 = 100 ncv), seed (start
+        vector), require (raise NH_EMAXITER unless all converged).
+
+        Returns {"eigenvalues": (k,), "eigenvectors": (k, P) rows or None,
+        "residuals": ||A x - lambda x|| (k,) or None, "nconv", "nproducts",
+        "nrestarts", "nbreakdowns", "anorm"}.
+        """
+        k = int(k)
+        if k < 1:
+            raise NtkhessError(NH_EINVAL, "k must be >= 1, got %d" % k)
+        o = lib().nh_lanczos_opts_default()
+        o.which = A.enum(WHICH, "which", which)
+        o.ncv, o.tol, o.maxprod, o.seed = int(ncv), float(tol), int(maxprod), int(seed)
+        o.require = 1 if require else 0
+        ev = A.empty(k)
+        V = A.empty(k, self.P) if vectors else None
+        res = A.empty(k) if residuals else None
+        info = LanczosInfo()
+        lib().nh_curv_lanczos(self._h, _op(op), k, ctypes.byref(o), A.ptr(ev), A.ptr(V), A.ptr(res),
+                              ctypes.byref(info))
+        out = {"eigenvalues": ev, "eigenvectors": V, "residuals": res}
+        out.update({f: getattr(info, f) for f, _ in LanczosInfo._fields_})
+        return out
+
+    def slq(self, op="H", nvec=16, nsteps=30, probe="rademacher", seed=0, grid=None, sigma=None):
+        """Spectral density of A = op by stochastic Lanczos quadrature
+        (nh_curv_slq): nvec start vectors, nsteps Lanczos steps each.
+
+        Returns {"nodes": (nvec, nsteps), "weights": (nvec, nsteps) (summing to
+        1), "moments": Tr(A^k)/P estimates (4,), "moments_se", "nproducts",
+        "nbreakdowns"} and, when ``grid`` is given (sigma > 0 required),
+        "grid" and "density" (a probability density on the grid)."""
+        o = lib().nh_slq_opts_default()
+        o.nvec, o.nsteps = int(nvec), int(nsteps)
+        o.probe = A.enum(PROBES, "probe", probe)
+        o.seed = int(seed)
+        if o.nvec < 1 or o.nsteps < 1:
+            raise NtkhessError(NH_EINVAL, "nvec and nsteps must be >= 1")
+        nodes, weights = A.empty(o.nvec, o.nsteps), A.empty(o.nvec, o.nsteps)
+        den = None
+        if grid is not None:
+            grid = A.f64("grid", grid).ravel()
+            if sigma is None or not float(sigma) > 0:
+                raise NtkhessError(NH_EINVAL, "slq: a grid needs sigma > 0, got %r" % (sigma,))
+            den = A.empty(grid.size)
+        r = SlqResult()
+        lib().nh_curv_slq(self._h, _op(op), ctypes.byref(o), A.ptr(nodes), A.ptr(weights),
+                          0 if grid is None else grid.size, A.ptr(grid),
+                          0.0 if sigma is None else float(sigma), A.ptr(den), ctypes.byref(r))
+        out = {"nodes": nodes, "weights": weights, "moments": np.array(r.moments[:]),
+               "moments_se": np.array(r.moments_se[:]), "nproducts": r.nproducts,
+               "nbreakdowns": r.nbreakdowns}
+        if grid is not None:
+            out["grid"], out["density"] = grid.copy(), den
+        return out
+
+    def rayleigh(self, V):
+        """Rayleigh quotients (v^T I v / v^T v, v^T S v / v^T v) of the rows of
+        V (m, P) or of one vector (P,) (nh_curv_rayleigh)."""
+        V = A.f64("V", V)
+        single = V.ndim == 1
+        V = A.matrix("V", V.reshape(1, -1) if single else V, None, self.P)
+        m = V.shape[0]
+        ri, rs = A.empty(m), A.empty(m)
+        lib().nh_curv_rayleigh(self._h, m, A.ptr(V), A.ptr(ri), A.ptr(rs))
+        return (ri[0], rs[0]) if single else (ri, rs)
+
+    def slice(self, u, v, R, G):
+        """Loss on the G x G grid theta + a_i u + b_j v, a, b in [-R, R]
+        (nh_curv_slice); theta is restored afterwards.  Returns (G, G)."""
+        u = A.vector("u", u, self.P)
+        v = A.vector("v", v, self.P)
+        out = A.empty(int(G), int(G))
+        lib().nh_curv_slice(self._h, self.net._h, A.ptr(u), A.ptr(v), float(R), int(G), A.ptr(out))
+        return out
+
+    def __repr__(self):
+        return "Curvature(%r, N=%d, loss=%r)" % (self.net, self.N, self.loss_name)
