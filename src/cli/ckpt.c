@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static unsigned long long nh__fnv(const char *s, unsigned long long h) {
@@ -78,23 +79,22 @@ void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, 
     /* Swap: ckdir -> ckdir.old, stage -> ckdir, remove old. */
     char old[4096];
     snprintf(old, sizeof old, "%s.old", ckdir);
+    nh_ckpt_remove(old); /* a leftover from a kill */
     if (rename(ckdir, old) != 0 && errno != ENOENT) nh_die(cmd, "cannot rotate checkpoint %s: %s", ckdir, strerror(errno));
     if (rename(stage, ckdir) != 0) nh_die(cmd, "cannot install checkpoint %s: %s", ckdir, strerror(errno));
     nh_ckpt_remove(old);
 }
 
-/* Remove a checkpoint directory (its files are all ours: flat). */
+/* Remove a checkpoint directory: it holds only our flat files, so unlink
+ * every entry (a kill can leave any subset of them) and then the folder. */
 void nh_ckpt_remove(const char *dir) {
-    static const char *const names[] = {"state.txt", "config.json", NULL};
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
     char path[4096];
-    for (int i = 0; names[i]; i++) unlink(nh_cli_path(path, sizeof path, dir, names[i]));
-    for (int l = 0; l < 1000; l++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "W%d.npy", l);
-        if (unlink(nh_cli_path(path, sizeof path, dir, nm)) != 0) break;
-        snprintf(nm, sizeof nm, "b%d.npy", l);
-        unlink(nh_cli_path(path, sizeof path, dir, nm));
-    }
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(nh_cli_path(path, sizeof path, dir, e->d_name));
+    closedir(d);
     rmdir(dir);
 }
 

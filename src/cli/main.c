@@ -6,7 +6,8 @@
 
 static const nh_cmd *const nh_cmds[] = {&nh_cmd_data,   &nh_cmd_init,    &nh_cmd_train, &nh_cmd_curvature,
                                         &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, &nh_cmd_measure,
-                                        &nh_cmd_spectrum, &nh_cmd_landscape, NULL};
+                                        &nh_cmd_spectrum, &nh_cmd_landscape, &nh_cmd_fig1,   &nh_cmd_fig2,
+                                        &nh_cmd_fig3,    NULL};
 
 static void usage(FILE *out) {
     fprintf(out,
