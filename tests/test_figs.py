@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""The paper's figures end to end: fig1 --quick agrees with theory (checked by
+scripts/check_fig1.py on its summary.json), a killed fig1 resumes without
+losing trials and ends with the same numbers, fig2/fig3 --quick produce their
+plots and show the paper's qualitative findings, and bad input gives one-line
+errors.  Prints 'N passed, N failed'."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("NTKHESS", os.path.join(os.path.dirname(__file__), "..", "build", "ntkhess"))
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+passed = failed = 0
+
+
+def check(ok, what, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        if os.environ.get("NH_TEST_VERBOSE") == "1":
+            print(f"PASS: {what} {detail}")
+    else:
+        failed += 1
+        print(f"FAIL: {what} {detail}")
+
+
+def run(*args, env=None, timeout=900):
+    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=ROOT)
+
+
+def png_ok(path):
+    try:
+        b = open(path, "rb").read(32)
+        return b[:8] == b"\x89PNG\r\n\x1a\n" and os.path.getsize(path) > 10000
+    except OSError:
+        return False
+
+
+def main():
+    with tempfile.TemporaryDirectory() as t:
+        j = lambda *p: os.path.join(t, *p)
+        # fig1 --quick, the README's main job
+        t0 = time.time()
+        r = run("fig1", "--quick", "--out", j("f1"))
+        dt = time.time() - t0
+        check(r.returncode == 0, "fig1 --quick runs", r.stderr[-500:])
+        for f in ["fig1.png", "fig1.svg", "fig1.csv", "summary.json"]:
+            check(os.path.exists(j("f1", f)), f"fig1 writes {f}")
+        check(png_ok(j("f1", "fig1.png")), "fig1.png is a PNG with content")
+        s = json.load(open(j("f1", "summary.json")))
+        pts = s["points"]
+        keys = {"act", "k", "t", "theory", "mean", "se", "z"}
+        check(len(pts) > 0 and all(keys <= set(p) for p in pts), "summary points have act,k,t,theory,mean,se,z")
+        check(s["params"]["quick"] and s["params"]["N"] == 64, "summary records the run's parameters")
+        c = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "check_fig1.py"), j("f1", "summary.json")],
+                           capture_output=True, text=True)
+        check(c.returncode == 0, "fig1 --quick: k = 1, 2 within 3 SE + measured finite-width bias at every t",
+              c.stdout[-800:])
+        print(f"# fig1 --quick took {dt:.1f} s; " + " ".join(l[2:] for l in c.stdout.splitlines() if l.startswith("#")))
+        t0s = {p["act"]: p["tr_S_theory"] for p in pts if p["k"] == 1 and p["t"] == 0}
+        check(t0s.get("softplus", -1) > 0 and t0s.get("nsoftplus", 1) < 0,
+              "E[Tr S(0)] > 0 for softplus and < 0 for nsoftplus (the paper's remark)", str(t0s))
+        # fig1 resume after kill -9: same points as an uninterrupted run
+        small = ["fig1", "--data", "sphere", "--n", "16", "--width", "200", "--trials", "40", "--steps", "8",
+                 "--every", "4"]
+        r = run(*small, "--out", j("ref"))
+        check(r.returncode == 0, "small fig1 reference run", r.stderr[-300:])
+        rng = random.Random(5)
+        killed = 0
+        t_ref = 0
+        t0 = time.time()
+        run(*small, "--out", j("tmp_timing"))
+        t_ref = time.time() - t0
+        for _ in range(4):
+            p = subprocess.Popen([BIN, *small, "--out", j("res")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 cwd=ROOT)
+            time.sleep(rng.uniform(0.1, 0.45) * t_ref)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                killed += 1
+            p.wait()
+        lines = open(j("res", "trials_softplus.csv")).read().count("\n") if os.path.exists(
+            j("res", "trials_softplus.csv")) else 0
+        r = run(*small, "--out", j("res"))
+        check(r.returncode == 0, "fig1 rerun after kills completes", r.stderr[-300:])
+        check(killed >= 2, "fig1 was really killed mid-run at least twice", f"({killed}, run {t_ref:.2f}s)")
+        a = json.load(open(j("ref", "summary.json")))["points"]
+        b = json.load(open(j("res", "summary.json")))["points"]
+        check(a == b, "fig1 after kills == uninterrupted (every point, exactly)")
+        # fig2 --quick, fig3 --quick
+        r = run("fig2", "--quick", "--out", j("f2"))
+        check(r.returncode == 0 and png_ok(j("f2", "fig2.png")), "fig2 --quick", r.stderr[-300:])
+        s2 = json.load(open(j("f2", "summary.json")))
+        iI, sI = s2["eigvec_of_I_vIv"], s2["eigvec_of_I_vSv"]
+        iS, sS = s2["eigvec_of_S_vIv"], s2["eigvec_of_S_vSv"]
+        check(all(iI[k] > 10 * abs(sI[k]) for k in range(3)), "fig2: top eigenvectors of I have v'Iv >> |v'Sv|")
+        check(sum(abs(x) for x in sS) > 2 * sum(abs(x) for x in iS), "fig2: eigenvectors of S carry mostly S")
+        r = run("fig3", "--quick", "--out", j("f3"))
+        check(r.returncode == 0 and png_ok(j("f3", "fig3.png")), "fig3 --quick", r.stderr[-300:])
+        s3 = {p["act"]: p for p in json.load(open(j("f3", "summary.json")))["panels"]}
+        check(s3["softplus"]["narrowness"] > 10 * s3["nsoftplus"]["narrowness"],
+              "fig3: the smooth ReLU valley is far narrower than the normalized one",
+              f"{s3['softplus']['narrowness']:.3g} vs {s3['nsoftplus']['narrowness']:.3g}")
+        # bad input
+        os.makedirs(j("empty"))
+        env = dict(os.environ, NTKHESS_DATA=j("empty"))
+        for what, args, kw, e in [
+            ("missing MNIST data", ["fig1", "--quick", "--out", j("x")], "fetch_data.sh", env),
+            ("N larger than the data set", ["fig1", "--n", "20000", "--trials", "2", "--out", j("x")], "exceeds", None),
+            ("unknown figure option", ["fig1", "--quick", "--bogus", "--out", j("x")], "bogus", None),
+            ("unknown nonlinearity", ["fig1", "--acts", "swish", "--out", j("x")], "swish", None),
+            ("fig2 k beyond P", ["fig2", "--data", "sphere", "--n", "8", "--width", "2", "--k", "60000", "--out",
+                                 j("x")], "exceeds", None),
+            ("fig3 bad dirs", ["fig3", "--dirs", "1", "--out", j("x")], "dirs", None),
+        ]:
+            r = run(*args, env=e)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            check(r.returncode in (1, 2) and len(lines) == 1 and kw in r.stderr, f"bad input: {what}",
+                  f"rc={r.returncode} {r.stderr.strip()!r}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
