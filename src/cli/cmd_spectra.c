@@ -66,11 +66,22 @@ static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t see
     NH_CHECK(cmd, nh_curv_orthogonality(c, &so, &orr));
     /* Tr(S) exact (G . dC/dY) = Tr(H) - Tr(I) with control variates. */
     double trs1 = th.est[0] - ti.est[0];
+    /* A record with an overflowed moment is the start of divergence: stop
+     * before writing it, so every row in the file is finite. */
+    double all[16] = {ti.est[0], ti.est[1], ti.est[2], ti.est[3], th.est[0], th.est[1], th.est[2], th.est[3],
+                      th.se[1], th.se[2], th.se[3], orr.is_fro, orr.i_fro, orr.s_fro, orr.tr_s2, nh_curv_loss(c)};
+    if (orr.is_fro != 0 && !isfinite(orr.ratio)) all[15] = orr.ratio;
+    for (int q = 0; q < 16; q++)
+        if (!isfinite(all[q]))
+            nh_die(cmd, "diverged at step %lld: the Hessian moments overflowed (loss %.6g); the records up to the last "
+                        "finite state are kept (lower --lr)", step, nh_curv_loss(c));
     fprintf(f, "%lld,%.17g,%.17g", step, (double)step * eta, nh_curv_loss(c));
     for (int k = 0; k < 4; k++) fprintf(f, ",%.17g", ti.est[k]);
     fprintf(f, ",%.17g,%.17g,%.17g", trs1, orr.tr_s2, orr.tr_s2_se);
     for (int k = 0; k < 4; k++) fprintf(f, ",%.17g,%.17g", th.est[k], th.se[k]);
-    fprintf(f, ",%.17g,%.17g,%.17g,%.17g,%.17g\n", orr.is_fro, orr.i_fro, orr.s_fro, orr.s_fro_se, orr.ratio);
+    /* ||IS|| = 0 means orthogonal, whatever the norms: ratio 0, not 0/0. */
+    double ratio = orr.is_fro == 0 ? 0.0 : orr.ratio;
+    fprintf(f, ",%.17g,%.17g,%.17g,%.17g,%.17g\n", orr.is_fro, orr.i_fro, orr.s_fro, orr.s_fro_se, ratio);
 }
 
 static int run_measure(const nh_cmd *cmd, int argc, char **argv) {

@@ -1,6 +1,7 @@
 /* main.c -- ntkhess: command dispatch and top-level help. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,9 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) must give a write error and a message,
+     * not a silent kill by SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { usage(stderr); return NH_EXIT_USAGE; }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
