@@ -62,13 +62,16 @@ def asan_reexec():
     happens."""
     if os.environ.get("NH_TEST_ASAN_REEXEC") or not os.path.isfile(LIB):
         return
-    import ctypes
-    try:
-        ctypes.CDLL(LIB)
-        return
-    except OSError as e:
-        if "__asan" not in str(e) and "__ubsan" not in str(e):
+    # An instrumented library either names the ASan runtime (it aborts the
+    # process if loaded without it first) or leaves its symbols undefined.
+    if b"libasan.so" not in open(LIB, "rb").read():
+        import ctypes
+        try:
+            ctypes.CDLL(LIB)
             return
+        except OSError as e:
+            if "__asan" not in str(e) and "__ubsan" not in str(e):
+                return
     cc = os.environ.get("CC", "cc")
     pre = []
     for name in ("asan", "ubsan"):
