@@ -1,5 +1,6 @@
 # ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check, bench, install,
-# uninstall, asan, clean.  Options: NATIVE=1 (-march=native), MPI=1.
+# uninstall, asan, clean.  Options: NATIVE=1 (-march=native), MPI=0 (no MPI;
+# default: OpenMPI when found, see docs/mpi.md), MPI=1 (require it).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -22,6 +23,22 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -fPIC -fvisibility=
 LDEXTRA ?=
 LDLIBS  := $(PKG_LIBS) -fopenmp -lm $(LDEXTRA)
 
+# MPI for the CLI only (src/cli/par.c; libntkhess stays MPI-free): OpenMPI is
+# found by pkg-config (ompi-c) or mpicc --showme; MPI=0 builds without it, MPI=1
+# insists on it.  A stamp recompiles par.o when the choice changes.
+MPI ?=
+ifneq ($(MPI),0)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(strip $(MPI_LIBS)),)
+PAR_CFLAGS := -DNH_USE_MPI $(patsubst -I%,-isystem %,$(MPI_CFLAGS))
+else ifeq ($(MPI),1)
+$(error MPI=1, but OpenMPI was not found (apt-get install openmpi-bin libopenmpi-dev))
+endif
+PAR_STAMP := $(BUILD)/par.flags
+$(shell mkdir -p $(BUILD) && (echo '$(PAR_CFLAGS) $(MPI_LIBS)' | cmp -s - $(PAR_STAMP) || echo '$(PAR_CFLAGS) $(MPI_LIBS)' > $(PAR_STAMP)))
+
 LIB_SRC := $(wildcard src/*.c) $(wildcard src/io/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -39,6 +56,9 @@ $(BUILD)/%.o: %.c include/ntkhess.h $(wildcard src/*.h) $(wildcard src/io/*.h) $
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(BUILD)/src/cli/par.o: ALL_CFLAGS += $(PAR_CFLAGS)
+$(BUILD)/src/cli/par.o: $(PAR_STAMP)
+
 $(BUILD)/libntkhess.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -47,7 +67,7 @@ $(BUILD)/libntkhess.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libntkhess.so.0 -o $@ $^ $(LDLIBS)
 
 $(BUILD)/ntkhess: $(CLI_OBJ) $(BUILD)/libntkhess.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntkhess.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntkhess.a $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/nh_test.h $(BUILD)/libntkhess.a
 	@mkdir -p $(dir $@)
@@ -72,7 +92,10 @@ check: all $(TEST_BIN)
 bench: all $(BENCH_BIN)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	ASAN_OPTIONS=fast_unwind_on_malloc=0 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  LDEXTRA="-fsanitize=address,undefined" check
 
 install: all

@@ -38,30 +38,33 @@ def expect_error(what, args, keyword):
           f"bad input: {what}", f"(rc={r.returncode}, stderr={r.stderr.strip()!r})")
 
 
-def kill_resume(what, args, outputs, tmp, kills=4):
-    """Run once uninterrupted into A; run into B with kill -9 at random moments,
-    then to completion; the outputs must be identical."""
+def kill_resume(what, args, outputs, tmp, progress, kills=4):
+    """Run once uninterrupted into A; run into B killing each attempt with
+    SIGKILL once its progress file (relative to the output) has grown by two
+    lines, then run to completion; the outputs must be identical."""
     ref = os.path.join(tmp, what + "_ref")
     os.makedirs(ref)
-    t0 = time.time()
     r = run(*[a.replace("@OUT@", ref) for a in args])
-    dur = time.time() - t0
     check(r.returncode == 0, f"{what}: reference run", r.stderr)
     b = os.path.join(tmp, what + "_b")
     os.makedirs(b)
-    rng = random.Random(11)
+    pf = os.path.join(b, progress)
+    count = lambda: open(pf).read().count("\n") if os.path.exists(pf) else 0
     killed = 0
     for _ in range(kills):
+        before = count()
         p = subprocess.Popen([BIN, *[a.replace("@OUT@", b) for a in args]], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.15, 0.85) * dur)
+        deadline = time.time() + 120
+        while p.poll() is None and count() < before + 2 and time.time() < deadline:
+            time.sleep(0.005)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             killed += 1
         p.wait()
     r = run(*[a.replace("@OUT@", b) for a in args])
     check(r.returncode == 0, f"{what}: final rerun", r.stderr)
-    check(killed >= 2, f"{what}: at least 2 runs were really killed mid-way", f"({killed}, run takes {dur:.2f}s)")
+    check(killed >= 2, f"{what}: at least 2 runs were really killed mid-way", f"({killed})")
     for o in outputs:
         pa, pb = os.path.join(ref, o), os.path.join(b, o)
         if o.endswith(".npy"):
@@ -184,10 +187,11 @@ def main():
         run("init", "--widths", "10,300,300,1", "--act", "softplus", "--out", j("m2"))
         kill_resume("train", ["train", "--model", j("m2"), "--data", j("d2", "X.npy"), "--targets", j("d2", "Y.npy"),
                               "--lr", "0.5", "--steps", "300", "--log-every", "10", "--checkpoint-every", "7",
-                              "--out", "@OUT@/run"], ["run/train.csv", "run/W0.npy", "run/W2.npy", "run/b1.npy"], t)
+                              "--out", "@OUT@/run"], ["run/train.csv", "run/W0.npy", "run/W2.npy", "run/b1.npy"], t,
+                    "run/train.csv")
         kill_resume("measure", ["measure", "--model", j("m2"), "--data", j("d2", "X.npy"), "--targets",
                                 j("d2", "Y.npy"), "--lr", "0.5", "--steps", "60", "--every", "3", "--probes", "4",
-                                "--out", "@OUT@/m.csv"], ["m.csv"], t)
+                                "--out", "@OUT@/m.csv"], ["m.csv"], t, "m.csv")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -88,5 +88,6 @@ void nh_ckpt_remove(const char *dir);
 void nh_ckpt_truncate_csv(const nh_cmd *cmd, const char *csv, long long step);
 
 extern const nh_cmd nh_cmd_init, nh_cmd_train, nh_cmd_curvature, nh_cmd_data, nh_cmd_kernel, nh_cmd_gram,
-    nh_cmd_predict, nh_cmd_measure, nh_cmd_spectrum, nh_cmd_landscape, nh_cmd_fig1, nh_cmd_fig2, nh_cmd_fig3;
+    nh_cmd_predict, nh_cmd_measure, nh_cmd_spectrum, nh_cmd_landscape, nh_cmd_fig1, nh_cmd_fig2, nh_cmd_fig3,
+    nh_cmd_bench;
 #endif

@@ -4,6 +4,7 @@
  * resumes after a kill; trials are independent (seed, act, trial index), so
  * they can be split across processes. */
 #include "cli.h"
+#include "par.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -178,6 +179,8 @@ static size_t fig1_load_trials(const char *path, const char *header, const fig1_
     if (!line) { fclose(fp); return 0; }
     if (!fgets(line, (int)cap, fp) || strcmp(line, header) != 0) { free(line); fclose(fp); return (size_t)-1; }
     const size_t nv = f->nrec * 4;
+    double *row = malloc(2 * nv * sizeof *row);
+    if (!row) { free(line); fclose(fp); return 0; }
     while (fgets(line, (int)cap, fp)) {
         size_t len = strlen(line);
         if (!len || line[len - 1] != '\n') break; /* torn last line from a kill */
@@ -185,23 +188,36 @@ static size_t fig1_load_trials(const char *path, const char *header, const fig1_
         long long r = strtoll(p, &end, 10);
         if (end == p || r < 0 || (size_t)r >= f->trials) continue;
         p = end;
-        double *h = H + (size_t)r * nv, *iv = I + (size_t)r * nv;
+        if (done[r]) continue; /* the first complete line of a trial wins */
+        /* Parse into a scratch row; copy only a complete, finite line, so a
+         * torn or duplicate line never overwrites a finished trial (found by
+         * fuzz_fig1_trials). */
         size_t k;
         for (k = 0; k < 2 * nv; k++) {
             if (*p != ',') break;
             double v = strtod(p + 1, &end);
-            if (end == p + 1) break;
-            if (k < nv) h[k] = v; else iv[k - nv] = v;
+            if (end == p + 1 || !isfinite(v)) break;
+            row[k] = v;
             p = end;
         }
-        if (k == 2 * nv && !done[r]) { done[r] = 1; got++; }
+        if (k == 2 * nv && *p == '\n') {
+            memcpy(H + (size_t)r * nv, row, nv * sizeof *row);
+            memcpy(I + (size_t)r * nv, row + nv, nv * sizeof *row);
+            done[r] = 1;
+            got++;
+        }
     }
+    free(row);
     free(line);
     fclose(fp);
     return got;
 }
 
 static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
+    /* MPI (when built with it): trials spread over the ranks, rank 0 writes. */
+    nh_par_init(&argc, &argv);
+    const int root = nh_par_is_root();
+    const size_t nranks = (size_t)nh_par_size(), me = (size_t)nh_par_rank();
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
@@ -227,7 +243,7 @@ static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
     if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
     size_t d;
     double *T, *X = load_fig_data(cmd, dataname, f.n, f.seed, &d, &T);
-    nh_cli_mkdir(cmd, out);
+    if (root) nh_cli_mkdir(cmd, out);
     double *tt = malloc(f.nrec * sizeof *tt);
     if (!tt) nh_die(cmd, "out of memory");
     for (size_t i = 0; i < f.nrec; i++) tt[i] = (double)((long long)i * f.every) * f.lr;
@@ -278,37 +294,71 @@ static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
         double *H = malloc(f.trials * nv * sizeof *H), *I = malloc(f.trials * nv * sizeof *I);
         int *done = calloc(f.trials, sizeof *done);
         if (!H || !I || !done) nh_die(cmd, "out of memory for %zu trials", f.trials);
-        size_t have = fig1_load_trials(path, header, &f, H, I, done);
-        FILE *fp;
-        if (have == (size_t)-1) {
-            nh_die(cmd, "%s belongs to a run with other parameters; remove it or choose another --out", path);
-        } else if (have == 0 && access(path, F_OK) != 0) {
-            fp = fopen(path, "w");
-            if (fp) fputs(header, fp);
-        } else {
-            fp = fopen(path, "a");
-            if (have) fprintf(stderr, "ntkhess fig1: %s: resuming with %zu finished trials\n", nh_act_name(acts[ai]), have);
+        /* Rank 0 reads the finished trials and tells the others which. */
+        size_t have = 0;
+        FILE *fp = NULL;
+        if (root) {
+            have = fig1_load_trials(path, header, &f, H, I, done);
+            if (have == (size_t)-1) {
+                nh_die(cmd, "%s belongs to a run with other parameters; remove it or choose another --out", path);
+            } else if (have == 0 && access(path, F_OK) != 0) {
+                fp = fopen(path, "w");
+                if (fp) fputs(header, fp);
+            } else {
+                fp = fopen(path, "a");
+                /* End a torn last line (a kill mid-write) so that the next
+                 * row starts a line of its own: the fragment stays ignored. */
+                FILE *tail = fopen(path, "rb");
+                if (fp && tail && fseek(tail, -1, SEEK_END) == 0 && fgetc(tail) != '\n') fputc('\n', fp);
+                if (tail) fclose(tail);
+                if (have)
+                    fprintf(stderr, "ntkhess fig1: %s: resuming with %zu finished trials\n", nh_act_name(acts[ai]), have);
+            }
+            if (!fp) nh_die(cmd, "cannot write %s", path);
         }
-        if (!fp) nh_die(cmd, "cannot write %s", path);
+        nh_par_bcast(done, f.trials * sizeof *done);
+        /* The unfinished trials in order; in each round the k-th of R goes to
+         * rank k (a fresh run: trial r on rank r mod R).  A trial's numbers
+         * depend only on (seed, act, r), never on the rank that computes it.
+         * Rank 0 gathers each round and appends it in trial order. */
+        size_t ntodo = 0, *todo = malloc(f.trials * sizeof *todo);
+        const size_t rlen = 1 + 2 * nv;
+        double *sbuf = malloc(rlen * sizeof *sbuf), *rbuf = root ? malloc(nranks * rlen * sizeof *rbuf) : NULL;
+        if (!todo || !sbuf || (root && !rbuf)) nh_die(cmd, "out of memory for %zu trials", f.trials);
+        for (size_t r = 0; r < f.trials; r++)
+            if (!done[r]) todo[ntodo++] = r;
         double t0 = nh_cli_now();
-        size_t ndone = have;
-        for (size_t r = 0; r < f.trials; r++) {
-            if (done[r]) continue;
-            fig1_trial(cmd, &f, acts[ai], r, X, T, d, H + r * nv, I + r * nv);
-            fprintf(fp, "%zu", r);
-            for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", H[r * nv + k]);
-            for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", I[r * nv + k]);
-            fputc('\n', fp);
-            if (fflush(fp) != 0) nh_die(cmd, "cannot write %s", path);
-            done[r] = 1;
-            ndone++;
-            char what[64];
-            snprintf(what, sizeof what, "fig1 %s: trial", nh_act_name(acts[ai]));
-            nh_cli_progress(what, ndone, f.trials, nh_cli_now() - t0);
+        size_t ndone = f.trials - ntodo;
+        for (size_t b = 0; b < ntodo; b += nranks) {
+            sbuf[0] = -1.0;
+            if (b + me < ntodo) {
+                const size_t r = todo[b + me];
+                fig1_trial(cmd, &f, acts[ai], r, X, T, d, sbuf + 1, sbuf + 1 + nv);
+                sbuf[0] = (double)r;
+            }
+            nh_par_gather(sbuf, rlen, rbuf);
+            for (size_t q = 0; root && q < nranks; q++) {
+                const double *o = rbuf + q * rlen;
+                if (!(o[0] >= 0)) continue;
+                const size_t r = (size_t)o[0];
+                memcpy(H + r * nv, o + 1, nv * sizeof *H);
+                memcpy(I + r * nv, o + 1 + nv, nv * sizeof *I);
+                fprintf(fp, "%zu", r);
+                for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", H[r * nv + k]);
+                for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", I[r * nv + k]);
+                fputc('\n', fp);
+                if (fflush(fp) != 0) nh_die(cmd, "cannot write %s", path);
+                done[r] = 1;
+                ndone++;
+                char what[64];
+                snprintf(what, sizeof what, "fig1 %s: trial", nh_act_name(acts[ai]));
+                nh_cli_progress(what, ndone, f.trials, nh_cli_now() - t0);
+            }
         }
-        if (fclose(fp) != 0) nh_die(cmd, "cannot write %s", path);
-        /* Mean and standard error over trials. */
-        for (size_t k = 0; k < nv; k++) {
+        free(todo); free(sbuf); free(rbuf);
+        if (root && fclose(fp) != 0) nh_die(cmd, "cannot write %s", path);
+        /* Mean and standard error over trials (rank 0 holds them all). */
+        for (size_t k = 0; root && k < nv; k++) {
             double sh = 0, sh2 = 0, si = 0, si2 = 0;
             for (size_t r = 0; r < f.trials; r++) {
                 sh += H[r * nv + k];
@@ -328,6 +378,12 @@ static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
         free(H); free(I); free(done);
     }
     const double elapsed = nh_cli_now() - t_start;
+    if (!root) { /* rank 0 writes the results */
+        free(theoryH); free(theoryI); free(theoryS); free(meanH); free(seH); free(meanI); free(seI); free(tt);
+        free(X); free(T);
+        nh_par_finalize();
+        return 0;
+    }
 
     /* summary.json, fig1.csv */
     cJSON *js = cJSON_CreateObject();
@@ -439,6 +495,7 @@ static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
     free(ser); free(pan); free(ys);
     fprintf(stderr, "ntkhess fig1: wrote %s/fig1.png, fig1.svg, fig1.csv, summary.json (%.1f s)\n", out, elapsed);
     free(theoryH); free(theoryI); free(theoryS); free(meanH); free(seH); free(meanI); free(seI); free(tt); free(X); free(T);
+    nh_par_finalize();
     return 0;
 }
 

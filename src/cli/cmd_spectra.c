@@ -1,11 +1,13 @@
 /* cmd_spectra.c -- ntkhess measure, spectrum, landscape: the finite-width
  * measurement toolkit (traces with error bars, Lanczos, SLQ, slices). */
 #include "cli.h"
+#include "par.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static nh_loss parse_loss2(const nh_cmd *cmd, const nh_args *a) {
     nh_loss l;
@@ -51,19 +53,87 @@ static const nh_optspec measure_opts[] = {
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
+/* Pool per-rank Hutchinson results (n_r probes, mean_r, se_r) into those of
+ * all n = sum n_r probes: the mean weighted by n_r, and the sample variance
+ * from the within-rank sums of squares se_r^2 n_r (n_r - 1) plus the
+ * between-rank part n_r (mean_r - mean)^2 (Chan et al.'s parallel variance). */
+static void pool_mean_se(size_t R, const double *n, const double *mean, const double *se, double *m_out,
+                         double *se_out) {
+    double N = 0, s = 0;
+    for (size_t r = 0; r < R; r++) { N += n[r]; s += n[r] * mean[r]; }
+    const double m = s / N;
+    double ss = 0;
+    for (size_t r = 0; r < R; r++) {
+        if (n[r] > 1) ss += se[r] * se[r] * n[r] * (n[r] - 1);
+        if (n[r] > 0) ss += n[r] * (mean[r] - m) * (mean[r] - m);
+    }
+    *m_out = m;
+    *se_out = N > 1 ? sqrt(ss / (N - 1) / N) : NAN;
+}
+
+/* One record.  Under MPI the M probes are split over the ranks (rank r takes
+ * M_r consecutive probes from first_probe j_r, the same probe vectors as one
+ * process), each returns its (M_r, mean_r, se_r), and rank 0 pools them and
+ * writes the row; the exact parts (Tr I^k, Tr S, ||IS||) come from rank 0. */
 static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t seed, long long step, double eta,
                            FILE *f) {
+    const size_t R = (size_t)nh_par_size(), me = (size_t)nh_par_rank();
+    const size_t Mr = M / R + (me < M % R), j0 = me * (M / R) + (me < M % R ? me : M % R);
     nh_trace_opts to = nh_trace_opts_default();
-    to.nprobes = M;
+    to.nprobes = Mr ? Mr : 1;
+    to.first_probe = j0;
     to.seed = seed;
     to.control = 1;
     nh_trace_result ti, th;
-    NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
-    NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
     nh_trace_opts so = to;
     so.control = 0;
     nh_ortho_result orr;
-    NH_CHECK(cmd, nh_curv_orthogonality(c, &so, &orr));
+    memset(&ti, 0, sizeof ti);
+    memset(&th, 0, sizeof th);
+    memset(&orr, 0, sizeof orr);
+    if (me == 0) {
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+        NH_CHECK(cmd, nh_curv_orthogonality(c, &so, &orr));
+    } else if (Mr) { /* the probe parts only: the calls nh_curv_orthogonality makes */
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+        nh_trace_result ts;
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_S, 2, &so, &ts));
+        orr.tr_s2 = ts.est[1];
+        orr.tr_s2_se = ts.se[1];
+    }
+    if (R > 1) {
+        /* Per rank: M_r, Tr(H^k) k = 2..4 and SEs, Tr(S^2) and SE. */
+        enum { NV = 9 };
+        double mine[NV] = {(double)Mr, th.est[1], th.est[2], th.est[3], th.se[1], th.se[2], th.se[3], orr.tr_s2,
+                           orr.tr_s2_se};
+        double *all = me == 0 ? malloc(R * NV * sizeof *all) : NULL;
+        if (me == 0 && !all) nh_die(cmd, "out of memory");
+        nh_par_gather(mine, NV, all);
+        if (me != 0) return;
+        double *n = malloc(3 * R * sizeof *n), *mean = n + R, *se = mean + R;
+        if (!n) nh_die(cmd, "out of memory");
+        for (size_t r = 0; r < R; r++) n[r] = all[r * NV];
+        for (int k = 1; k < 4; k++) { /* remainders about the exact Tr(I^k) of rank 0 */
+            for (size_t r = 0; r < R; r++) {
+                mean[r] = all[r * NV + (size_t)k] - ti.est[k];
+                se[r] = all[r * NV + 3 + (size_t)k];
+            }
+            double m;
+            pool_mean_se(R, n, mean, se, &m, &th.se[k]);
+            th.est[k] = ti.est[k] + m;
+        }
+        for (size_t r = 0; r < R; r++) { mean[r] = all[r * NV + 7]; se[r] = all[r * NV + 8]; }
+        pool_mean_se(R, n, mean, se, &orr.tr_s2, &orr.tr_s2_se);
+        /* As nh_curv_orthogonality derives them from Tr(S^2). */
+        orr.s_fro = sqrt(fmax(orr.tr_s2, 0.0));
+        orr.s_fro_se = orr.s_fro > 0 ? orr.tr_s2_se / (2.0 * orr.s_fro) : orr.tr_s2_se == 0 ? 0.0 : INFINITY;
+        const double den = orr.i_fro * orr.s_fro;
+        orr.ratio = den > 0 ? orr.is_fro / den : (orr.is_fro == 0 ? NAN : INFINITY);
+        orr.ratio_se = orr.s_fro > 0 ? orr.ratio * orr.s_fro_se / orr.s_fro : NAN;
+        free(n);
+        free(all);
+    }
     /* Tr(S) exact (G . dC/dY) = Tr(H) - Tr(I) with control variates. */
     double trs1 = th.est[0] - ti.est[0];
     /* A record with an overflowed moment is the start of divergence: stop
@@ -85,6 +155,10 @@ static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t see
 }
 
 static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
+    /* MPI (when built with it): the probes of each record are split over the
+     * ranks; every rank trains the same network, rank 0 writes. */
+    nh_par_init(&argc, &argv);
+    const int root = nh_par_is_root();
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
@@ -113,8 +187,10 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     const char *parts[] = {"measure", cfgpath, xp, tp, nh_arg_str(&a, "loss"), sig_lr, sig_every, sig_M, sig_seed};
     unsigned long long sig = nh_ckpt_signature(parts, sizeof parts / sizeof *parts);
     long long start = nh_ckpt_load(cmd, ck, sig, &net);
-    FILE *f;
-    if (start >= 0) {
+    FILE *f = NULL;
+    if (!root) {
+        /* rank 0 writes the CSV and the checkpoints */
+    } else if (start >= 0) {
         nh_ckpt_truncate_csv(cmd, out, start);
         f = fopen(out, "a");
         fprintf(stderr, "ntkhess measure: resuming from step %lld (%s)\n", start, ck);
@@ -126,35 +202,42 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
             fprintf(f, ",IS_fro,I_fro,S_fro,S_fro_se,IS_ratio\n");
         }
     }
-    if (!f) nh_die(cmd, "cannot write %s", out);
+    if (root && !f) nh_die(cmd, "cannot write %s", out);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
     if (start < 0) {
         measure_record(cmd, c, M, seed, 0, eta, f);
-        if (fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
-        nh_ckpt_save(cmd, ck, sig, 0, net);
+        if (root && fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
+        if (root) nh_ckpt_save(cmd, ck, sig, 0, net);
         start = 0;
     }
     double t0 = nh_cli_now();
     for (long long k = start + 1; k <= steps; k++) {
         nh_status st = nh_curv_gd_step(c, net, eta);
         if (st != NH_OK) {
-            fclose(f);
+            if (f) fclose(f);
             nh_die(cmd, "%s at step %lld: %s (records up to the last finite state are in %s)", nh_strerror(st), k,
                    nh_last_error(), out);
         }
         if (k % every == 0 || k == steps) {
             measure_record(cmd, c, M, seed, k, eta, f);
-            if (fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
-            nh_ckpt_save(cmd, ck, sig, k, net);
+            if (root && fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
+            if (root) nh_ckpt_save(cmd, ck, sig, k, net);
         }
-        nh_cli_progress("measure: step", (size_t)(k - start), (size_t)(steps - start), nh_cli_now() - t0);
+        if (root) nh_cli_progress("measure: step", (size_t)(k - start), (size_t)(steps - start), nh_cli_now() - t0);
     }
-    if (fclose(f) != 0) nh_die(cmd, "cannot write %s", out);
-    nh_ckpt_remove(ck); /* complete: a rerun recomputes the same rows */
+    if (root && fclose(f) != 0) nh_die(cmd, "cannot write %s", out);
+    if (root) { /* complete: a rerun recomputes the same rows.  The state file goes
+                 * first, so a kill while removing leaves no checkpoint, never a
+                 * state without its weights. */
+        char stp[4200];
+        unlink(nh_cli_path(stp, sizeof stp, ck, "state.txt"));
+        nh_ckpt_remove(ck);
+    }
     nh_curv_free(c);
     nh_net_free(net);
     nh_dataset_free(&d);
+    nh_par_finalize();
     return 0;
 }
 

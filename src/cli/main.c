@@ -1,5 +1,6 @@
 /* main.c -- ntkhess: command dispatch and top-level help. */
 #include "cli.h"
+#include "par.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 static const nh_cmd *const nh_cmds[] = {&nh_cmd_data,   &nh_cmd_init,    &nh_cmd_train, &nh_cmd_curvature,
                                         &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, &nh_cmd_measure,
                                         &nh_cmd_spectrum, &nh_cmd_landscape, &nh_cmd_fig1,   &nh_cmd_fig2,
-                                        &nh_cmd_fig3,    NULL};
+                                        &nh_cmd_fig3,    &nh_cmd_bench, NULL};
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -33,6 +34,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) { printf("ntkhess %s\n", nh_version()); return 0; }
+    /* Hidden: whether this binary was built with MPI (docs/mpi.md). */
+    if (strcmp(argv[1], "--mpi-info") == 0) { printf("mpi %s\n", nh_par_have_mpi() ? "yes" : "no"); return 0; }
     for (int i = 0; nh_cmds[i]; i++)
         if (strcmp(argv[1], nh_cmds[i]->name) == 0) return nh_cmds[i]->run(nh_cmds[i], argc - 2, argv + 2);
     fprintf(stderr, "ntkhess: error: unknown command '%s' (see 'ntkhess --help')\n", argv[1]);

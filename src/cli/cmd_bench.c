@@ -1,0 +1,481 @@
+/* cmd_bench.c -- ntkhess bench: time one operation of the finite-width engine
+ * (H v, I v, S v, NTK Gram, a GD step, a moment record, ...) on a random
+ * network and batch, against this machine's dgemm rate measured in the same
+ * process.  Prints one JSON line.  Speed is measured here, never asserted. */
+#include "cli.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* The float32 engine (nh_curv32_*, src/curv32.c) is part of the library;
+ * -DNH_BENCH_NO_F32 builds a bench without it ("f32 engine not built"). */
+#ifndef NH_BENCH_NO_F32
+#define NH_BENCH_F32 1
+#endif
+
+#define NH_BENCH_MAXW 65
+#define NH_TRY_CLI(e) do { nh_status s__ = (e); if (s__ != NH_OK) return s__; } while (0)
+
+static const nh_optspec bench_opts[] = {
+    {"widths", "LIST", "196,1000,1000,1", "layer widths n_0,...,n_L"},
+    {"N", "N", "256", "batch size (samples)"},
+    {"reps", "R", "auto", "timed repetitions after one warm-up (auto: 5; 1 for moments, fig1rec, fig1trial)"},
+    {"threads", "T", "auto", "BLAS and OpenMP threads (auto: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)"},
+    {"precision", "f64|f32", "f64", "engine: f64 (nh_curv) or f32 (nh_curv32, when built)"},
+    {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
+    {"act", "NAME", "softplus", "nonlinearity"},
+    {"loss", "NAME", "mse", "mse, bce or ce"},
+    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's)"},
+    {"anchor", "n", "2000", "size of the square dgemm timed as the rate anchor (0: skip)"},
+    {"anchor-reps", "R", "5", "repetitions of the anchor dgemm (median)"},
+    {"seed", "S", "0", "seed of the network, data and vectors"},
+    {NULL, NULL, NULL, NULL}};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *t, int r) {
+    qsort(t, (size_t)r, sizeof *t, cmp_d);
+    return r % 2 ? t[r / 2] : 0.5 * (t[r / 2 - 1] + t[r / 2]);
+}
+
+/* Available memory: MemAvailable from /proc/meminfo (bytes), 0 if unknown. */
+static double mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux: kB */
+}
+
+/* dgemm (and sgemm) anchor: square n^3 product, same threads, median of reps
+ * after one warm-up; GFLOP/s, NaN when n == 0. */
+static void gemm_anchor(const nh_cmd *cmd, size_t an, int areps, int f32, double *dgemm_gf, double *sgemm_gf) {
+    *dgemm_gf = *sgemm_gf = NAN;
+    if (an == 0) return;
+    double *m0 = malloc(3 * an * an * sizeof *m0);
+    double *t = malloc((size_t)(areps + 1) * sizeof *t);
+    if (!m0 || !t) nh_die(cmd, "out of memory (anchor)");
+    for (size_t i = 0; i < 3 * an * an; i++) m0[i] = 1.0 / (double)(1 + i % 7);
+    for (int r = 0; r <= areps; r++) {
+        double t0 = now_s();
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)an, (int)an, (int)an, 1.0, m0, (int)an,
+                    m0 + an * an, (int)an, 0.0, m0 + 2 * an * an, (int)an);
+        t[r] = now_s() - t0;
+    }
+    *dgemm_gf = 2.0 * pow((double)an, 3) / median(t + 1, areps) / 1e9;
+    if (f32) {
+        float *s0 = (float *)m0;
+        for (size_t i = 0; i < 3 * an * an; i++) s0[i] = 1.0f / (float)(1 + i % 7);
+        for (int r = 0; r <= areps; r++) {
+            double t0 = now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)an, (int)an, (int)an, 1.0f, s0, (int)an,
+                        s0 + an * an, (int)an, 0.0f, s0 + 2 * an * an, (int)an);
+            t[r] = now_s() - t0;
+        }
+        *sgemm_gf = 2.0 * pow((double)an, 3) / median(t + 1, areps) / 1e9;
+    }
+    free(t);
+    free(m0);
+}
+
+typedef struct bctx {
+    const char *op;
+    int f32;
+    nh_curv *c;
+#ifdef NH_BENCH_F32
+    nh_curv32 *c32;
+#endif
+    nh_net *net;
+    double *v, *out, *V, *OUT, *K;
+    size_t P, B, M;
+    size_t products; /* operator products of the last record / trial */
+} bctx;
+
+static nh_status run_op(bctx *x) {
+    const char *op = x->op;
+#ifdef NH_BENCH_F32
+    if (x->f32) {
+        nh_curv32 *c = x->c32;
+        if (!strcmp(op, "hvp")) return nh_curv32_hvp(c, x->v, x->out);
+        if (!strcmp(op, "hvp_scratch")) { NH_TRY_CLI(nh_curv32_refresh(c)); return nh_curv32_hvp(c, x->v, x->out); }
+        if (!strcmp(op, "ivp")) return nh_curv32_ivp(c, x->v, x->out);
+        if (!strcmp(op, "svp")) return nh_curv32_svp(c, x->v, x->out);
+        if (!strcmp(op, "ntk")) return nh_curv32_ntk(c, x->K);
+        if (!strcmp(op, "grad")) return nh_curv32_grad(c, x->out);
+        if (!strcmp(op, "step")) return nh_curv32_gd_step(c, x->net, 1e-6);
+        return NH_EINVAL;
+    }
+#endif
+    nh_curv *c = x->c;
+    if (!strcmp(op, "hvp"))
+        return x->B > 1 ? nh_curv_hvp_block(c, x->B, x->V, x->OUT) : nh_curv_hvp(c, x->v, x->out);
+    if (!strcmp(op, "hvp_scratch")) {
+        nh_status st = nh_curv_refresh(c);
+        return st != NH_OK ? st : nh_curv_hvp(c, x->v, x->out);
+    }
+    if (!strcmp(op, "ivp")) return nh_curv_ivp(c, x->v, x->out);
+    if (!strcmp(op, "svp")) return nh_curv_svp(c, x->v, x->out);
+    if (!strcmp(op, "ntk")) return nh_curv_ntk(c, x->K);
+    if (!strcmp(op, "grad")) return nh_curv_grad(c, x->out);
+    if (!strcmp(op, "step")) return nh_curv_gd_step(c, x->net, 1e-6);
+    if (!strcmp(op, "fig1trial")) {
+        /* One trial of `ntkhess fig1` at its defaults: 64 GD steps with
+         * eta = 0.25 and a fig1 record (4 probes) every 4 steps, 17 records;
+         * theta is restored afterwards so that repetitions are identical. */
+        const size_t P = x->P;
+        double *save = malloc(P * sizeof *save);
+        if (!save) return NH_ENOMEM;
+        memcpy(save, nh_net_params(x->net), P * sizeof *save);
+        nh_trace_opts to = nh_trace_opts_default();
+        to.nprobes = 4;
+        to.control = 1;
+        nh_trace_result ti, th;
+        nh_status st = NH_OK;
+        x->products = 0;
+        for (int k = 0; k <= 64 && st == NH_OK; k++) {
+            if (k > 0) st = nh_curv_gd_step(c, x->net, 0.25);
+            if (st == NH_OK && k % 4 == 0) {
+                st = nh_curv_trace(c, NH_OP_H, 4, &to, &th);
+                if (st == NH_OK) st = nh_curv_trace(c, NH_OP_I, 4, &to, &ti);
+                if (st == NH_OK) x->products += th.nproducts + ti.nproducts;
+            }
+        }
+        memcpy(nh_net_params(x->net), save, P * sizeof *save);
+        free(save);
+        nh_status st2 = nh_curv_refresh(c);
+        return st != NH_OK ? st : st2;
+    }
+    if (!strcmp(op, "moments") || !strcmp(op, "fig1rec")) {
+        /* moments: one record of `ntkhess measure` (cmd_spectra.c measure_record);
+         * fig1rec: one record of `ntkhess fig1` (cmd_fig.c fig1_trial). */
+        nh_trace_opts to = nh_trace_opts_default();
+        to.nprobes = x->M;
+        to.control = 1;
+        nh_trace_result ti, th;
+        if (!strcmp(op, "fig1rec")) {
+            NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+            NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+            x->products = th.nproducts + ti.nproducts;
+            return NH_OK;
+        }
+        NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+        NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+        nh_trace_opts so = to;
+        so.control = 0;
+        nh_ortho_result o;
+        NH_TRY_CLI(nh_curv_orthogonality(c, &so, &o));
+        x->products = ti.nproducts + th.nproducts + o.nproducts;
+        return NH_OK;
+    }
+    return NH_EINVAL;
+}
+
+static double rel2(const double *a, const double *b, const double *c2, size_t n) {
+    double e = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = a[i] - b[i] - (c2 ? c2[i] : 0.0);
+        e += d * d;
+        s += a[i] * a[i];
+    }
+    return s > 0 ? sqrt(e / s) : sqrt(e);
+}
+
+static const char *const bench_ops[] = {"hvp", "hvp_scratch", "ivp", "svp", "ntk", "grad", "step", "moments",
+                                        "fig1rec", "fig1trial", NULL};
+
+static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
+    const char *op = NULL;
+    if (argc > 0 && argv[0][0] != '-') { op = argv[0]; argc--; argv++; }
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    if (!op) nh_die_usage(cmd, "missing OP (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)");
+    int known = 0;
+    for (int i = 0; bench_ops[i]; i++) known |= !strcmp(op, bench_ops[i]);
+    if (!known)
+        nh_die_usage(cmd, "unknown OP '%s' (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)", op);
+    nh_cli_threads(&a);
+    size_t w[NH_BENCH_MAXW];
+    const size_t nw = nh_arg_sizes(&a, "widths", w, NH_BENCH_MAXW);
+    if (nw < 2) nh_die_usage(cmd, "--widths needs at least 2 entries (n_0 and n_L)");
+    const size_t L = nw - 1, nout = w[L];
+    const size_t N = (size_t)nh_arg_int(&a, "N", 1, (long long)1 << 32);
+    const int is_rec = !strcmp(op, "moments") || !strcmp(op, "fig1rec") || !strcmp(op, "fig1trial");
+    const char *rs = nh_arg_req(&a, "reps");
+    const int reps = strcmp(rs, "auto") ? (int)nh_arg_int(&a, "reps", 1, 1000) : (is_rec ? 1 : 5);
+    const char *prec = nh_arg_req(&a, "precision");
+    int f32 = 0;
+    if (!strcmp(prec, "f32")) f32 = 1;
+    else if (strcmp(prec, "f64")) nh_die_usage(cmd, "--precision must be f64 or f32, got '%s'", prec);
+    const size_t B = (size_t)nh_arg_int(&a, "block", 1, 4096);
+    if (B > 1 && strcmp(op, "hvp")) nh_die_usage(cmd, "--block applies to OP hvp only");
+    if (B > 1 && f32) nh_die_usage(cmd, "--block has no f32 path");
+    nh_act act;
+    if (nh_act_from_name(nh_arg_req(&a, "act"), &act) != NH_OK) nh_die_usage(cmd, "unknown --act '%s'", nh_arg_str(&a, "act"));
+    nh_loss loss;
+    if (nh_loss_from_name(nh_arg_req(&a, "loss"), &loss) != NH_OK)
+        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(&a, "loss"));
+    size_t M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
+    if (strncmp(op, "fig1", 4) == 0 && !nh_arg_flag(&a, "probes")) M = 4;
+    const size_t an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
+    const int areps = (int)nh_arg_int(&a, "anchor-reps", 1, 1000);
+    const uint64_t seed = nh_arg_u64(&a, "seed");
+#ifndef NH_BENCH_F32
+    if (f32) nh_die(cmd, "f32 engine not built (src/curv32.c is not part of this build); use --precision f64");
+#endif
+    if (f32 && is_rec) nh_die_usage(cmd, "OP %s has no f32 path (the trace estimators run on the f64 engine)", op);
+
+    /* Memory check before allocating anything large. */
+    double P = 0, sumw = 0, wmax = 0, fwd = 0;
+    for (size_t l = 0; l < L; l++) {
+        P += (double)(w[l] + 1) * (double)w[l + 1];
+        fwd += 2.0 * (double)N * (double)w[l] * (double)w[l + 1];
+    }
+    for (size_t l = 0; l <= L; l++) { sumw += (double)w[l]; if ((double)w[l] > wmax) wmax = (double)w[l]; }
+    const double nm = (double)N * (double)nout, eb = f32 ? 4.0 : 8.0;
+    double bytes = 8.0 * P /* theta */ + eb * ((double)N * (8.0 * sumw + 2.0 * wmax) + nm * (nout + 3.0)) /* cache */;
+    if (f32) bytes += 4.0 * P; /* float theta copy */
+    double extra = 8.0 * 4.0 * P; /* v, out, validation vectors */
+    if (!strcmp(op, "hvp") && B > 1)
+        extra += 8.0 * (2.0 * (double)B * P + (double)(B < 16 ? B : 16) * (double)N * (2.0 * sumw + 2.0 * wmax + nout));
+    if (!strcmp(op, "ntk") || is_rec) extra += eb * (3.0 * nm * wmax + (double)N * N) + 8.0 * 2.0 * nm * nm;
+    if (!strcmp(op, "step")) extra += 8.0 * 2.0 * P;
+    if (is_rec) extra += 8.0 * (8.0 * P + 4.0 * nm * nm + 2.0 * nm * P / (double)(N > 1 ? N : 1));
+    bytes += extra;
+    if (8.0 * 3.0 * (double)an * (double)an > bytes) bytes = 8.0 * 3.0 * (double)an * (double)an; /* anchor runs alone */
+    const double avail = mem_available(), lim = (double)nh_get_mem_limit();
+    const double cap = avail > 0 && avail < lim ? avail : lim;
+    if (bytes > 0.9 * cap)
+        nh_die(cmd, "the run needs about %.2f GB but only %.2f GB are available (widths, N or --block too large)",
+               bytes / 1e9, cap / 1e9);
+
+    /* Network, batch, context. */
+    nh_net_config cfg = nh_net_config_default();
+    cfg.depth = L; cfg.widths = w; cfg.act = act;
+    bctx x = {0};
+    x.op = op; x.f32 = f32; x.B = B; x.M = M;
+    NH_CHECK(cmd, nh_net_create(&cfg, &x.net));
+    nh_net_init_normal(x.net, seed);
+    x.P = nh_net_nparams(x.net);
+    nh_rng r;
+    nh_rng_seed(&r, seed + 1);
+    const size_t tc = loss == NH_LOSS_CE ? N : N * nout;
+    double *X = malloc(N * w[0] * sizeof *X), *T = malloc(tc * sizeof *T);
+    if (!X || !T) nh_die(cmd, "out of memory");
+    nh_rng_fill_normal(&r, N * w[0], X);
+    for (size_t i = 0; i < tc; i++) {
+        double u = nh_rng_normal(&r);
+        T[i] = loss == NH_LOSS_MSE ? u : loss == NH_LOSS_BCE ? (u > 0 ? 1.0 : -1.0) : (double)(i % nout);
+    }
+    double *iv = NULL, *sv = NULL;
+    x.v = malloc(x.P * sizeof *x.v);
+    x.out = malloc(x.P * sizeof *x.out);
+    iv = malloc(x.P * sizeof *iv);
+    sv = malloc(x.P * sizeof *sv);
+    if (!x.v || !x.out || !iv || !sv) nh_die(cmd, "out of memory");
+    nh_rng_fill_normal(&r, x.P, x.v);
+    if (!strcmp(op, "ntk")) {
+        x.K = malloc(N * nout * N * nout * sizeof *x.K);
+        if (!x.K) nh_die(cmd, "out of memory");
+    }
+#ifdef NH_BENCH_F32
+    if (f32) NH_CHECK(cmd, nh_curv32_create(x.net, X, T, N, loss, &x.c32));
+#endif
+    NH_CHECK(cmd, nh_curv_create(x.net, X, T, N, loss, &x.c));
+
+    /* Validate before timing. */
+    char check[160];
+    double err = NAN, tol = f32 ? 1e-3 : 1e-11;
+    if (!strcmp(op, "ntk")) {
+        /* u^T K u == |J^T u|^2 for a random u. */
+        double *u = malloc(N * nout * sizeof *u);
+        nh_rng_fill_normal(&r, N * nout, u);
+        NH_CHECK(cmd, run_op(&x));
+        double q = 0, g2 = 0;
+        for (size_t i = 0; i < N * nout; i++)
+            for (size_t j = 0; j < N * nout; j++) q += u[i] * x.K[i * N * nout + j] * u[j];
+        NH_CHECK(cmd, nh_curv_vjp(x.c, u, iv));
+        for (size_t p = 0; p < x.P; p++) g2 += iv[p] * iv[p];
+        err = fabs(q - g2) / g2;
+        snprintf(check, sizeof check, "u^T K u == |J^T u|^2 (K from the %s engine, J^T u in f64)", f32 ? "f32" : "f64");
+        free(u);
+    } else if (!strcmp(op, "grad") || !strcmp(op, "step")) {
+        /* grad . v == dC/dY . (J v): the gradient is J^T dC/dY. */
+        double *jv = malloc(N * nout * sizeof *jv), *dc = malloc(N * nout * sizeof *dc);
+#ifdef NH_BENCH_F32
+        if (f32) NH_CHECK(cmd, nh_curv32_grad(x.c32, x.out));
+        else
+#endif
+            NH_CHECK(cmd, nh_curv_grad(x.c, x.out));
+        NH_CHECK(cmd, nh_curv_jvp(x.c, x.v, jv));
+        nh_curv_dloss(x.c, dc);
+        double a1 = 0, a2 = 0, sc = 0;
+        for (size_t p = 0; p < x.P; p++) { a1 += x.out[p] * x.v[p]; sc += fabs(x.out[p] * x.v[p]); }
+        for (size_t i = 0; i < N * nout; i++) a2 += dc[i] * jv[i];
+        err = fabs(a1 - a2) / sc;
+        snprintf(check, sizeof check, "grad . v == dC/dY . J v");
+        free(jv);
+        free(dc);
+    } else {
+        /* H v == I v + S v (f32: against the f64 H v as well). */
+        NH_CHECK(cmd, nh_curv_hvp(x.c, x.v, x.out));
+#ifdef NH_BENCH_F32
+        if (f32) {
+            double *h32 = malloc(x.P * sizeof *h32);
+            NH_CHECK(cmd, nh_curv32_isvp(x.c32, x.v, iv, sv));
+            NH_CHECK(cmd, nh_curv32_hvp(x.c32, x.v, h32));
+            double e1 = rel2(h32, iv, sv, x.P), e2 = rel2(x.out, h32, NULL, x.P);
+            err = e1 > e2 ? e1 : e2;
+            snprintf(check, sizeof check, "f32: Hv == Iv + Sv and Hv(f32) == Hv(f64), max relative 2-norm error");
+            free(h32);
+        } else
+#endif
+        {
+            NH_CHECK(cmd, nh_curv_isvp(x.c, x.v, iv, sv));
+            err = rel2(x.out, iv, sv, x.P);
+            snprintf(check, sizeof check, "Hv == Iv + Sv (relative 2-norm)");
+        }
+        if (B > 1 && err <= tol) {
+            x.V = malloc(B * x.P * sizeof *x.V);
+            x.OUT = malloc(B * x.P * sizeof *x.OUT);
+            if (!x.V || !x.OUT) nh_die(cmd, "out of memory (block of %zu vectors)", B);
+            nh_rng_fill_normal(&r, B * x.P, x.V);
+            memcpy(x.V + (B - 1) * x.P, x.v, x.P * sizeof *x.v);
+            NH_CHECK(cmd, nh_curv_hvp_block(x.c, B, x.V, x.OUT));
+            double e2 = rel2(x.OUT + (B - 1) * x.P, x.out, NULL, x.P);
+            if (e2 > err) err = e2;
+            snprintf(check, sizeof check, "Hv == Iv + Sv and block Hv == single Hv (relative 2-norm)");
+        }
+    }
+    if (!(err <= tol)) nh_die(cmd, "validation failed before timing: %s: error %.3g > %.3g", check, err, tol);
+
+    /* Time: one warm-up, then reps. */
+    size_t products = 0;
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!is_rec) NH_CHECK(cmd, run_op(&x)); /* warm-up (records: the validation warmed the context) */
+    for (int k = 0; k < reps; k++) {
+        double t0 = now_s();
+        NH_CHECK(cmd, run_op(&x));
+        t[k] = now_s() - t0;
+    }
+    double tmin = t[0];
+    for (int k = 1; k < reps; k++) if (t[k] < tmin) tmin = t[k];
+    const double med = median(t, reps);
+    free(t);
+
+    /* H v equivalents of a record: time single H v in the same process. */
+    double hv_med = NAN;
+    if (is_rec) {
+        double th[5];
+        nh_curv_hvp(x.c, x.v, x.out);
+        for (int k = 0; k < 5; k++) { double t0 = now_s(); nh_curv_hvp(x.c, x.v, x.out); th[k] = now_s() - t0; }
+        hv_med = median(th, 5);
+        products = x.products;
+    }
+
+    /* Peak resident size of the run itself, then the rate anchor (after the
+     * timing, so that its 3 n^2 doubles do not count in peak_rss_mb). */
+    const double rss = peak_rss_mb();
+    double dgemm_gf, sgemm_gf;
+    gemm_anchor(cmd, an, areps, f32, &dgemm_gf, &sgemm_gf);
+
+    /* GEMM flop counts of this implementation: fwd = 2 N sum n_l n_{l+1},
+     * rest = fwd without the input layer. */
+    const double first = 2.0 * (double)N * (double)w[0] * (double)w[1], rest = fwd - first;
+    double flops = NAN;
+    if (!strcmp(op, "hvp")) flops = (2 * fwd + 4 * rest) * (double)B;
+    else if (!strcmp(op, "hvp_scratch")) flops = (fwd + rest) + (2 * fwd + 4 * rest);
+    else if (!strcmp(op, "ivp")) flops = 2 * fwd + 2 * rest;
+    else if (!strcmp(op, "svp")) flops = 2 * fwd + 3 * rest;
+    else if (!strcmp(op, "grad")) flops = fwd;
+    else if (!strcmp(op, "step")) flops = fwd + (fwd + rest);
+    else if (!strcmp(op, "ntk")) {
+        flops = (double)nout * rest;
+        for (size_t l = 0; l < L; l++) flops += 2.0 * (double)N * N * ((double)w[l] + (double)nout * nout * w[l + 1]);
+    }
+    const double gf = flops / med / 1e9;
+    const double anchor = f32 ? sgemm_gf : dgemm_gf;
+
+    printf("{\"op\":\"%s\",\"widths\":[", op);
+    for (size_t l = 0; l <= L; l++) printf("%s%zu", l ? "," : "", w[l]);
+    printf("],\"N\":%zu,\"P\":%zu,\"act\":\"%s\",\"loss\":\"%s\",\"threads\":%d,\"precision\":\"%s\",\"block\":%zu,",
+           N, x.P, nh_act_name(act), nh_arg_str(&a, "loss"), openblas_get_num_threads(), f32 ? "f32" : "f64", B);
+    printf("\"median_s\":%.6g,\"min_s\":%.6g,\"reps\":%d,", med, tmin, reps);
+    if (B > 1) printf("\"per_vector_s\":%.6g,", med / (double)B);
+    if (isfinite(flops)) printf("\"flops\":%.6g,\"gflops\":%.4g,", flops, gf);
+    else printf("\"flops\":null,\"gflops\":null,");
+    printf("\"dgemm_n\":%zu,", an);
+    if (isfinite(dgemm_gf)) printf("\"dgemm_gflops\":%.4g,", dgemm_gf); else printf("\"dgemm_gflops\":null,");
+    if (f32) { if (isfinite(sgemm_gf)) printf("\"sgemm_gflops\":%.4g,", sgemm_gf); else printf("\"sgemm_gflops\":null,"); }
+    if (isfinite(flops) && isfinite(dgemm_gf)) printf("\"frac_dgemm\":%.3f,", gf / dgemm_gf); else printf("\"frac_dgemm\":null,");
+    if (f32) { if (isfinite(flops) && isfinite(anchor)) printf("\"frac_sgemm\":%.3f,", gf / anchor); else printf("\"frac_sgemm\":null,"); }
+    if (is_rec)
+        printf("\"probes\":%zu,\"products\":%zu,\"hvp_median_s\":%.6g,\"hv_equivalents\":%.1f,", M, products, hv_med,
+               med / hv_med);
+    printf("\"check\":\"%s\",\"check_err\":%.3g,\"mem_estimate_mb\":%.1f,\"peak_rss_mb\":%.1f}\n", check, err,
+           bytes / 1048576.0, rss);
+    fflush(stdout);
+
+#ifdef NH_BENCH_F32
+    nh_curv32_free(x.c32);
+#endif
+    nh_curv_free(x.c);
+    nh_net_free(x.net);
+    free(X); free(T); free(x.v); free(x.out); free(iv); free(sv); free(x.V); free(x.OUT); free(x.K);
+    return 0;
+}
+
+const nh_cmd nh_cmd_bench = {
+    "bench", "Time one operation of the finite-width engine against this machine's dgemm rate.",
+    "OP [--widths LIST] [--N N] [--reps R] [--threads T] [--precision f64|f32] [--block B]",
+    "OP is one of:\n"
+    "  hvp          H v on the cached forward/backward passes (--block B: B vectors per\n"
+    "               call through nh_curv_hvp_block)\n"
+    "  hvp_scratch  refresh (forward + backward) then H v\n"
+    "  ivp, svp     I v (Gauss-Newton), S v\n"
+    "  ntk          the empirical NTK Gram matrix (N n_L)^2\n"
+    "  grad         the gradient on the cached passes\n"
+    "  step         one gradient-descent step (gradient, update, refresh)\n"
+    "  moments      one full record of `ntkhess measure` (exact Tr(I^k), Tr(H^k) with\n"
+    "               control variates, ||IS||_F exact, ||S||_F; M probes), also in H v\n"
+    "               equivalents (its time over a single H v timed in the same process)\n"
+    "  fig1rec      one record of `ntkhess fig1` (Tr(H^k), Tr(I^k), k <= 4, 4 probes)\n"
+    "  fig1trial    one trial of `ntkhess fig1` at its defaults (64 GD steps, eta 0.25,\n"
+    "               a record every 4 steps: 17 records); products counts the records' only\n"
+    "The network (iid N(0,1) parameters) and the batch (X, targets N(0,1)) are random,\n"
+    "seeded by --seed.  Before timing, the result is validated (H v == I v + S v;\n"
+    "u^T K u == |J^T u|^2 for ntk; grad . v == dC/dY . J v for grad and step; the block\n"
+    "against a single product) and the run stops if it fails.  Before allocating, the\n"
+    "memory the run needs is compared with MemAvailable and the library's memory limit;\n"
+    "a run that does not fit stops with a one-line error.  Timing: one warm-up (none\n"
+    "for moments, fig1rec, fig1trial), then R repetitions, median and minimum\n"
+    "(CLOCK_MONOTONIC).  The rate anchor is a square\n"
+    "dgemm (sgemm too for f32) of size --anchor with the same threads, median of\n"
+    "--anchor-reps after one warm-up, timed in the same process right after the\n"
+    "operation (peak_rss_mb is read before it, so it is the operation's own peak).\n"
+    "Output: one JSON line with op, widths, N, P, act, loss, threads, precision, block,\n"
+    "median_s, min_s, reps, [per_vector_s], flops (the GEMM flops of this\n"
+    "implementation; null for moments, fig1rec, fig1trial), gflops, dgemm_n, dgemm_gflops,\n"
+    "frac_dgemm (gflops / dgemm_gflops), [sgemm_gflops, frac_sgemm], [probes,\n"
+    "products, hvp_median_s, hv_equivalents], check, check_err, mem_estimate_mb and\n"
+    "peak_rss_mb (getrusage ru_maxrss).  --precision f32 needs the float32 engine\n"
+    "(src/curv32.c); a build without it stops with \"f32 engine not built\".",
+    bench_opts, run_bench};
