@@ -1,6 +1,8 @@
 /* args.c -- option parsing, --help rendering, error exits, shared helpers. */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -273,4 +275,14 @@ void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed
     fprintf(stderr, "\r%s %zu/%zu  %.3g/s  %.0fs left   ", what, done, total, rate, left);
     if (done == total) fputc('\n', stderr);
     fflush(stderr);
+}
+
+cJSON *nh_cli_json_num(double v) {
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
 }

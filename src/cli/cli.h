@@ -80,6 +80,10 @@ void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed
 double nh_cli_now(void);
 void nh_cli_threads(const nh_args *a);
 
+/* JSON number (cJSON) in the shortest round-trip text (15-17 digits), or
+ * null for a non-finite value: cJSON's own printer keeps only 15 digits. */
+struct cJSON *nh_cli_json_num(double v);
+
 /* Resumable runs (ckpt.c). */
 unsigned long long nh_ckpt_signature(const char *const *parts, size_t n);
 long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, nh_net **net);

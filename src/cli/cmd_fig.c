@@ -15,16 +15,7 @@
 
 #define NH_MAXACT 4
 
-/* Round-trip number or null. */
-static cJSON *fnum(double v) {
-    if (!isfinite(v)) return cJSON_CreateNull();
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return cJSON_CreateRaw(buf);
-}
+static cJSON *fnum(double v) { return nh_cli_json_num(v); }
 
 static void write_json(const nh_cmd *cmd, const char *dir, const char *name, cJSON *js) {
     char *txt = cJSON_Print(js), path[4096];

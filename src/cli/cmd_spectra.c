@@ -23,16 +23,7 @@ static nh_op parse_op(const nh_cmd *cmd, const char *s) {
     nh_die_usage(cmd, "--of must be H, I or S, got '%s'", s);
 }
 
-/* Round-trip number or null. */
-static cJSON *jnum(double v) {
-    if (!isfinite(v)) return cJSON_CreateNull();
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return cJSON_CreateRaw(buf);
-}
+static cJSON *jnum(double v) { return nh_cli_json_num(v); }
 static void jarr(cJSON *o, const char *key, const double *v, size_t n) {
     cJSON *a = cJSON_AddArrayToObject(o, key);
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, jnum(v[i]));

@@ -22,13 +22,8 @@ static nh_kernel_opts parse_kernel_opts(const nh_cmd *cmd, const nh_args *a) {
 
 /* A number for JSON: round-trip text, or null for a non-finite value (flagged). */
 static cJSON *json_num(double v, int *nonfinite) {
-    if (!isfinite(v)) { *nonfinite = 1; return cJSON_CreateNull(); }
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return cJSON_CreateRaw(buf);
+    if (!isfinite(v)) *nonfinite = 1;
+    return nh_cli_json_num(v);
 }
 
 static cJSON *kernel_block(const double *out, size_t l, size_t k, int *nf) {
