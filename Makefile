@@ -5,11 +5,23 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
-PKGS    := openblas lapacke libcjson plplot zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ifeq ($(strip $(PKG_LIBS)),)
-PKG_LIBS := -lopenblas -llapacke -lcjson -lplplot -lz
+# The version lives in include/ntkhess/core.h only; everything else reads it.
+VERSION := $(shell sed -n 's/^\#define NH_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' include/ntkhess/core.h | paste -sd.)
+# Three libraries follow the layers (docs/architecture.md):
+#   libntkhess       numerics: OpenBLAS, LAPACKE, OpenMP, libm
+#   libntkhess-io    files: cJSON, zlib (+ libntkhess)
+#   libntkhess-plot  PLplot (+ libntkhess)
+CORE_PKGS := openblas lapacke
+IO_PKGS   := libcjson zlib
+PLOT_PKGS := plplot
+PKG_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) $(IO_PKGS) $(PLOT_PKGS) 2>/dev/null)
+CORE_LIBS  := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null)
+IO_LIBS    := $(shell pkg-config --libs $(IO_PKGS) 2>/dev/null)
+PLOT_LIBS  := $(shell pkg-config --libs $(PLOT_PKGS) 2>/dev/null)
+ifeq ($(strip $(CORE_LIBS)),)
+CORE_LIBS := -lopenblas -llapacke
+IO_LIBS   := -lcjson -lz
+PLOT_LIBS := -lplplot
 endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-function
@@ -19,9 +31,11 @@ ifeq ($(NATIVE),1)
 OPT += -march=native
 endif
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -fPIC -fvisibility=hidden \
-              -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
+              -MMD -MP -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDEXTRA ?=
-LDLIBS  := $(PKG_LIBS) -fopenmp -lm $(LDEXTRA)
+LDCORE  := $(CORE_LIBS) -fopenmp -lm $(LDEXTRA)
+# Everything (CLI, tests, benches): the three static libraries' dependencies.
+LDLIBS  := $(IO_LIBS) $(PLOT_LIBS) $(LDCORE)
 
 # MPI for the CLI only (src/cli/par.c; libntkhess stays MPI-free): OpenMPI is
 # found by pkg-config (ompi-c) or mpicc --showme; MPI=0 builds without it, MPI=1
@@ -39,10 +53,15 @@ endif
 PAR_STAMP := $(BUILD)/par.flags
 $(shell mkdir -p $(BUILD) && (echo '$(PAR_CFLAGS) $(MPI_LIBS)' | cmp -s - $(PAR_STAMP) || echo '$(PAR_CFLAGS) $(MPI_LIBS)' > $(PAR_STAMP)))
 
-LIB_SRC := $(wildcard src/*.c) $(wildcard src/io/*.c)
-CLI_SRC := $(wildcard src/cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB_SRC  := $(wildcard src/core/*.c src/finite/*.c src/est/*.c src/theory/*.c)
+IO_SRC   := $(wildcard src/io/*.c)
+PLOT_SRC := $(wildcard src/plot/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+IO_OBJ   := $(IO_SRC:%.c=$(BUILD)/%.o)
+PLOT_OBJ := $(PLOT_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+STATIC_LIBS := $(BUILD)/libntkhess-plot.a $(BUILD)/libntkhess-io.a $(BUILD)/libntkhess.a
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -50,41 +69,59 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all lib check bench install uninstall clean asan
 all: $(BUILD)/ntkhess lib $(BUILD)/ntkhess.1
-lib: $(BUILD)/libntkhess.a $(BUILD)/libntkhess.so $(BUILD)/ntkhess.pc
+LIBNAMES := ntkhess ntkhess-io ntkhess-plot
+lib: $(foreach n,$(LIBNAMES),$(BUILD)/lib$(n).a $(BUILD)/lib$(n).so $(BUILD)/$(n).pc)
 
-$(BUILD)/%.o: %.c include/ntkhess.h $(wildcard src/*.h) $(wildcard src/io/*.h) $(wildcard src/cli/*.h)
+# Header dependencies come from -MMD -MP (the .d files beside the objects).
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 $(BUILD)/src/cli/par.o: ALL_CFLAGS += $(PAR_CFLAGS)
 $(BUILD)/src/cli/par.o: $(PAR_STAMP)
 
 $(BUILD)/libntkhess.a: $(LIB_OBJ)
+$(BUILD)/libntkhess-io.a: $(IO_OBJ)
+$(BUILD)/libntkhess-plot.a: $(PLOT_OBJ)
+$(BUILD)/%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
+# Shared libraries: the core links only BLAS/LAPACK/OpenMP/libm; io and plot
+# link the core plus their own dependency, so `ldd libntkhess.so` shows no
+# cJSON, zlib or PLplot.
+# The io and plot libraries find libntkhess.so.0 beside themselves ($ORIGIN),
+# in the build folder and in an installed lib folder alike.
 $(BUILD)/libntkhess.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libntkhess.so.0 -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libntkhess.so.0 -Wl,--no-undefined -o $@ $^ $(LDCORE)
+	ln -sf libntkhess.so $(BUILD)/libntkhess.so.0
+$(BUILD)/libntkhess-io.so: $(IO_OBJ) $(BUILD)/libntkhess.so
+	$(CC) -shared -Wl,-soname,libntkhess-io.so.0 -Wl,--no-undefined -Wl,-rpath,'$$ORIGIN' -o $@ $(IO_OBJ) -L$(BUILD) -lntkhess $(IO_LIBS) $(LDCORE)
+$(BUILD)/libntkhess-plot.so: $(PLOT_OBJ) $(BUILD)/libntkhess.so
+	$(CC) -shared -Wl,-soname,libntkhess-plot.so.0 -Wl,--no-undefined -Wl,-rpath,'$$ORIGIN' -o $@ $(PLOT_OBJ) -L$(BUILD) -lntkhess $(PLOT_LIBS) $(LDCORE)
 
-$(BUILD)/ntkhess: $(CLI_OBJ) $(BUILD)/libntkhess.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libntkhess.a $(LDLIBS) $(MPI_LIBS)
+$(BUILD)/ntkhess: $(CLI_OBJ) $(STATIC_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIBS) $(LDLIBS) $(MPI_LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/nh_test.h $(BUILD)/libntkhess.a
+$(BUILD)/tests/%: tests/%.c tests/nh_test.h $(STATIC_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libntkhess.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(STATIC_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libntkhess.a
+$(BUILD)/bench/%: bench/%.c $(STATIC_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(BUILD)/libntkhess.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(STATIC_LIBS) $(LDLIBS)
 
 # The man page is generated from the CLI's --help, so they cannot drift.
 $(BUILD)/ntkhess.1: $(BUILD)/ntkhess scripts/gen_man.sh
 	bash scripts/gen_man.sh $(BUILD)/ntkhess > $@.tmp && mv $@.tmp $@
 
-.PHONY: $(BUILD)/ntkhess.pc
-$(BUILD)/ntkhess.pc: ntkhess.pc.in
+# Remade every time: PREFIX may differ between `make` and `make install`.
+PC_FILES := $(foreach n,$(LIBNAMES),$(BUILD)/$(n).pc)
+.PHONY: $(PC_FILES)
+$(PC_FILES):
 	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $(notdir $@).in > $@
 
 check: all $(TEST_BIN)
 	BUILD=$(BUILD) bash tests/run
@@ -100,18 +137,22 @@ asan:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 $(BUILD)/libntkhess.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libntkhess.so $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0
-	ln -sf libntkhess.so.0 $(DESTDIR)$(PREFIX)/lib/libntkhess.so
+	install -d $(DESTDIR)$(PREFIX)/include/ntkhess
+	for n in $(LIBNAMES); do \
+	  install -m 644 $(BUILD)/lib$$n.a $(DESTDIR)$(PREFIX)/lib/ && \
+	  install -m 755 $(BUILD)/lib$$n.so $(DESTDIR)$(PREFIX)/lib/lib$$n.so.0 && \
+	  ln -sf lib$$n.so.0 $(DESTDIR)$(PREFIX)/lib/lib$$n.so && \
+	  install -m 644 $(BUILD)/$$n.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ || exit 1; done
 	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/ntkhess.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 include/ntkhess/*.h $(DESTDIR)$(PREFIX)/include/ntkhess/
 	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(BUILD)/ntkhess.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libntkhess.a $(DESTDIR)$(PREFIX)/lib/libntkhess.so \
-	  $(DESTDIR)$(PREFIX)/lib/libntkhess.so.0 $(DESTDIR)$(PREFIX)/include/ntkhess.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/ntkhess.pc $(DESTDIR)$(PREFIX)/bin/ntkhess \
+	for n in $(LIBNAMES); do rm -f $(DESTDIR)$(PREFIX)/lib/lib$$n.a $(DESTDIR)$(PREFIX)/lib/lib$$n.so \
+	  $(DESTDIR)$(PREFIX)/lib/lib$$n.so.0 $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$n.pc; done
+	rm -rf $(DESTDIR)$(PREFIX)/include/ntkhess
+	rm -f $(DESTDIR)$(PREFIX)/include/ntkhess.h $(DESTDIR)$(PREFIX)/bin/ntkhess \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
 
 clean:

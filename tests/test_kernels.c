@@ -3,7 +3,7 @@
  * closed forms, structure, and a Monte Carlo check on finite networks.
  * NH_TEST_VERBOSE=1 prints every check and the convergence tables. */
 #include "ntkhess.h"
-#include "internal.h"
+#include "core/internal.h"
 #include "nh_test.h"
 
 #include <math.h>

@@ -3,7 +3,7 @@
  * file's own loss derivatives, explicit dense matrix powers, a matrix
  * exponential by scaling and squaring, linear solves, Monte Carlo. */
 #include "ntkhess.h"
-#include "blas.h"
+#include "core/blas.h"
 #include "nh_test.h"
 
 #include <float.h>

@@ -356,8 +356,20 @@ def load_library(path=None):
         tried = [path] if path is not None else library_candidates()
         errors = []
         for cand in tried:
+            # The binding needs the numerics (libntkhess) and the files
+            # (libntkhess-io, which loads libntkhess.so.0 beside it): prefer
+            # the io library next to the named core library; a core library
+            # alone still serves everything but the file functions.
+            d, b = os.path.split(cand)
+            cdll = None
+            if b.startswith("libntkhess.so"):
+                try:
+                    cdll = ctypes.CDLL(os.path.join(d, b.replace("libntkhess.so", "libntkhess-io.so", 1)))
+                except OSError:
+                    cdll = None
             try:
-                cdll = ctypes.CDLL(cand)
+                if cdll is None:
+                    cdll = ctypes.CDLL(cand)
             except OSError as e:
                 errors.append("%s: %s" % (cand, e))
                 continue

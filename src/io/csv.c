@@ -11,7 +11,7 @@
  *     number (it then only fixes the column count);
  *   - every other line has the same number of fields, each a number that
  *     strtod reads completely and that is finite. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <locale.h>

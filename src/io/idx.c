@@ -16,7 +16,7 @@
  * Truncation, trailing bytes and corrupt gzip streams (bad codes, CRC or
  * length mismatch, a stream cut short) are NH_EFORMAT; a failing read()
  * is NH_EIO. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
  * (byte offset or array index), never a crash: the text is bounded by its
  * length (no NUL needed), trailing garbage after the object is refused, and
  * each entry is checked to be a finite number in [0, 1]. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  *
  * Every failure names the file (and key) at fault; every path frees what it
  * allocated through a single cleanup exit. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

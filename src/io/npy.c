@@ -10,7 +10,7 @@
  * one-line error.  Every size is checked before it is used: a corrupt or
  * hostile file yields NH_EFORMAT / NH_ETOOLARGE, never a crash or a huge
  * allocation. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,7 @@
 /* net.c -- the MLP: parameter layout, initialization, forward pass. */
-#include "internal.h"
-#include "net_impl.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "finite/net_impl.h"
+#include "core/blas.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* kernels.c -- the infinite-width kernels Sigma, Sigma-dot, Sigma-ddot,
  * Theta, Upsilon, Phi, Xi and Lambda by the layer recursions of the formula
  * sheet (Sec. 2), for one pair of inputs or a whole Gram matrix. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* act.c -- nonlinearities and their first three derivatives. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <string.h>

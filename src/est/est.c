@@ -6,8 +6,8 @@
  * slices.  Everything is matrix-free: A in {H, I, S} is only applied through
  * the exact products of curv.c.  Declarations and the documentation of every
  * formula: include/ntkhess.h. */
-#include "internal.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "core/blas.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -14,9 +14,9 @@
  * relative error ~ sqrt(k) u32 (u32 = 2^-24 ~ 6e-8) to its result; the
  * quantities compose a few of them, so errors of 1e-7..1e-5 are expected,
  * growing mildly with width and depth. */
-#include "internal.h"
-#include "net_impl.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "finite/net_impl.h"
+#include "core/blas.h"
 
 #include <float.h>
 #include <math.h>

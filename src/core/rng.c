@@ -2,7 +2,7 @@
  * by splitmix64; normals by Marsaglia's polar method.  The logarithm is built
  * from +, -, *, / and frexp/ldexp only (IEEE-exact), so a seed yields
  * bit-identical parameters on every IEEE-754 machine whatever its libm. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 

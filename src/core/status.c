@@ -1,6 +1,6 @@
 /* status.c -- error codes, thread-local error detail, memory limit, threads,
  * allocation wrappers with fault injection. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -13,7 +13,11 @@
 
 static _Thread_local char nh__msg[512];
 
-const char *nh_version(void) { return "0.1.0"; }
+#define NH__STR2(x) #x
+#define NH__STR(x) NH__STR2(x)
+const char *nh_version(void) {
+    return NH__STR(NH_VERSION_MAJOR) "." NH__STR(NH_VERSION_MINOR) "." NH__STR(NH_VERSION_PATCH);
+}
 
 const char *nh_strerror(nh_status s) {
     switch (s) {

@@ -1,5 +1,5 @@
 /* data.c -- built-in synthetic data sets (seeded, documented in docs/data.md). */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <string.h>

@@ -4,8 +4,8 @@
  * Jacobi matrix), and the bivariate moments E[s_a(u) s_b(u')] of a centred
  * Gaussian pair by a pruned tensor grid through the Cholesky map of the
  * formula sheet (Sec. 2), with closed forms for erf, ReLU, sin and identity. */
-#include "internal.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "core/blas.h"
 
 #include <float.h>
 #include <math.h>

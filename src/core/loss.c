@@ -1,5 +1,5 @@
 /* loss.c -- C(Y) = (1/N) sum_i c_i(Y_i), its gradient and Hessian blocks. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <string.h>

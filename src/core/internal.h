@@ -8,9 +8,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal helpers that libntkhess-io and libntkhess-plot call across the
+ * shared-library boundary: exported, but declared only here (never in an
+ * installed header), so they are not part of the public API. */
+#if defined(__GNUC__)
+#define NH_INTERNAL __attribute__((visibility("default")))
+#else
+#define NH_INTERNAL
+#endif
+
 /* Record a failure (thread-local message "func: detail") and return st.
  * One function, so a debugger can break on every failure. */
-nh_status nh__fail(nh_status st, const char *func, const char *fmt, ...)
+NH_INTERNAL nh_status nh__fail(nh_status st, const char *func, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -29,16 +38,16 @@ static inline size_t nh__add(size_t a, size_t b, int *ok) {
 }
 /* NH_ETOOLARGE unless `bytes` (already overflow-checked, ok != 0) fits the
  * memory limit; `what` names the request in the message. */
-nh_status nh__check_bytes(int ok, size_t bytes, const char *func, const char *what);
+NH_INTERNAL nh_status nh__check_bytes(int ok, size_t bytes, const char *func, const char *what);
 
 /* malloc/calloc wrappers: fail-injection hook for the allocation tests.
  * nh__alloc_fail_at(k) makes the k-th next allocation fail (0 = never). */
-void *nh__malloc(size_t bytes);
-void *nh__calloc(size_t n, size_t size);
-void  nh__alloc_fail_at(long k);
+NH_INTERNAL void *nh__malloc(size_t bytes);
+NH_INTERNAL void *nh__calloc(size_t n, size_t size);
+NH_INTERNAL void  nh__alloc_fail_at(long k);
 
 /* Count of non-finite entries, index of first in *first. */
-size_t nh__count_nonfinite(const double *x, size_t n, size_t *first);
+NH_INTERNAL size_t nh__count_nonfinite(const double *x, size_t n, size_t *first);
 
 /* Threads for OpenMP loops (from nh_set_threads or the environment). */
 int nh__threads(void);

@@ -11,9 +11,9 @@
  * (backward); H v collects s_l (RD^T A + D^T RA) and beta colsum(RD).  The
  * part of RD seeded by HC (RY) is I v; the part from D, dA with sigma'' and
  * V is S v, so H v = I v + S v exactly, by linearity. */
-#include "internal.h"
-#include "net_impl.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "finite/net_impl.h"
+#include "core/blas.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* net_impl.h -- the network struct, shared by net.c and curv.c only. */
 #ifndef NH_NET_IMPL_H
 #define NH_NET_IMPL_H
-#include "internal.h"
+#include "core/internal.h"
 
 struct nh_net {
     size_t   L;       /* depth                                  */

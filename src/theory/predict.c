@@ -7,8 +7,8 @@
  * n_L columns that all see the same N x N kernel: Theta~ v is one gemm
  * Theta * V with V of shape N x n_L.  Several draws are stacked side by side
  * as more columns (N x W, W = draws * n_L, column b*n_L + k). */
-#include "internal.h"
-#include "blas.h"
+#include "core/internal.h"
+#include "core/blas.h"
 
 #include <float.h>
 #include <math.h>

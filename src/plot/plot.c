@@ -17,7 +17,7 @@
  *    row-major z[j*nx + i] of the API.
  *  - Log axes take log10 data; plbox's "l" only changes the labels.
  *  - Text is UTF-8 with '#' escapes (#u, #d, ##). */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <plplot.h>
 
