@@ -234,7 +234,7 @@ static void test_activations(void) {
     /* sigma^(k+1) vs central differences of sigma^(k); h = 1e-5, O(h^2) error. */
     double xs[7] = {-7.3, -2.1, -0.37, 0.0, 0.41, 1.9, 6.8};
     for (int a = 0; a < NH_ACT_COUNT; a++) {
-        if (a == NH_ACT_RELU) continue; /* kink: checked below */
+        if (a == NH_ACT_RELU || a == NH_ACT_LEAKY_RELU) continue; /* kink: checked below */
         for (int i = 0; i < 7; i++) {
             double x = xs[i], h = 1e-5, d[4], p[4], q[4], xp = x + h, xm = x - h;
             nh_act_eval((nh_act)a, 1, &x, d, d + 1, d + 2, d + 3);
@@ -254,8 +254,35 @@ static void test_activations(void) {
     double big[2] = {800, -800}, o[2];
     nh_act_eval(NH_ACT_SOFTPLUS, 2, big, o, NULL, NULL, NULL);
     nh_check(o[0] == 800 && o[1] >= 0 && o[1] < 1e-300, "softplus stable at +-800");
+    nh_act_eval(NH_ACT_LEAKY_RELU, 1, &x2, d, d + 1, d + 2, d + 3);
+    nh_check(d[0] == 0.01 * -0.3 && d[1] == 0.01 && d[2] == 0 && d[3] == 0, "leaky_relu at -0.3");
+    nh_act_eval_p(NH_ACT_LEAKY_RELU, 0.2, 1, &x2, d, d + 1, d + 2, d + 3);
+    nh_check(d[0] == 0.2 * -0.3 && d[1] == 0.2, "leaky_relu:0.2 at -0.3");
+    /* softplus with beta: derivatives against central differences (h = 1e-5,
+     * O(h^2 beta^k) error), and log(1+e^(beta x))/beta at one point. */
+    for (int i = 0; i < 7; i++) {
+        double bt = 2.5, xx = xs[i], h = 1e-5, dd[4], p[4], q[4], xp = xx + h, xm = xx - h;
+        nh_act_eval_p(NH_ACT_SOFTPLUS, bt, 1, &xx, dd, dd + 1, dd + 2, dd + 3);
+        nh_act_eval_p(NH_ACT_SOFTPLUS, bt, 1, &xp, p, p + 1, p + 2, p + 3);
+        nh_act_eval_p(NH_ACT_SOFTPLUS, bt, 1, &xm, q, q + 1, q + 2, q + 3);
+        for (int k = 0; k < 3; k++)
+            nh_check_close(dd[k + 1], (p[k] - q[k]) / (2 * h), 1e-7, 1e-7, "softplus:2.5 derivative %d at %g",
+                           k + 1, xx);
+        if (i == 4) nh_check_close(dd[0], log1p(exp(2.5 * 0.41)) / 2.5, 0, 1e-15, "softplus:2.5 value");
+    }
     nh_act act;
+    double prm;
     nh_check(nh_act_from_name("bogus", &act) == NH_EINVAL, "unknown activation rejected");
+    nh_check(nh_act_parse("softplus:2", &act, &prm) == NH_OK && act == NH_ACT_SOFTPLUS && prm == 2.0,
+             "parse softplus:2");
+    nh_check(nh_act_parse("leaky_relu", &act, &prm) == NH_OK && prm == 0.01, "parse leaky_relu default");
+    nh_check(nh_act_parse("tanh:2", &act, &prm) == NH_EINVAL, "tanh takes no parameter");
+    nh_check(nh_act_parse("softplus:-1", &act, &prm) == NH_EINVAL, "softplus beta > 0");
+    nh_check(nh_act_parse("softplus:x", &act, &prm) == NH_EINVAL, "parameter must be a number");
+    char buf[64];
+    nh_check(strcmp(nh_act_format(NH_ACT_SOFTPLUS, 2.0, buf, sizeof buf), "softplus:2") == 0 &&
+             strcmp(nh_act_format(NH_ACT_SOFTPLUS, 1.0, buf, sizeof buf), "softplus") == 0,
+             "format round-trips");
 }
 
 static void test_rng(void) {

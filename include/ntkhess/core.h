@@ -68,6 +68,8 @@ typedef enum nh_act {
     NH_ACT_SIN,
     NH_ACT_RELU,         /* max(0,x); sigma'' and sigma''' taken as 0 (not smooth) */
     NH_ACT_IDENTITY,     /* linear network (useful for tests)                  */
+    NH_ACT_SILU,         /* x logistic(x) (PyTorch SiLU / swish)                */
+    NH_ACT_LEAKY_RELU,   /* x > 0 ? x : a x, a = param (default 0.01); derivatives 2, 3 taken as 0 */
     NH_ACT_COUNT
 } nh_act;
 
@@ -82,7 +84,23 @@ typedef enum nh_act {
  * "sigmoid", "gelu", "sin", "relu", "identity"). NH_EINVAL if unknown. */
 NH_API nh_status   nh_act_from_name(const char *name, nh_act *out);
 NH_API const char *nh_act_name(nh_act a);
-/* sigma and its derivatives 1..3 at n points; any output pointer may be NULL. */
+/* Activations with a parameter: softplus (beta: log(1+e^(beta x))/beta, as
+ * PyTorch's Softplus(beta)) and leaky_relu (negative slope).  The others have
+ * none.  nh_act_default_param: 1 (softplus), 0.01 (leaky_relu), NaN (none).
+ * nh_act_parse reads "name" or "name:param" ("softplus:2", "leaky_relu:0.2");
+ * *param is the default when no parameter is given; NH_EINVAL for an unknown
+ * name, a parameter on an activation without one, or a non-finite or
+ * non-positive softplus beta.  nh_act_format writes the inverse ("softplus"
+ * for the default parameter) into buf[len] and returns buf. */
+NH_API double      nh_act_default_param(nh_act a);
+NH_API nh_status   nh_act_parse(const char *spec, nh_act *out, double *param);
+NH_API const char *nh_act_format(nh_act a, double param, char *buf, size_t len);
+/* sigma and its derivatives 1..3 at n points, with the activation's parameter
+ * (ignored by activations without one); any output pointer may be NULL. */
+NH_API void nh_act_eval_p(nh_act a, double param, size_t n, const double *x, double *d0,
+                          double *d1, double *d2, double *d3);
+/* sigma and its derivatives 1..3 at n points (default parameter); any output
+ * pointer may be NULL. */
 NH_API void nh_act_eval(nh_act a, size_t n, const double *x, double *d0,
                         double *d1, double *d2, double *d3);
 

@@ -115,6 +115,8 @@ size_t nh_gauss_default_nq(nh_act act, double kmax) {
     case NH_ACT_ARCTAN: per = 400.0; break;
     case NH_ACT_ERF: per = 100.0; break;
     case NH_ACT_GELU: per = 75.0; break;
+    case NH_ACT_SILU: per = 48.0; break;       /* logistic's poles at i pi, as sigmoid */
+    case NH_ACT_LEAKY_RELU: return 256;        /* a kink, as relu */
     case NH_ACT_SIN: per = 10.0; break;
     case NH_ACT_IDENTITY: return 4; /* polynomial: exact for nq >= 2 */
     case NH_ACT_RELU: return 256;   /* kinks: algebraic convergence only */
