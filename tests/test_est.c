@@ -172,6 +172,22 @@ static void test_lanczos(fix_t *f, dense_t *d) {
         double ov = 0;
         for (size_t p = 0; p < P; p++) ov += x[p] * d->V[0][p * P + P - 1];
         nh_check_close(fabs(ov), 1.0, 1e-10, 0, "lanczos H: top eigenvector == LAPACK's up to sign");
+        /* Warm start from the exact eigenvector gives the same eigenvalue to
+         * Lanczos accuracy (1e-10 relative, its tolerance). */
+        nh_lanczos_opts lo = nh_lanczos_opts_default();
+        nh_lanczos_info iw, ic;
+        double ew, ec;
+        lo.start = x;
+        nh_status sw = nh_curv_lanczos(f->c, NH_OP_H, 1, &lo, &ew, NULL, NULL, &iw);
+        nh_status sc = nh_curv_lanczos(f->c, NH_OP_H, 1, NULL, &ec, NULL, NULL, &ic);
+        nh_check(sw == NH_OK && sc == NH_OK, "lanczos warm and cold start run (%zu, %zu products)",
+                 iw.nproducts, ic.nproducts);
+        nh_check_close(ew, d->w[0][P - 1], 0, 1e-10, "lanczos warm start: top eigenvalue of H == LAPACK's");
+        double *z = calloc(P, sizeof *z);
+        lo.start = z;
+        nh_check(nh_curv_lanczos(f->c, NH_OP_H, 1, &lo, &ew, NULL, NULL, NULL) == NH_EINVAL,
+                 "lanczos: zero start vector refused");
+        free(z);
         free(x);
     }
     /* Rank-deficient I: eigenvalues 9, 10 are 0; the Krylov space of one

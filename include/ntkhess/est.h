@@ -139,6 +139,10 @@ typedef struct nh_lanczos_opts {
     uint64_t seed;     /* start vector: Gaussian, stream 0; after a
                           breakdown, fresh vectors from streams 1, 2, ...  */
     int      require;  /* 1 (default): NH_EMAXITER unless all k converged */
+    const double *start; /* P entries or NULL (default): the start vector
+                          (normalized here; NH_EINVAL if zero or non-finite)
+                          instead of the seeded Gaussian, for warm starts
+                          from a previous eigenvector                      */
 } nh_lanczos_opts;
 
 NH_API nh_lanczos_opts nh_lanczos_opts_default(void);

@@ -382,6 +382,7 @@ nh_lanczos_opts nh_lanczos_opts_default(void) {
     o.maxprod = 0;
     o.seed = 0;
     o.require = 1;
+    o.start = NULL;
     return o;
 }
 
@@ -475,9 +476,14 @@ nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k, const nh_lanczos_opts 
            *h = beta + (m + 1), *hsum = h + (m + 1);
 
     uint64_t stream = 0;
-    est_probe(NH_PROBE_GAUSSIAN, o.seed, 0, P, V);
+    if (o.start) memcpy(V, o.start, P * sizeof *V);
+    else est_probe(NH_PROBE_GAUSSIAN, o.seed, 0, P, V);
     {
         const double n0 = est_nrm(P, V);
+        if (!(n0 > 0.0) || !isfinite(n0)) {
+            free(V); free(w); free(small); free(ord);
+            NH_FAIL(NH_EINVAL, "start vector has norm %g (need finite and > 0)", n0);
+        }
         cblas_dscal((int)P, 1.0 / n0, V, 1);
     }
     size_t j0 = 0, mm = m, nprod = 0, nrestart = 0, nbreak = 0, nconv = 0;
