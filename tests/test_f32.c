@@ -57,6 +57,13 @@ static void make_data(const cfg_t *t, uint64_t seed, double **X, double **T) {
     }
 }
 
+/* A float32 context: nh_curv_create_ex with NH_PREC_SINGLE. */
+static nh_status create32(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss, nh_curv **c) {
+    nh_curv_opts o = nh_curv_opts_default();
+    o.precision = NH_PREC_SINGLE;
+    return nh_curv_create_ex(net, X, T, n, loss, &o, c);
+}
+
 static double nrm(const double *a, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * a[i]; return sqrt(s); }
 static double relerr(const double *got, const double *want, size_t n) {
     double e = 0, w = 0;
@@ -94,9 +101,9 @@ static void run_case(const cfg_t *t) {
     make_data(t, 99 + t->L, &X, &T);
     const size_t P = nh_net_nparams(net), n = t->n, m = t->w[t->L], nm = n * m;
     nh_curv *c = NULL;
-    nh_curv32 *c32 = NULL;
+    nh_curv *c32 = NULL;
     nh_status s1 = nh_curv_create(net, X, T, n, t->loss, &c);
-    nh_status s2 = nh_curv32_create(net, X, T, n, t->loss, &c32);
+    nh_status s2 = create32(net, X, T, n, t->loss, &c32);
     nh_check(s1 == NH_OK && s2 == NH_OK, "%s: create (%s)", t->name, nh_last_error());
     if (s1 != NH_OK || s2 != NH_OK) exit(1);
     double *a = malloc(P * 8), *b = malloc(P * 8), *v = malloc(P * 8), *iv = malloc(P * 8), *sv = malloc(P * 8);
@@ -104,21 +111,21 @@ static void run_case(const cfg_t *t) {
     nh_rng r; nh_rng_seed(&r, 7);
     nh_rng_fill_normal(&r, P, v);
 
-    nh_curv_outputs(c, y64); nh_curv32_outputs(c32, y32);
+    nh_curv_outputs(c, y64); nh_curv_outputs(c32, y32);
     check_rel(0, relerr(y32, y64, nm), F_Y, t->name);
-    double l64 = nh_curv_loss(c), l32 = nh_curv32_loss(c32);
+    double l64 = nh_curv_loss(c), l32 = nh_curv_loss(c32);
     check_rel(1, fabs(l32 - l64) / fabs(l64), F_LOSS, t->name);
 
     nh_curv_grad(c, a);
-    nh_check(nh_curv32_grad(c32, b) == NH_OK, "%s: grad32 status", t->name);
+    nh_check(nh_curv_grad(c32, b) == NH_OK, "%s: grad32 status", t->name);
     check_rel(2, relerr(b, a, P), F_GRAD, t->name);
 
     nh_curv_hvp(c, v, a);
-    nh_check(nh_curv32_hvp(c32, v, b) == NH_OK, "%s: hvp32 status", t->name);
+    nh_check(nh_curv_hvp(c32, v, b) == NH_OK, "%s: hvp32 status", t->name);
     check_rel(3, relerr(b, a, P), F_HV, t->name);
     /* H v = I v + S v in float32: two code paths, rounding only.  Relative
      * to ||I v|| + ||S v|| (the sum may cancel). */
-    nh_check(nh_curv32_isvp(c32, v, iv, sv) == NH_OK, "%s: isvp32 status", t->name);
+    nh_check(nh_curv_isvp(c32, v, iv, sv) == NH_OK, "%s: isvp32 status", t->name);
     {
         double e = 0;
         for (size_t p = 0; p < P; p++) { double d = iv[p] + sv[p] - b[p]; e += d * d; }
@@ -127,22 +134,22 @@ static void run_case(const cfg_t *t) {
     }
     nh_curv_ivp(c, v, a);
     check_rel(4, relerr(iv, a, P), F_IV, t->name);
-    nh_curv32_ivp(c32, v, b);
+    nh_curv_ivp(c32, v, b);
     nh_check(memcmp(b, iv, P * 8) == 0, "%s: ivp32 == isvp32's I part (bitwise)", t->name);
     nh_curv_svp(c, v, a);
     if (t->L > 1) check_rel(5, relerr(sv, a, P), F_SV, t->name);
     else nh_check(nrm(sv, P) == 0 && nrm(a, P) == 0, "%s: S v = 0 for L = 1", t->name);
-    nh_curv32_svp(c32, v, b);
+    nh_curv_svp(c32, v, b);
     nh_check(memcmp(b, sv, P * 8) == 0, "%s: svp32 == isvp32's S part (bitwise)", t->name);
 
     double *K64 = malloc(nm * nm * 8), *K32 = malloc(nm * nm * 8);
     nh_curv_ntk(c, K64);
-    nh_check(nh_curv32_ntk(c32, K32) == NH_OK, "%s: ntk32 status", t->name);
+    nh_check(nh_curv_ntk(c32, K32) == NH_OK, "%s: ntk32 status", t->name);
     check_rel(6, relerr(K32, K64, nm * nm), F_NTK, t->name);
     free(K64); free(K32);
 
     nh_curv_G(c, y64);
-    nh_check(nh_curv32_G(c32, y32) == NH_OK, "%s: G32 status (%s)", t->name, nh_last_error());
+    nh_check(nh_curv_G(c32, y32) == NH_OK, "%s: G32 status (%s)", t->name, nh_last_error());
     if (t->L > 1) check_rel(7, relerr(y32, y64, nm), F_G, t->name);
     else nh_check(nrm(y32, nm) == 0, "%s: G = 0 for L = 1", t->name);
 
@@ -154,30 +161,30 @@ static void run_case(const cfg_t *t) {
         nh_net *net2 = NULL;
         nh_net_clone(net, &net2);
         nh_curv *cb = NULL;
-        nh_curv32 *cb32 = NULL;
+        nh_curv *cb32 = NULL;
         nh_curv_create(net2, X, T, n, t->loss, &cb);
-        nh_curv32_create(net, X, T, n, t->loss, &cb32); /* steps net (c, c32 stale afterwards) */
+        create32(net, X, T, n, t->loss, &cb32); /* steps net (c, c32 stale afterwards) */
         double *th0 = malloc(P * 8);
         memcpy(th0, nh_net_params(net), P * 8);
         int okst = 1;
         for (int s = 0; s < k; s++) {
             okst &= nh_curv_gd_step(cb, net2, eta) == NH_OK;
-            okst &= nh_curv32_gd_step(cb32, net, eta) == NH_OK;
+            okst &= nh_curv_gd_step(cb32, net, eta) == NH_OK;
         }
         nh_check(okst, "%s: %d GD steps ok", t->name, k);
         for (size_t p = 0; p < P; p++) { a[p] = nh_net_params(net2)[p] - th0[p]; b[p] = nh_net_params(net)[p] - th0[p]; }
         check_rel(8, relerr(b, a, P), F_GD, t->name);
-        check_rel(9, fabs(nh_curv32_loss(cb32) - nh_curv_loss(cb)) / fabs(nh_curv_loss(cb)), F_GD, t->name);
+        check_rel(9, fabs(nh_curv_loss(cb32) - nh_curv_loss(cb)) / fabs(nh_curv_loss(cb)), F_GD, t->name);
         /* refresh: the stale context, refreshed, equals a fresh one bitwise */
-        nh_check(nh_curv32_refresh(c32) == NH_OK, "%s: refresh", t->name);
-        nh_curv32_outputs(c32, y32); nh_curv32_outputs(cb32, y64);
-        nh_check(memcmp(y32, y64, nm * 8) == 0 && nh_curv32_loss(c32) == nh_curv32_loss(cb32),
+        nh_check(nh_curv_refresh(c32) == NH_OK, "%s: refresh", t->name);
+        nh_curv_outputs(c32, y32); nh_curv_outputs(cb32, y64);
+        nh_check(memcmp(y32, y64, nm * 8) == 0 && nh_curv_loss(c32) == nh_curv_loss(cb32),
                  "%s: refresh == fresh context after steps", t->name);
         free(th0);
-        nh_curv_free(cb); nh_curv32_free(cb32); nh_net_free(net2);
+        nh_curv_free(cb); nh_curv_free(cb32); nh_net_free(net2);
     }
     free(a); free(b); free(v); free(iv); free(sv); free(y64); free(y32);
-    nh_curv_free(c); nh_curv32_free(c32); nh_net_free(net); free(X); free(T);
+    nh_curv_free(c); nh_curv_free(c32); nh_net_free(net); free(X); free(T);
 }
 
 static void test_errors(void) {
@@ -187,61 +194,61 @@ static void test_errors(void) {
     nh_net_create(&cf, &net); nh_net_init_normal(net, 3);
     nh_net_clone(net, &other);
     double X[6] = {1, 2, 3, 4, 5, 6}, T[4] = {0, 1, 1, 0}, Tb[4] = {0, 1, 1, 0};
-    nh_curv32 *c = NULL;
-    nh_check(nh_curv32_create(NULL, X, T, 2, NH_LOSS_MSE, &c) == NH_EINVAL && !c, "NULL net rejected");
-    nh_check(nh_curv32_create(net, X, T, 0, NH_LOSS_MSE, &c) == NH_EINVAL, "empty batch rejected");
-    nh_check(nh_curv32_create(net, X, T, 2, (nh_loss)7, &c) == NH_EINVAL, "unknown loss rejected");
-    nh_check(nh_curv32_create(net, X, Tb, 2, NH_LOSS_BCE, &c) == NH_EINVAL, "bce label 0 rejected");
+    nh_curv *c = NULL;
+    nh_check(create32(NULL, X, T, 2, NH_LOSS_MSE, &c) == NH_EINVAL && !c, "NULL net rejected");
+    nh_check(create32(net, X, T, 0, NH_LOSS_MSE, &c) == NH_EINVAL, "empty batch rejected");
+    nh_check(create32(net, X, T, 2, (nh_loss)7, &c) == NH_EINVAL, "unknown loss rejected");
+    nh_check(create32(net, X, Tb, 2, NH_LOSS_BCE, &c) == NH_EINVAL, "bce label 0 rejected");
     X[2] = NAN;
-    nh_check(nh_curv32_create(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ENONFINITE, "NaN in X rejected");
+    nh_check(create32(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ENONFINITE, "NaN in X rejected");
     X[2] = 1e39; /* finite in double, Inf in float */
-    nh_check(nh_curv32_create(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ENONFINITE, "X beyond float32 range rejected (%s)",
+    nh_check(create32(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ENONFINITE, "X beyond float32 range rejected (%s)",
              nh_last_error());
     X[2] = 3;
     size_t lim = nh_get_mem_limit();
     nh_set_mem_limit(100);
-    nh_check(nh_curv32_create(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ETOOLARGE && !c, "memory limit -> NH_ETOOLARGE");
+    nh_check(create32(net, X, T, 2, NH_LOSS_MSE, &c) == NH_ETOOLARGE && !c, "memory limit -> NH_ETOOLARGE");
     nh_set_mem_limit(lim);
-    nh_check(nh_curv32_create(net, X, T, 2, NH_LOSS_MSE, &c) == NH_OK, "create ok");
-    nh_check(nh_curv32_nsamples(c) == 2 && nh_curv32_net(c) == net, "accessors");
+    nh_check(create32(net, X, T, 2, NH_LOSS_MSE, &c) == NH_OK, "create ok");
+    nh_check(nh_curv_nsamples(c) == 2 && nh_curv_net(c) == net, "accessors");
     const size_t P = nh_net_nparams(net);
     double *v = calloc(P, 8), *o = malloc(P * 8), *o2 = malloc(P * 8);
-    nh_check(nh_curv32_hvp(c, NULL, o) == NH_EINVAL, "hvp NULL v");
-    nh_check(nh_curv32_isvp(c, v, o, NULL) == NH_EINVAL, "isvp NULL sv");
+    nh_check(nh_curv_hvp(c, NULL, o) == NH_EINVAL, "hvp NULL v");
+    nh_check(nh_curv_isvp(c, v, o, NULL) == NH_EINVAL, "isvp NULL sv");
     v[3] = NAN;
-    nh_check(nh_curv32_hvp(c, v, o) == NH_ENONFINITE, "hvp NaN v");
+    nh_check(nh_curv_hvp(c, v, o) == NH_ENONFINITE, "hvp NaN v");
     v[3] = -1e300;
-    nh_check(nh_curv32_ivp(c, v, o) == NH_ENONFINITE, "ivp v beyond float32 range (%s)", nh_last_error());
+    nh_check(nh_curv_ivp(c, v, o) == NH_ENONFINITE, "ivp v beyond float32 range (%s)", nh_last_error());
     v[3] = 1e30; /* representable, but H v overflows float32 */
-    nh_status so = nh_curv32_svp(c, v, o);
+    nh_status so = nh_curv_svp(c, v, o);
     nh_check(so == NH_ENUMERIC || so == NH_OK, "svp with huge v: overflow reported or none (%d)", (int)so);
     v[3] = 0;
-    nh_check(nh_curv32_isvp(c, v, o, o2) == NH_OK && nrm(o, P) == 0 && nrm(o2, P) == 0, "H 0 = 0");
-    nh_check(nh_curv32_ntk(c, NULL) == NH_EINVAL && nh_curv32_G(c, NULL) == NH_EINVAL &&
-             nh_curv32_grad(c, NULL) == NH_EINVAL && nh_curv32_refresh(NULL) == NH_EINVAL, "NULL outputs rejected");
-    nh_check(nh_curv32_gd_step(c, other, 0.1) == NH_EINVAL, "gd_step on another network rejected");
-    nh_check(nh_curv32_gd_step(c, net, -1) == NH_EINVAL && nh_curv32_gd_step(c, net, NAN) == NH_EINVAL,
+    nh_check(nh_curv_isvp(c, v, o, o2) == NH_OK && nrm(o, P) == 0 && nrm(o2, P) == 0, "H 0 = 0");
+    nh_check(nh_curv_ntk(c, NULL) == NH_EINVAL && nh_curv_G(c, NULL) == NH_EINVAL &&
+             nh_curv_grad(c, NULL) == NH_EINVAL && nh_curv_refresh(NULL) == NH_EINVAL, "NULL outputs rejected");
+    nh_check(nh_curv_gd_step(c, other, 0.1) == NH_EINVAL, "gd_step on another network rejected");
+    nh_check(nh_curv_gd_step(c, net, -1) == NH_EINVAL && nh_curv_gd_step(c, net, NAN) == NH_EINVAL,
              "bad learning rate rejected");
     /* theta beyond float32: refresh reports divergence */
     double save = nh_net_params(net)[0];
     nh_net_params(net)[0] = 1e40;
-    nh_check(nh_curv32_refresh(c) == NH_EDIVERGED, "theta beyond float32 -> NH_EDIVERGED (%s)", nh_last_error());
+    nh_check(nh_curv_refresh(c) == NH_EDIVERGED, "theta beyond float32 -> NH_EDIVERGED (%s)", nh_last_error());
     nh_net_params(net)[0] = save;
-    nh_check(nh_curv32_refresh(c) == NH_OK, "refresh after restoring theta");
-    nh_curv32_free(c); c = NULL;
+    nh_check(nh_curv_refresh(c) == NH_OK, "refresh after restoring theta");
+    nh_curv_free(c); c = NULL;
     /* divergence: huge learning rate on huge targets -> NH_EDIVERGED, theta finite and restored */
     double Tbig[4] = {1e30, -1e30, 1e30, -1e30};
-    nh_check(nh_curv32_create(net, X, Tbig, 2, NH_LOSS_MSE, &c) == NH_OK, "create for divergence");
+    nh_check(create32(net, X, Tbig, 2, NH_LOSS_MSE, &c) == NH_OK, "create for divergence");
     nh_status st = NH_OK;
     double *before = malloc(P * 8);
     for (int k = 0; k < 50 && st == NH_OK; k++) {
         memcpy(before, nh_net_params(net), P * 8);
-        st = nh_curv32_gd_step(c, net, 1e20);
+        st = nh_curv_gd_step(c, net, 1e20);
     }
     nh_check(st == NH_EDIVERGED, "divergence detected (%s)", nh_last_error());
     nh_check(memcmp(before, nh_net_params(net), P * 8) == 0, "theta restored to the last finite state");
-    nh_curv32_free(c);
-    nh_curv32_free(NULL);
+    nh_curv_free(c);
+    nh_curv_free(NULL);
     free(v); free(o); free(o2); free(before);
     nh_net_free(net); nh_net_free(other);
 }
@@ -254,16 +261,16 @@ static void test_alloc_failures(void) {
     nh_net_create(&cf, &net); nh_net_init_normal(net, 1);
     double X[6] = {1, 2, 3, 4, 5, 6}, T[4] = {0, 1, 1, 0}, K[16], G[4];
     for (long k = 1; k <= 16; k++) {
-        nh_curv32 *c = NULL;
+        nh_curv *c = NULL;
         nh__alloc_fail_at(k);
-        nh_status s = nh_curv32_create(net, X, T, 2, NH_LOSS_MSE, &c), sn = NH_OK, sg = NH_OK, ss = NH_OK;
-        if (s == NH_OK) { sn = nh_curv32_ntk(c, K); sg = nh_curv32_G(c, G); ss = nh_curv32_gd_step(c, net, 1e-3); }
+        nh_status s = create32(net, X, T, 2, NH_LOSS_MSE, &c), sn = NH_OK, sg = NH_OK, ss = NH_OK;
+        if (s == NH_OK) { sn = nh_curv_ntk(c, K); sg = nh_curv_G(c, G); ss = nh_curv_gd_step(c, net, 1e-3); }
         nh__alloc_fail_at(0);
         int okk = (s == NH_ENOMEM && !c) ||
                   (s == NH_OK && (sn == NH_OK || sn == NH_ENOMEM) && (sg == NH_OK || sg == NH_ENOMEM) &&
                    (ss == NH_OK || ss == NH_ENOMEM));
         nh_check(okk, "alloc failure %ld handled (%d %d %d %d)", k, (int)s, (int)sn, (int)sg, (int)ss);
-        nh_curv32_free(c);
+        nh_curv_free(c);
     }
     nh_net_free(net);
 }
@@ -283,35 +290,35 @@ static double median(double *x, int n) { qsort(x, (size_t)n, sizeof *x, cmpd); r
 
 static void report_errors(const char *label, nh_net *net, const double *X, const double *T, size_t n) {
     const size_t P = nh_net_nparams(net), nm = n;
-    nh_curv *c = NULL; nh_curv32 *c32 = NULL;
-    if (nh_curv_create(net, X, T, n, NH_LOSS_MSE, &c) || nh_curv32_create(net, X, T, n, NH_LOSS_MSE, &c32)) {
+    nh_curv *c = NULL; nh_curv *c32 = NULL;
+    if (nh_curv_create(net, X, T, n, NH_LOSS_MSE, &c) || create32(net, X, T, n, NH_LOSS_MSE, &c32)) {
         printf("create failed: %s\n", nh_last_error()); exit(1);
     }
     double *a = malloc(P * 8), *b = malloc(P * 8), *v = malloc(P * 8), *iv = malloc(P * 8), *sv = malloc(P * 8);
     double *K64 = malloc(nm * nm * 8), *K32 = malloc(nm * nm * 8), y64[4096], y32[4096];
     nh_rng r; nh_rng_seed(&r, 7); nh_rng_fill_normal(&r, P, v);
     printf("%s  loss %.6g\n", label, nh_curv_loss(c));
-    nh_curv_outputs(c, y64); nh_curv32_outputs(c32, y32);
+    nh_curv_outputs(c, y64); nh_curv_outputs(c32, y32);
     printf("  Y     %.2e   (rms Y %.3g)\n", relerr(y32, y64, nm), nrm(y64, nm) / sqrt((double)nm));
-    printf("  loss  %.2e\n", fabs(nh_curv32_loss(c32) - nh_curv_loss(c)) / nh_curv_loss(c));
-    nh_curv_grad(c, a); nh_curv32_grad(c32, b);
+    printf("  loss  %.2e\n", fabs(nh_curv_loss(c32) - nh_curv_loss(c)) / nh_curv_loss(c));
+    nh_curv_grad(c, a); nh_curv_grad(c32, b);
     printf("  grad  %.2e   (||grad|| %.3g)\n", relerr(b, a, P), nrm(a, P));
-    nh_curv_hvp(c, v, a); nh_curv32_hvp(c32, v, b);
+    nh_curv_hvp(c, v, a); nh_curv_hvp(c32, v, b);
     printf("  Hv    %.2e   (||Hv|| %.3g)\n", relerr(b, a, P), nrm(a, P));
-    nh_curv32_isvp(c32, v, iv, sv);
+    nh_curv_isvp(c32, v, iv, sv);
     double e = 0; for (size_t p = 0; p < P; p++) { double d = iv[p] + sv[p] - b[p]; e += d * d; }
     printf("  Iv+Sv-Hv (f32) %.2e of ||Iv||+||Sv||\n", sqrt(e) / (nrm(iv, P) + nrm(sv, P)));
     nh_curv_ivp(c, v, a);
     printf("  Iv    %.2e   (||Iv|| %.3g)\n", relerr(iv, a, P), nrm(a, P));
     nh_curv_svp(c, v, a);
     printf("  Sv    %.2e   (||Sv|| %.3g)\n", relerr(sv, a, P), nrm(a, P));
-    nh_curv_ntk(c, K64); nh_curv32_ntk(c32, K32);
+    nh_curv_ntk(c, K64); nh_curv_ntk(c32, K32);
     printf("  NTK   %.2e\n", relerr(K32, K64, nm * nm));
-    nh_curv_G(c, y64); nh_curv32_G(c32, y32);
+    nh_curv_G(c, y64); nh_curv_G(c32, y32);
     printf("  G     %.2e\n", relerr(y32, y64, nm));
     fflush(stdout);
     free(a); free(b); free(v); free(iv); free(sv); free(K64); free(K32);
-    nh_curv_free(c); nh_curv32_free(c32);
+    nh_curv_free(c); nh_curv_free(c32);
 }
 
 static void measure(int reps) {
@@ -330,10 +337,10 @@ static void measure(int reps) {
         report_errors("at init", net, X, T, n);
         /* timings: f64 and f32 interleaved, median of reps */
         {
-            nh_curv *c = NULL; nh_curv32 *c32 = NULL;
+            nh_curv *c = NULL; nh_curv *c32 = NULL;
             nh_net_clone(net, &net2);
             nh_curv_create(net2, X, T, n, NH_LOSS_MSE, &c);
-            nh_curv32_create(net2, X, T, n, NH_LOSS_MSE, &c32);
+            create32(net2, X, T, n, NH_LOSS_MSE, &c32);
             double *v = malloc(P * 8), *o = malloc(P * 8), *K = malloc(n * n * 8);
             nh_rng r; nh_rng_seed(&r, 7); nh_rng_fill_normal(&r, P, v);
             const char *ops[7] = {"refresh", "grad", "hvp", "ivp", "svp", "ntk", "gd_step"};
@@ -343,14 +350,14 @@ static void measure(int reps) {
                     for (int prec = 0; prec < 2; prec++) {
                         double t0 = now();
                         switch (op) {
-                        case 0: prec ? (void)nh_curv32_refresh(c32) : (void)nh_curv_refresh(c); break;
-                        case 1: prec ? (void)nh_curv32_grad(c32, o) : (void)nh_curv_grad(c, o); break;
-                        case 2: prec ? (void)nh_curv32_hvp(c32, v, o) : (void)nh_curv_hvp(c, v, o); break;
-                        case 3: prec ? (void)nh_curv32_ivp(c32, v, o) : (void)nh_curv_ivp(c, v, o); break;
-                        case 4: prec ? (void)nh_curv32_svp(c32, v, o) : (void)nh_curv_svp(c, v, o); break;
-                        case 5: prec ? (void)nh_curv32_ntk(c32, K) : (void)nh_curv_ntk(c, K); break;
+                        case 0: prec ? (void)nh_curv_refresh(c32) : (void)nh_curv_refresh(c); break;
+                        case 1: prec ? (void)nh_curv_grad(c32, o) : (void)nh_curv_grad(c, o); break;
+                        case 2: prec ? (void)nh_curv_hvp(c32, v, o) : (void)nh_curv_hvp(c, v, o); break;
+                        case 3: prec ? (void)nh_curv_ivp(c32, v, o) : (void)nh_curv_ivp(c, v, o); break;
+                        case 4: prec ? (void)nh_curv_svp(c32, v, o) : (void)nh_curv_svp(c, v, o); break;
+                        case 5: prec ? (void)nh_curv_ntk(c32, K) : (void)nh_curv_ntk(c, K); break;
                         default: /* tiny step: the net barely moves; both contexts share net2 */
-                            prec ? (void)nh_curv32_gd_step(c32, net2, 1e-6) : (void)nh_curv_gd_step(c, net2, 1e-6);
+                            prec ? (void)nh_curv_gd_step(c32, net2, 1e-6) : (void)nh_curv_gd_step(c, net2, 1e-6);
                         }
                         double dt = now() - t0;
                         if (k > 0) (prec ? t32 : t64)[k - 1] = dt; /* first rep: warm-up */
@@ -361,29 +368,29 @@ static void measure(int reps) {
                 fflush(stdout);
             }
             free(v); free(o); free(K);
-            nh_curv_free(c); nh_curv32_free(c32); nh_net_free(net2);
+            nh_curv_free(c); nh_curv_free(c32); nh_net_free(net2);
         }
         /* k steps of both engines from the same init, then the errors at the trained theta */
         {
             const int k = 50;
             const double eta = 0.5;
             nh_net_clone(net, &net2);
-            nh_curv *c = NULL; nh_curv32 *c32 = NULL;
+            nh_curv *c = NULL; nh_curv *c32 = NULL;
             nh_curv_create(net, X, T, n, NH_LOSS_MSE, &c);
-            nh_curv32_create(net2, X, T, n, NH_LOSS_MSE, &c32);
+            create32(net2, X, T, n, NH_LOSS_MSE, &c32);
             double *th0 = malloc(P * 8), *a = malloc(P * 8), *b = malloc(P * 8);
             memcpy(th0, nh_net_params(net), P * 8);
             double l0 = nh_curv_loss(c);
             for (int s = 0; s < k; s++) {
-                if (nh_curv_gd_step(c, net, eta) || nh_curv32_gd_step(c32, net2, eta)) { printf("step failed: %s\n", nh_last_error()); exit(1); }
+                if (nh_curv_gd_step(c, net, eta) || nh_curv_gd_step(c32, net2, eta)) { printf("step failed: %s\n", nh_last_error()); exit(1); }
             }
             for (size_t p = 0; p < P; p++) { a[p] = nh_net_params(net)[p] - th0[p]; b[p] = nh_net_params(net2)[p] - th0[p]; }
             printf("after %d steps eta %g (t = %g): loss f64 %.6g -> %.6g, f32 %.6g\n", k, eta, k * eta, l0,
-                   nh_curv_loss(c), nh_curv32_loss(c32));
+                   nh_curv_loss(c), nh_curv_loss(c32));
             printf("  trajectory: theta_k - theta_0 rel err %.2e, loss rel err %.2e\n", relerr(b, a, P),
-                   fabs(nh_curv32_loss(c32) - nh_curv_loss(c)) / nh_curv_loss(c));
+                   fabs(nh_curv_loss(c32) - nh_curv_loss(c)) / nh_curv_loss(c));
             free(th0); free(a); free(b);
-            nh_curv_free(c); nh_curv32_free(c32); nh_net_free(net2);
+            nh_curv_free(c); nh_curv_free(c32); nh_net_free(net2);
             report_errors("at the trained theta (f64 trajectory)", net, X, T, n);
         }
         nh_net_free(net);
