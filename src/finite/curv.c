@@ -5,7 +5,9 @@
  *
  * Notation (per batch of n samples, row-major n x width matrices):
  *   Z[l] = pre-activations a~(l) (l = 1..L), A[l] = activations (A[0] = X),
- *   S1[l], S2[l] = sigma', sigma'' at Z[l], s_l = 1/sqrt(n_l),
+ *   S1[l], S2[l] = sigma', sigma'' at Z[l], s_l = nh__net_wscale (1/sqrt(n_l),
+ *   or 1 in the standard parametrization), beta = nh__net_bscale (beta, 1, or
+ *   0 for a layer without bias, whose b_l is absent from theta),
  *   D[l] = dC/dZ[l], dA[l] = dC/dA[l].
  * For a direction v = (V_l, v_l) the R-operator gives RZ, RA (forward) and RD
  * (backward); H v collects s_l (RD^T A + D^T RA) and beta colsum(RD).  The
@@ -69,11 +71,10 @@ struct nh__curv_ops {
 
 static const char *nh__prec_name(const nh_curv *c) { return c->prec == NH_PREC_SINGLE ? "float32" : "float64"; }
 
-/* sigma, sigma', sigma'' of hidden layer l (1..L-1) at cnt points, in double. */
+/* sigma, sigma', sigma'' of the activation after layer l (l + 1 < L) at cnt points, in double. */
 static void nh__act_layer(const nh_net *net, size_t l, size_t cnt, const double *z, double *a, double *s1,
                           double *s2) {
-    (void)l;
-    nh_act_eval(net->act, cnt, z, a, s1, s2, NULL);
+    nh__net_act_eval(net, l, cnt, z, a, s1, s2, NULL);
 }
 
 /* dst = (float)src; the number of entries that are not finite in float32

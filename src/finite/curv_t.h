@@ -71,7 +71,7 @@ static real_t *FN(nh__vbuf)(real_t *buf, double *out) { (void)out; return buf; }
 static nh_status FN(nh__vout)(const real_t *o, size_t len, double *out, const char *func) {
     return nh__widen_f(o, len, out, func);
 }
-/* sigma, sigma', sigma'' of hidden layer l: in double per chunk, converted. */
+/* sigma, sigma', sigma'' of the activation after layer l: in double per chunk, converted. */
 static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
                         real_t *s2) {
     enum { CH = 256 };
@@ -133,7 +133,7 @@ static size_t FN(nh__step_theta)(nh_curv *c, double *theta, const real_t *g, dou
 
 /* --------------------------------------------------- create and passes */
 
-static real_t FN(nh__s)(const nh_net *net, size_t l) { return (real_t)(1.0 / sqrt((double)net->w[l])); }
+static real_t FN(nh__s)(const nh_net *net, size_t l) { return (real_t)nh__net_wscale(net, l); }
 static const real_t *FN(nh__W)(const nh_curv *c, size_t l) { return NH_ENG(c)->th + c->net->offW[l]; }
 
 static void FN(nh__eng_free)(void *p) {
@@ -179,9 +179,10 @@ static void FN(nh__affine)(const nh_curv *c, size_t l, const real_t *A, real_t *
     const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, FN(nh__s)(net, l), A, (int)ni,
          FN(nh__W)(c, l), (int)ni, 0.0, Z, (int)no);
-    const real_t beta = (real_t)net->beta, *b = NH_ENG(c)->th + net->offb[l];
+    if (!net->bias[l]) return;
+    const real_t bs = (real_t)nh__net_bscale(net, l), *b = NH_ENG(c)->th + net->offb[l];
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < no; k++) Z[i * no + k] += beta * b[k];
+        for (size_t k = 0; k < no; k++) Z[i * no + k] += bs * b[k];
 }
 
 /* The cached forward and backward passes at the loaded theta. */
@@ -192,7 +193,7 @@ static nh_status FN(nh__passes)(nh_curv *c, const char *func) {
     for (size_t l = 0; l < L; l++) {
         FN(nh__affine)(c, l, e->A[l], e->Z[l + 1]);
         if (l + 1 < L)
-            FN(nh__act)(net, l + 1, n * net->w[l + 1], e->Z[l + 1], e->A[l + 1], e->S1[l + 1], e->S2[l + 1]);
+            FN(nh__act)(net, l, n * net->w[l + 1], e->Z[l + 1], e->A[l + 1], e->S1[l + 1], e->S2[l + 1]);
     }
     for (size_t i = 0; i < nm; i++) c->Y[i] = c->cout * (double)e->Z[L][i];
     NH_TRY(nh__loss_boundary(c, func));
@@ -219,11 +220,12 @@ static void FN(nh__param_grad)(const nh_curv *c, size_t l, const real_t *G, cons
     const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, FN(nh__s)(net, l), G, (int)no, A,
          (int)ni, acc ? 1.0 : 0.0, out + net->offW[l], (int)ni);
+    if (!net->bias[l]) return;
     real_t *b = out + net->offb[l];
-    const real_t beta = (real_t)net->beta;
+    const real_t bs = (real_t)nh__net_bscale(net, l);
     if (!acc) memset(b, 0, no * sizeof *b);
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < no; k++) b[k] += beta * G[i * no + k];
+        for (size_t k = 0; k < no; k++) b[k] += bs * G[i * no + k];
 }
 
 static void FN(nh__grad_into)(const nh_curv *c, real_t *g) {
@@ -265,7 +267,7 @@ static void FN(nh__rforward_n)(const nh_curv *c, size_t nb, const real_t *V, rea
     const size_t n = c->n, L = c->L, P = c->P;
     for (size_t l = 0; l < L; l++) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s = FN(nh__s)(net, l), beta = (real_t)net->beta;
+        const real_t s = FN(nh__s)(net, l), bs = (real_t)nh__net_bscale(net, l);
         for (size_t j = 0; j < nb; j++)
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, s, e->A[l], (int)ni,
                  V + j * P + net->offW[l], (int)ni, 0.0, RZ[l + 1] + j * n * no, (int)no);
@@ -273,10 +275,10 @@ static void FN(nh__rforward_n)(const nh_curv *c, size_t nb, const real_t *V, rea
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nb * n), (int)no, (int)ni, s, RA[l], (int)ni,
                  FN(nh__W)(c, l), (int)ni, 1.0, RZ[l + 1], (int)no);
         for (size_t j = 0; j < nb; j++) {
-            const real_t *vb = V + j * P + net->offb[l];
+            const real_t *vb = V + j * P + (net->bias[l] ? net->offb[l] : 0);
             real_t *rz = RZ[l + 1] + j * n * no;
-            for (size_t i = 0; i < n; i++)
-                for (size_t k = 0; k < no; k++) rz[i * no + k] += beta * vb[k];
+            for (size_t i = 0; net->bias[l] && i < n; i++)
+                for (size_t k = 0; k < no; k++) rz[i * no + k] += bs * vb[k];
             if (l + 1 < L) {
                 const real_t *s1 = e->S1[l + 1];
                 real_t *ra = RA[l + 1] + j * n * no;
@@ -332,7 +334,7 @@ static void FN(nh__backward_r)(nh_curv *c, const real_t *v, const real_t *rdY, r
             FN(nh__param_grad)(c, l, cur, e->A[l], out, 0);
         } else {
             memset(out + net->offW[l], 0, ni * no * sizeof *out);
-            memset(out + net->offb[l], 0, no * sizeof *out);
+            if (net->bias[l]) memset(out + net->offb[l], 0, no * sizeof *out);
         }
         if (l == 0) break;
         /* + s_l D[l+1]^T RA[l] */
@@ -464,7 +466,6 @@ static void FN(nh__blk_backward)(const nh_curv *c, FN(nh__blk) *b, size_t nb, co
     const nh_net *net = c->net;
     const size_t n = c->n, P = c->P;
     real_t *cur = b->cur, *nxt = b->nxt;
-    const real_t beta = (real_t)net->beta;
     for (size_t l = c->L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
         if (l > 0) {
@@ -472,7 +473,7 @@ static void FN(nh__blk_backward)(const nh_curv *c, FN(nh__blk) *b, size_t nb, co
             memcpy(b->Yc, e->A[l], n * ni * sizeof *b->Yc);
         }
         for (size_t j = 0; j < nb; j++) {
-            real_t *o = Ob + j * P, *bb = o + net->offb[l];
+            real_t *o = Ob + j * P;
             const real_t *cj = cur + j * n * no;
             if (l > 0) {
                 memcpy(b->Xc, cj, n * no * sizeof *b->Xc);
@@ -481,9 +482,12 @@ static void FN(nh__blk_backward)(const nh_curv *c, FN(nh__blk) *b, size_t nb, co
             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)(l > 0 ? 2 * n : n),
                  FN(nh__s)(net, l), l > 0 ? b->Xc : cj, (int)no, l > 0 ? b->Yc : e->A[0], (int)ni, 0.0,
                  o + net->offW[l], (int)ni);
+            if (!net->bias[l]) continue;
+            real_t *bb = o + net->offb[l];
+            const real_t bs = (real_t)nh__net_bscale(net, l);
             memset(bb, 0, no * sizeof *bb);
             for (size_t i = 0; i < n; i++)
-                for (size_t k = 0; k < no; k++) bb[k] += beta * cj[i * no + k];
+                for (size_t k = 0; k < no; k++) bb[k] += bs * cj[i * no + k];
         }
         if (l == 0) break;
         FN(nh__rstep)(c, l, nb, Vb, cur, 1, b->RZ, nxt);
@@ -567,7 +571,7 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
     FN(nh__dk_seed)(c, cur);
     for (size_t l = c->L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s = FN(nh__s)(net, l), b2 = (real_t)(net->beta * net->beta);
+        const real_t s = FN(nh__s)(net, l), b2 = (real_t)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, s * s, e->A[l], (int)ni, e->A[l],
              (int)ni, 0.0, Ga, (int)n);
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, (int)nm, (int)no, 1.0, cur, (int)no, cur, (int)no, 0.0,
@@ -590,7 +594,7 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
 /* Row norms: out[i] = s^2 ||A[l][i]||^2 + beta^2 (the c_l of the sheet), summed in double. */
 static void FN(nh__cl)(const nh_curv *c, size_t l, real_t *out) {
     const size_t ni = c->net->w[l];
-    const double s2 = 1.0 / (double)ni, b2 = c->net->beta * c->net->beta;
+    const double s2 = nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bs * bs;
     for (size_t i = 0; i < c->n; i++) {
         double acc = 0.0;
         const real_t *a = NH_ENG(c)->A[l] + i * ni;
@@ -619,7 +623,7 @@ static nh_status FN(nh__diagK2)(nh_curv *c, real_t **dK, real_t *cl) {
     FN(nh__cl)(c, 1, cl);
     for (size_t i = 0; i < n; i++)
         for (size_t a = 0; a < n2; a++) dK[2][i * n2 + a] = cl[i];
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, (real_t)(1.0 / (double)n1), u, (int)n1,
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, (real_t)nh__net_wscale2(net, 1), u, (int)n1,
          wsq, (int)n1, 1.0, dK[2], (int)n2);
     free(wsq);
     free(u);
@@ -634,7 +638,7 @@ static void FN(nh__diagK_sample)(nh_curv *c, size_t i, real_t **dK, real_t **cls
     const size_t w2 = c->wmax * c->wmax, n1 = net->w[1], n2 = net->w[2];
     real_t *M = w4, *Kc = w4 + w2, *Tm = w4 + 2 * w2, *Kn = w4 + 3 * w2;
     FN(nh__msample)(c, 1, i, M);
-    SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, (real_t)((double)c1[i] / (double)n1), M, (int)n1,
+    SYRK(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, (real_t)((double)c1[i] * nh__net_wscale2(net, 1)), M, (int)n1,
          0.0, Kc, (int)n2);
     for (size_t a = 0; a < n2; a++) {
         Kc[a * n2 + a] += cls[2][i];
@@ -642,7 +646,7 @@ static void FN(nh__diagK_sample)(nh_curv *c, size_t i, real_t **dK, real_t **cls
     }
     for (size_t l = 2; l + 1 < c->L; l++) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s2 = (real_t)(1.0 / (double)ni);
+        const real_t s2 = (real_t)nh__net_wscale2(net, l);
         FN(nh__msample)(c, l, i, M);
         SYMM(CblasRowMajor, CblasRight, CblasUpper, (int)no, (int)ni, 1.0, Kc, (int)ni, M, (int)ni, 0.0, Tm, (int)ni);
         for (size_t a = 0; a < no; a++) {
@@ -738,14 +742,14 @@ static nh_status FN(nh__jacobian)(nh_curv *c, double *J) {
     FN(nh__dk_seed)(c, cur);
     for (size_t l = c->L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s = FN(nh__s)(net, l), beta = (real_t)net->beta;
+        const real_t s = FN(nh__s)(net, l), bs = (real_t)nh__net_bscale(net, l);
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < m; k++) {
                 double *row = J + (i * m + k) * P;
                 const real_t *d = cur + (k * n + i) * no, *a = NH_ENG(c)->A[l] + i * ni;
                 for (size_t o = 0; o < no; o++) {
                     for (size_t q = 0; q < ni; q++) row[net->offW[l] + o * ni + q] = (double)(s * d[o] * a[q]);
-                    row[net->offb[l] + o] = (double)(beta * d[o]);
+                    if (net->bias[l]) row[net->offb[l] + o] = (double)(bs * d[o]);
                 }
             }
         if (l == 0) break;
