@@ -1,8 +1,10 @@
-/* test_f32.c -- the float32 curvature context (nh_curv32) against the
- * float64 engine (nh_curv) on the same network: outputs, loss, gradient,
- * H v, I v, S v, NTK Gram, G and k gradient steps, for depths 1..5, several
- * nonlinearities, the three losses and both parametrizations; H v = I v + S v
- * to float32 rounding; errors, refresh and divergence handling.
+/* test_f32.c -- the float32 curvature context (nh_curv_create_ex with
+ * NH_PREC_SINGLE) against the float64 one on the same network: outputs,
+ * loss, gradient, H v, I v, S v, NTK Gram, G and k gradient steps, for
+ * depths 1..5, several nonlinearities, the three losses and both
+ * parametrizations; H v = I v + S v to float32 rounding; the spectral
+ * toolkit (traces, Lanczos, SLQ, Rayleigh, orthogonality, slice) on a
+ * float32 context; errors, refresh and divergence handling.
  *
  * Every accuracy assertion is a norm-wise relative error
  *     ||x32 - x64|| / ||x64|| <= F * u32,   u32 = 2^-24 ~ 6e-8,
@@ -275,6 +277,165 @@ static void test_alloc_failures(void) {
     nh_net_free(net);
 }
 
+/* ------------------------------------------------ spectral toolkit (est.c) */
+
+/* est.c runs unchanged on a float32 context: exact and Hutchinson traces
+ * (with control variates: NTK and G in float32), Lanczos, SLQ, Rayleigh
+ * quotients, the orthogonality of I and S and a loss slice, each against
+ * the float64 context on the same network with the same seeds.  Limits in
+ * units of u32 are ~10x the largest measured error (NH_TEST_VERBOSE=1
+ * prints them; measured maxima: traces 2.1, Lanczos 0.4, SLQ 1.6, Rayleigh
+ * 8.7 (v^T S v relative to v^T I v), ||IS||_F 0.7, slice 1.7).  Lanczos on
+ * float32 products runs at tol 1e-5: its Ritz residuals cannot go far below
+ * u32 ||H|| (docs/precision.md). */
+static void spec_check(const char *what, double err, double F) {
+    nh_check(isfinite(err) && err <= F * U32, "spectral f32: %s rel err %.3g = %.1f u32 (limit %.0f u32)", what, err,
+             err / U32, F);
+}
+
+static void test_spectral(void) {
+    const cfg_t t = {"spec", 3, {6, 24, 20, 2}, NH_ACT_SOFTPLUS, NH_LOSS_MSE, NH_PARAM_NTK, 0.1, 12};
+    nh_net *net = make_net(&t, 77);
+    double *X, *T;
+    make_data(&t, 78, &X, &T);
+    const size_t P = nh_net_nparams(net);
+    nh_curv *c = NULL, *c32 = NULL;
+    nh_check(nh_curv_create(net, X, T, t.n, t.loss, &c) == NH_OK && create32(net, X, T, t.n, t.loss, &c32) == NH_OK &&
+             nh_curv_precision(c32) == NH_PREC_SINGLE && nh_curv_precision(c) == NH_PREC_DOUBLE, "spectral: create");
+    /* Traces: exact (P unit vectors) and Hutchinson with control variates, k = 1..4. */
+    const nh_op ops[3] = {NH_OP_H, NH_OP_I, NH_OP_S};
+    for (int o = 0; o < 3; o++)
+        for (int meth = 0; meth < 2; meth++) {
+            nh_trace_opts to = nh_trace_opts_default();
+            to.method = meth ? NH_TRACE_HUTCHINSON : NH_TRACE_EXACT;
+            to.control = meth;
+            to.nprobes = 8;
+            nh_trace_result r64, r32;
+            nh_status s1 = nh_curv_trace(c, ops[o], 4, &to, &r64), s2 = nh_curv_trace(c32, ops[o], 4, &to, &r32);
+            nh_check(s1 == NH_OK && s2 == NH_OK, "trace op %d method %d status", o, meth);
+            for (int k = 0; k < 4; k++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "Tr(%c^%d) %s", "HIS"[o], k + 1, meth ? "hutchinson+cv" : "exact");
+                /* relative to the largest term: Tr(S^k) may cancel to ~0 */
+                spec_check(nm, fabs(r32.est[k] - r64.est[k]) / fmax(fabs(r64.est[k]), fabs(r64.est[0]) * 1e-3), 30);
+            }
+        }
+    /* Lanczos: the 3 largest eigenvalues of H, against f64 Lanczos and the dense spectrum. */
+    {
+        double e64[3], e32[3], *Hm = malloc(P * P * 8), *w = malloc(P * 8);
+        nh_lanczos_opts lo = nh_lanczos_opts_default();
+        nh_lanczos_info i32;
+        nh_check(nh_curv_lanczos(c, NH_OP_H, 3, &lo, e64, NULL, NULL, NULL) == NH_OK, "lanczos f64");
+        lo.tol = 1e-5; /* float32 products: a Ritz residual of ~u32 ||H|| is the floor */
+        lo.require = 0;
+        nh_status sl = nh_curv_lanczos(c32, NH_OP_H, 3, &lo, e32, NULL, NULL, &i32);
+        nh_check(sl == NH_OK && i32.nconv == 3, "lanczos f32: 3 pairs converged at tol 1e-5 (%zu)", i32.nconv);
+        nh_curv_dense(c, Hm, NULL, NULL);
+        nh_eigvalsh(P, Hm, w);
+        for (int k = 0; k < 3; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "Lanczos lambda_%d(H)", k + 1);
+            spec_check(nm, fabs(e32[k] - e64[k]) / fabs(e64[0]), 20);
+            nh_check(fabs(e64[k] - w[P - 1 - k]) <= 1e-9 * fabs(w[P - 1]), "f64 Lanczos == dense eigenvalue %d", k);
+        }
+        free(Hm); free(w);
+    }
+    /* SLQ moments, same start vectors. */
+    {
+        nh_slq_opts so = nh_slq_opts_default();
+        so.nvec = 4; so.nsteps = 20;
+        nh_slq_result r64, r32;
+        nh_check(nh_curv_slq(c, NH_OP_H, &so, NULL, NULL, 0, NULL, 0, NULL, &r64) == NH_OK &&
+                 nh_curv_slq(c32, NH_OP_H, &so, NULL, NULL, 0, NULL, 0, NULL, &r32) == NH_OK, "slq status");
+        for (int k = 0; k < 4; k++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "SLQ moment %d of H", k + 1);
+            spec_check(nm, fabs(r32.moments[k] - r64.moments[k]) / fabs(r64.moments[k]), 30);
+        }
+    }
+    /* Rayleigh quotients, orthogonality of I and S, loss slice. */
+    {
+        double *V = malloc(3 * P * 8), ri64[3], rs64[3], ri32[3], rs32[3];
+        nh_rng r; nh_rng_seed(&r, 5); nh_rng_fill_normal(&r, 3 * P, V);
+        nh_check(nh_curv_rayleigh(c, 3, V, ri64, rs64) == NH_OK && nh_curv_rayleigh(c32, 3, V, ri32, rs32) == NH_OK,
+                 "rayleigh status");
+        for (int j = 0; j < 3; j++) {
+            spec_check("Rayleigh v^T I v", fabs(ri32[j] - ri64[j]) / fabs(ri64[j]), 30);
+            spec_check("Rayleigh v^T S v", fabs(rs32[j] - rs64[j]) / fmax(fabs(rs64[j]), fabs(ri64[j])), 100);
+        }
+        nh_trace_opts to = nh_trace_opts_default();
+        to.method = NH_TRACE_EXACT;
+        nh_ortho_result o64, o32;
+        nh_check(nh_curv_orthogonality(c, &to, &o64) == NH_OK && nh_curv_orthogonality(c32, &to, &o32) == NH_OK,
+                 "orthogonality status");
+        spec_check("||IS||_F", fabs(o32.is_fro - o64.is_fro) / o64.is_fro, 30);
+        spec_check("||S||_F", fabs(o32.s_fro - o64.s_fro) / o64.s_fro, 20);
+        double sl64[9], sl32[9];
+        nh_check(nh_curv_slice(c, net, V, V + P, 0.1, 3, sl64) == NH_OK &&
+                 nh_curv_slice(c32, net, V, V + P, 0.1, 3, sl32) == NH_OK, "slice status");
+        for (int j = 0; j < 9; j++) spec_check("slice loss", fabs(sl32[j] - sl64[j]) / sl64[j], 30);
+        free(V);
+    }
+    nh_curv_free(c); nh_curv_free(c32); nh_net_free(net); free(X); free(T);
+}
+
+/* act.c's float32 path (nh__act_eval_f) against nh_act_eval_p in double:
+ * softplus (beta 1, 2, 0.5), nsoftplus and tanh on [-30, 30]; every other
+ * activation returns 0 (the engine then evaluates it in double).  Error
+ * bound: 16 u32 (measured 5.6; scale below) -- expf/logf/tanhf are within
+ * ~1 ulp, the formulas add a few roundings. */
+static void test_act_f32(void) {
+    extern int nh__act_eval_f(nh_act, double, size_t, const float *, float *, float *, float *);
+    enum { NZ = 2001 };
+    float zf[NZ], f0[NZ], f1[NZ], f2[NZ];
+    double zd[NZ], g0[NZ], g1[NZ], g2[NZ];
+    for (int i = 0; i < NZ; i++) { zf[i] = (float)(-30.0 + 60.0 * i / (NZ - 1)); zd[i] = zf[i]; }
+    const struct { nh_act a; double p; } cs[5] = {{NH_ACT_SOFTPLUS, 1.0}, {NH_ACT_SOFTPLUS, 2.0},
+                                                  {NH_ACT_SOFTPLUS, 0.5}, {NH_ACT_NSOFTPLUS, NAN}, {NH_ACT_TANH, NAN}};
+    for (int k = 0; k < 5; k++) {
+        nh_check(nh__act_eval_f(cs[k].a, cs[k].p, NZ, zf, f0, f1, f2) == 1, "float path for %s", nh_act_name(cs[k].a));
+        nh_act_eval_p(cs[k].a, cs[k].p, NZ, zd, g0, g1, g2, NULL);
+        /* Error relative to |value| + max |value| on the grid: where a
+         * derivative is tiny (tanh' at 30, sigma'' of softplus at 20) float32
+         * cancels (1 - t^2, s (1 - s)) to an absolute error ~u32 of its
+         * scale, which is what the products it enters see. */
+        double worst = 0, m0 = 0, m1 = 0, m2 = 0;
+        for (int i = 0; i < NZ; i++) { m0 = fmax(m0, fabs(g0[i])); m1 = fmax(m1, fabs(g1[i])); m2 = fmax(m2, fabs(g2[i])); }
+        for (int i = 0; i < NZ; i++) {
+            const double e0 = fabs(f0[i] - g0[i]) / (fabs(g0[i]) + m0);
+            const double e1 = fabs(f1[i] - g1[i]) / (fabs(g1[i]) + m1);
+            const double e2 = fabs(f2[i] - g2[i]) / (fabs(g2[i]) + m2);
+            worst = fmax(worst, fmax(e0, fmax(e1, e2)));
+        }
+        nh_check(worst <= 16 * U32, "%s:%g float32 sigma, sigma', sigma'' vs double: max rel err %.2f u32",
+                 nh_act_name(cs[k].a), cs[k].p, worst / U32);
+    }
+    const nh_act others[4] = {NH_ACT_ERF, NH_ACT_GELU, NH_ACT_SILU, NH_ACT_LEAKY_RELU};
+    for (int k = 0; k < 4; k++)
+        nh_check(nh__act_eval_f(others[k], NAN, NZ, zf, f0, f1, f2) == 0, "%s: no float path (double)",
+                 nh_act_name(others[k]));
+}
+
+/* create_ex options: precision and the reserved batch. */
+static void test_opts(void) {
+    size_t w[3] = {3, 4, 1};
+    nh_net_config cf = nh_net_config_default(); cf.depth = 2; cf.widths = w;
+    nh_net *net = NULL;
+    nh_net_create(&cf, &net); nh_net_init_normal(net, 3);
+    double X[6] = {1, 2, 3, 4, 5, 6}, T[2] = {0.5, -0.5};
+    nh_curv_opts o = nh_curv_opts_default();
+    nh_check(o.precision == NH_PREC_DOUBLE && o.batch == 0, "opts default: double, all rows");
+    nh_curv *c = NULL;
+    o.batch = 1;
+    nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, &o, &c) == NH_EINVAL && !c, "batch != 0 -> NH_EINVAL");
+    o.batch = 0; o.precision = (nh_precision)7;
+    nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, &o, &c) == NH_EINVAL && !c, "unknown precision -> NH_EINVAL");
+    nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, NULL, &c) == NH_OK && nh_curv_precision(c) == NH_PREC_DOUBLE,
+             "NULL opts = defaults (double)");
+    nh_curv_free(c);
+    nh_net_free(net);
+}
+
 /* ----------------------------------------------------------- measurement */
 
 static double now(void) {
@@ -407,6 +568,9 @@ int main(int argc, char **argv) {
     }
     test_errors();
     test_alloc_failures();
+    test_opts();
+    test_act_f32();
+    test_spectral();
     const cfg_t cases[] = {
         {"L1 identity mse", 1, {4, 3}, NH_ACT_IDENTITY, NH_LOSS_MSE, NH_PARAM_NTK, 0.1, 5},
         {"L1 tanh ce", 1, {4, 3}, NH_ACT_TANH, NH_LOSS_CE, NH_PARAM_NTK, 0.1, 5},

@@ -160,3 +160,33 @@ void nh_act_eval_p(nh_act a, double param, size_t n, const double *x, double *d0
         if (d3) d3[i] = v3;
     }
 }
+
+/* float32 sigma, sigma', sigma'' for the single-precision curvature engine
+ * (src/finite/curv_t.h), only where libm's double functions would dominate
+ * a float32 forward pass (softplus: 34 ns per entry in double, docs/
+ * precision.md); 0 (nothing written) for every other activation, which the
+ * engine evaluates with nh_act_eval_p in double.  Softplus: one expf for
+ * softplus and the logistic, log1p(e) by Goldberg's log(u) e / (u - 1),
+ * u = fl(1 + e) (a few ulps; glibc's logf is several times faster than its
+ * log1pf). */
+int nh__act_eval_f(nh_act a, double param, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    if (a == NH_ACT_TANH) {
+        for (size_t i = 0; i < n; i++) {
+            float t = tanhf(x[i]), q = 1.0f - t * t;
+            d0[i] = t; d1[i] = q; d2[i] = -2.0f * t * q;
+        }
+        return 1;
+    }
+    if (a != NH_ACT_SOFTPLUS && a != NH_ACT_NSOFTPLUS) return 0;
+    const int ns = a == NH_ACT_NSOFTPLUS;
+    const float b = (!ns && isfinite(param) && param > 0) ? (float)param : 1.0f;
+    const float mu = ns ? (float)NH_NSOFTPLUS_MU : 0.0f, r = ns ? (float)(1.0 / NH_NSOFTPLUS_SD) : 1.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float z = b * x[i], e = expf(-fabsf(z)), u = 1.0f + e, r1 = 1.0f / u;
+        const float s = z >= 0 ? r1 : e * r1, lp = u == 1.0f ? e : logf(u) * (e / (u - 1.0f));
+        d0[i] = (((z > 0 ? z : 0.0f) + lp) / b - mu) * r;
+        d1[i] = s * r;
+        d2[i] = b * s * (1.0f - s) * r;
+    }
+    return 1;
+}
