@@ -449,6 +449,40 @@ static int cmpd(const void *x, const void *y) {
 }
 static double median(double *x, int n) { qsort(x, (size_t)n, sizeof *x, cmpd); return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]); }
 
+/* The spectral toolkit on both contexts, same seeds: Hutchinson Tr(H^k)
+ * (4 probes), the top eigenvalue of H (Lanczos; float32 at tol 1e-5, and
+ * whether it converges at the default 1e-10 within 200 products), SLQ moments (2 x 15 steps). */
+static void report_spectral(nh_curv *c, nh_curv *c32) {
+    nh_trace_opts to = nh_trace_opts_default();
+    to.nprobes = 4;
+    nh_trace_result t64, t32;
+    nh_curv_trace(c, NH_OP_H, 4, &to, &t64); nh_curv_trace(c32, NH_OP_H, 4, &to, &t32);
+    printf("  Tr(H^k) Hutchinson, k = 1..4:");
+    for (int k = 0; k < 4; k++) printf(" %.2e", fabs(t32.est[k] - t64.est[k]) / fabs(t64.est[k]));
+    printf("\n");
+    double l64 = 0, l32 = 0, l32b = 0;
+    nh_lanczos_opts lo = nh_lanczos_opts_default();
+    nh_lanczos_info i64, i32, i32b;
+    nh_curv_lanczos(c, NH_OP_H, 1, &lo, &l64, NULL, NULL, &i64);
+    lo.require = 0;
+    lo.maxprod = 200; /* the float32 run at tol 1e-10 may never converge */
+    nh_curv_lanczos(c32, NH_OP_H, 1, &lo, &l32b, NULL, NULL, &i32b);
+    lo.tol = 1e-5;
+    lo.maxprod = 0;
+    nh_curv_lanczos(c32, NH_OP_H, 1, &lo, &l32, NULL, NULL, &i32);
+    printf("  lambda_max(H) %.6g: f32 at tol 1e-5 %.2e (%zu products, f64 %zu); at tol 1e-10 %s (%zu products, %.2e)\n",
+           l64, fabs(l32 - l64) / fabs(l64), i32.nproducts, i64.nproducts, i32b.nconv ? "converged" : "not converged",
+           i32b.nproducts, fabs(l32b - l64) / fabs(l64));
+    nh_slq_opts so = nh_slq_opts_default();
+    so.nvec = 2; so.nsteps = 15;
+    nh_slq_result s64, s32;
+    nh_curv_slq(c, NH_OP_H, &so, NULL, NULL, 0, NULL, 0, NULL, &s64);
+    nh_curv_slq(c32, NH_OP_H, &so, NULL, NULL, 0, NULL, 0, NULL, &s32);
+    printf("  SLQ moments of H, k = 1..4:");
+    for (int k = 0; k < 4; k++) printf(" %.2e", fabs(s32.moments[k] - s64.moments[k]) / fabs(s64.moments[k]));
+    printf("\n");
+}
+
 static void report_errors(const char *label, nh_net *net, const double *X, const double *T, size_t n) {
     const size_t P = nh_net_nparams(net), nm = n;
     nh_curv *c = NULL; nh_curv *c32 = NULL;
@@ -477,6 +511,7 @@ static void report_errors(const char *label, nh_net *net, const double *X, const
     printf("  NTK   %.2e\n", relerr(K32, K64, nm * nm));
     nh_curv_G(c, y64); nh_curv_G(c32, y32);
     printf("  G     %.2e\n", relerr(y32, y64, nm));
+    report_spectral(c, c32);
     fflush(stdout);
     free(a); free(b); free(v); free(iv); free(sv); free(K64); free(K32);
     nh_curv_free(c); nh_curv_free(c32);

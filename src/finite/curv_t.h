@@ -71,11 +71,13 @@ static real_t *FN(nh__vbuf)(real_t *buf, double *out) { (void)out; return buf; }
 static nh_status FN(nh__vout)(const real_t *o, size_t len, double *out, const char *func) {
     return nh__widen_f(o, len, out, func);
 }
-/* sigma, sigma', sigma'' of the activation after layer l: in double per chunk, converted. */
+/* sigma, sigma', sigma'' of the activation after layer l: act.c's float path
+ * where it has one, else in double per chunk, converted. */
 static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
                         real_t *s2) {
     enum { CH = 256 };
     double zd[CH], d0[CH], d1[CH], d2[CH];
+    if (nh__act_eval_f(net->acts[l], net->actp[l], cnt, z, a, s1, s2)) return; /* float path (act.c) */
     for (size_t i0 = 0; i0 < cnt; i0 += CH) {
         const size_t k = cnt - i0 < CH ? cnt - i0 : CH;
         for (size_t j = 0; j < k; j++) zd[j] = z[i0 + j];
