@@ -13,8 +13,10 @@
  * the reductions the caller sees (NTK layer sum, G, c_l row norms).
  *
  * Only the first block below differs between the precisions: how theta and
- * the caller's vectors enter and leave, and the activations (computed in
- * double by the activation module, converted per chunk in single). */
+ * the caller's vectors enter and leave, the activations (act.c's float
+ * path where it has one, else double converted per chunk) and the update of
+ * theta in a GD step.  Macros: real_t, FN, GEMM, SYRK, SYMM, NH_T_NP, NH_ENG;
+ * none nests. */
 
 #ifdef NH_T_SINGLE
 #define real_t float
