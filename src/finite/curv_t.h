@@ -592,6 +592,8 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
         real_t *t = cur; cur = nxt; nxt = t;
     }
     free(work);
+    size_t first = 0, bad = nh__count_nonfinite(K, nm * nm, &first);
+    if (bad) return nh__fail(NH_ENUMERIC, "nh_curv_ntk", "K has %zu non-finite entries (overflow)", bad);
     return NH_OK;
 }
 
