@@ -439,6 +439,11 @@ static void test_overflow(void) {
         nh_check(nh_curv_grad(c, o) == want, "gradient overflow: %s", nm);
         nh_check(nh_curv_hvp(c, v, o) == want, "H v overflow: %s", nm);
         nh_check(nh_curv_G(c, G) == want, "G overflow: %s", nm);
+        double jv[4], u[4] = {1e20, 1e20, 1e20, 1e20};
+        for (size_t p = 0; p < P; p++) v[p] = p == nh_net_offset_W(net, 0) ? 1e20 : 0.0; /* times the 1e20 weight */
+        nh_check(nh_curv_jvp(c, v, jv) == want, "J v overflow: %s", nm);
+        nh_check(nh_curv_vjp(c, u, o) == want, "J^T u overflow: %s", nm);
+        for (size_t p = 0; p < P; p++) v[p] = 1.0;
         nh_curv_free(c);
     }
     free(v); free(o);

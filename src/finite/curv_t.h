@@ -395,7 +395,10 @@ static nh_status FN(nh__jvp)(nh_curv *c, const double *v, double *jv) {
     const real_t *vr = NULL;
     NH_TRY(FN(nh__vin)(v, c->P, e->vb, &vr, "nh_curv_jvp"));
     FN(nh__rforward_n)(c, 1, vr, e->RZ, e->RA);
-    for (size_t i = 0; i < c->n * c->nout; i++) jv[i] = c->cout * (double)e->RZ[c->L][i];
+    const size_t nm = c->n * c->nout;
+    for (size_t i = 0; i < nm; i++) jv[i] = c->cout * (double)e->RZ[c->L][i];
+    size_t first = 0, bad = nh__count_nonfinite(jv, nm, &first);
+    if (bad) return nh__fail(NH_ENUMERIC, "nh_curv_jvp", "J v has %zu non-finite entries (overflow)", bad);
     return NH_OK;
 }
 
