@@ -39,8 +39,8 @@ typedef struct nh_curv_opts {
 
 NH_API nh_curv_opts nh_curv_opts_default(void);
 
-/* nh_curv_create_ex with opts (NULL = nh_curv_opts_default()).  NH_EINVAL
- * for an unknown precision or batch != 0. */
+/* A context with options opts (NULL = nh_curv_opts_default()); errors as
+ * nh_curv_create, plus NH_EINVAL for an unknown precision or batch != 0. */
 NH_API nh_status nh_curv_create_ex(const nh_net *net, const double *X,
                                    const double *T, size_t n, nh_loss loss,
                                    const nh_curv_opts *opts, nh_curv **out);
