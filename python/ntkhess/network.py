@@ -539,5 +539,54 @@ class Curvature:
         lib().nh_curv_slice(self._h, self.net._h, A.ptr(u), A.ptr(v), float(R), int(G), A.ptr(out))
         return out
 
+    # ------------------------------------------------------ scipy views
+    def as_linear_operator(self, op="H"):
+        """A ``scipy.sparse.linalg.LinearOperator`` view of ``op``: "H", "I"
+        (Gauss-Newton) or "S" (P x P, in the parameters of ``self.net``'s own
+        parametrization -- for a :func:`ntkhess.from_torch` import with
+        param="standard", the torch model's own parameters), or "NTK" (the
+        empirical NTK Gram J J^T, (N n_L) x (N n_L), index i*n_L + k).
+
+        Symmetric, float64; products are exact (one C product per vector,
+        H blocks in one call), so ``scipy.sparse.linalg.eigsh(A, k=5,
+        which="LA")``, ``cg``, ``minres`` work on it.  float32 (or any
+        real) input vectors are converted to float64.  The view uses the
+        cached passes: :meth:`refresh` after changing theta.  Needs scipy
+        (ImportError with a message otherwise)."""
+        try:
+            from scipy.sparse.linalg import LinearOperator
+        except ImportError as e:
+            raise ImportError("Curvature.as_linear_operator needs scipy (Debian: python3-scipy; pip: "
+                              "scipy); the products themselves are available without it as c.hvp, "
+                              "c.ivp, c.svp, c.jvp/c.vjp (%s)" % e) from e
+        key = str(op).upper()
+        if key == "NTK":
+            m = self.N * self.nout
+            shape = (self.N, self.nout)
+
+            def mv(u):
+                u = np.asarray(u, dtype=np.float64).reshape(shape)
+                return self.jvp(self.vjp(u)).reshape(-1)
+
+            def mm(U):
+                U = np.asarray(U, dtype=np.float64)
+                return np.stack([mv(U[:, j]) for j in range(U.shape[1])], axis=1).reshape(m, -1)
+
+            return LinearOperator((m, m), matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
+        if key not in OPS:
+            raise NtkhessError(NH_EINVAL, "unknown operator %r (expected 'H', 'I', 'S' or 'NTK')" % (op,))
+        f = {"H": self.hvp, "I": self.ivp, "S": self.svp}[key]
+        P = self.P
+
+        def mv(v):
+            return f(np.asarray(v, dtype=np.float64).reshape(P))
+
+        def mm(V):
+            # the binding takes blocks of row vectors: (k, P) in, (k, P) out
+            V = np.asarray(V, dtype=np.float64).reshape(P, -1)
+            return f(np.ascontiguousarray(V.T)).T
+
+        return LinearOperator((P, P), matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
+
     def __repr__(self):
         return "Curvature(%r, N=%d, loss=%r)" % (self.net, self.N, self.loss_name)
