@@ -68,7 +68,8 @@ class NtkhessError(Exception):
 
 class NetConfig(Structure):
     _fields_ = [("depth", c_size_t), ("widths", POINTER(c_size_t)), ("act", c_int),
-                ("beta", c_double), ("param", c_int)]
+                ("beta", c_double), ("param", c_int), ("acts", POINTER(c_int)),
+                ("act_params", POINTER(c_double)), ("bias", POINTER(ctypes.c_ubyte))]
 
 
 class TraceOpts(Structure):
