@@ -90,7 +90,7 @@ class OrthoResult(Structure):
 
 class LanczosOpts(Structure):
     _fields_ = [("which", c_int), ("ncv", c_size_t), ("tol", c_double), ("maxprod", c_size_t),
-                ("seed", c_uint64), ("require", c_int)]
+                ("seed", c_uint64), ("require", c_int), ("start", c_void_p)]
 
 
 class LanczosInfo(Structure):
@@ -158,7 +158,7 @@ OPS = {"H": 0, "I": 1, "S": 2}
 WHICH = {"LA": 0, "SA": 1, "LM": 2}
 PROBES = {"rademacher": 0, "gaussian": 1}
 TRACE_METHODS = {"hutchinson": 0, "hutchpp": 1, "exact": 2}
-PARAMS = {"ntk": 0, "mf": 1}
+PARAMS = {"ntk": 0, "mf": 1, "standard": 2}
 DATASETS = {"sphere": 0, "disk": 1}
 NH_K_COUNT = 8
 NH_NPY_MAXDIM = 8
@@ -182,6 +182,10 @@ _PROTOS = {
     "nh_act_from_name": (_S, [c_char_p, _P], True),
     "nh_act_name": (c_char_p, [_S], False),
     "nh_act_eval": (None, [_S, _Z, _P, _P, _P, _P, _P], False),
+    "nh_act_default_param": (_D, [_S], False),
+    "nh_act_parse": (_S, [c_char_p, _P, _P], True),
+    "nh_act_format": (c_char_p, [_S, _D, c_char_p, _Z], False),
+    "nh_act_eval_p": (None, [_S, _D, _Z, _P, _P, _P, _P, _P], False),
     "nh_loss_from_name": (_S, [c_char_p, _P], True),
     "nh_loss_name": (c_char_p, [_S], False),
     "nh_loss_check_targets": (_S, [_S, _P, _Z, _Z], True),
@@ -191,10 +195,15 @@ _PROTOS = {
     "nh_net_free": (None, [_P], False),
     "nh_net_clone": (_S, [_P, _PP], True),
     "nh_net_init_normal": (None, [_P, c_uint64], False),
+    "nh_net_init_uniform_fanin": (None, [_P, c_uint64], False),
     "nh_net_depth": (_Z, [_P], False),
     "nh_net_widths": (POINTER(c_size_t), [_P], False),
     "nh_net_nparams": (_Z, [_P], False),
     "nh_net_act": (_S, [_P], False),
+    "nh_net_act_at": (_S, [_P, _Z], False),
+    "nh_net_act_param_at": (_D, [_P, _Z], False),
+    "nh_net_is_plain": (c_int, [_P], False),
+    "nh_net_has_bias": (c_int, [_P, _Z], False),
     "nh_net_beta": (_D, [_P], False),
     "nh_net_param": (_S, [_P], False),
     "nh_net_offset_W": (_Z, [_P, _Z], False),

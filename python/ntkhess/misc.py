@@ -16,7 +16,7 @@ __all__ = [
 
 #: Names accepted for ``act`` (nh_act order).
 ACTIVATIONS = ("softplus", "nsoftplus", "tanh", "arctan", "erf", "sigmoid", "gelu", "sin", "relu",
-               "identity")
+               "identity", "silu", "leaky_relu")
 #: Names accepted for ``loss`` (nh_loss order).
 LOSSES = ("mse", "bce", "ce")
 
@@ -48,11 +48,15 @@ def get_mem_limit():
 
 def act_eval(act, x):
     """sigma and its first three derivatives at x: returns (d0, d1, d2, d3),
-    each of x's shape (nh_act_eval)."""
-    a = A.act_id(act)
+    each of x's shape (nh_act_eval_p).  act: a name or "name:param"
+    ("softplus:2" = log(1 + e^(2x))/2, "leaky_relu:0.2")."""
+    if isinstance(act, int):
+        a, par = act, lib().nh_act_default_param(act)
+    else:
+        a, par = A.act_spec(act)
     x = A.f64("x", x)
     outs = [np.empty_like(x) for _ in range(4)]
-    lib().nh_act_eval(a, x.size, A.ptr(x), *(A.ptr(o) for o in outs))
+    lib().nh_act_eval_p(a, par, x.size, A.ptr(x), *(A.ptr(o) for o in outs))
     return tuple(outs)
 
 

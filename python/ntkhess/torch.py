@@ -65,9 +65,7 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -424,12 +422,17 @@ def from_torch(model, param="standard", beta=0.1, arch=None):
     """
     from .network import Net
     cfg, Ws, bs, info = convert(model, param, beta, arch)
-    d = tempfile.mkdtemp(prefix="ntkhess_from_torch_")
-    try:  # the library's own model reader: one code path for files and objects
-        _write_dir(cfg, Ws, bs, d)
-        net = Net.load(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    L = len(Ws)
+    acts = cfg["act"] if isinstance(cfg["act"], list) else [cfg["act"]] * (L - 1)
+    net = Net(cfg["widths"], act=acts if len(set(acts)) > 1 else (acts[0] if acts else "identity"),
+              beta=cfg.get("beta", 0.1), param=param, seed=None,
+              bias=[b is not None for b in bs])
+    parts = []
+    for W, b in zip(Ws, bs):
+        parts.append(W.ravel())
+        if b is not None:
+            parts.append(b)
+    net.set_params(np.concatenate(parts))
     net.torch_info = {k: info[k] for k in ("notes", "loss", "flatten", "output")}
     _notify(info)
     return net
@@ -498,12 +501,9 @@ def to_torch(net, dtype=torch.float64):
     if isinstance(net, (str, bytes, os.PathLike)):
         cfg, Ws, bs = load_model_dir(net)
     else:
-        d = tempfile.mkdtemp(prefix="ntkhess_to_torch_")
-        try:
-            net.save(os.path.join(d, "m"))
-            cfg, Ws, bs = load_model_dir(os.path.join(d, "m"))
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+        cfg = {"widths": list(net.widths), "acts": net.acts, "beta": net.beta, "param": net.param}
+        Ws = [net.W(l).copy() for l in range(net.depth)]
+        bs = [net.b(l).copy() if has else None for l, has in enumerate(net.bias)]
     w, L, std = cfg["widths"], len(cfg["widths"]) - 1, cfg["param"] == "standard"
     mods = []
     for l in range(L):
