@@ -456,6 +456,105 @@ static void test_f32(void) {
     free(v); free(h); free(h32); free(g); free(g32); nh_curv_free(c); free(X); free(T);
 }
 
+/* ------------------------------------------------------- model directories */
+
+static char g_dir[256];
+
+static void write_text(const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) { printf("cannot write %s\n", path); exit(1); }
+    fputs(text, f);
+    fclose(f);
+}
+
+static int file_exists(const char *name) {
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    return stat(path, &sb) == 0;
+}
+
+/* Save, load: every field and theta bit for bit; b_l.npy only where a bias is. */
+static void test_model_roundtrip(void) {
+    ucase t = {"model", 4, {3, 5, 4, 4, 2}, {NH_ACT_SILU, NH_ACT_SOFTPLUS, NH_ACT_LEAKY_RELU}, {NAN, 2.0, 0.2},
+               {1, 0, 1, 0}, NH_LOSS_MSE, 1};
+    nh_net *net = make(&t, NH_PARAM_STANDARD, 0.1), *back = NULL;
+    nh_net_init_uniform_fanin(net, 77);
+    nh_check(nh_model_save(g_dir, net) == NH_OK, "model: save standard, act list, bias flags (%s)", nh_last_error());
+    nh_check(file_exists("b0.npy") && !file_exists("b1.npy") && file_exists("b2.npy") && !file_exists("b3.npy"),
+             "model: b_l.npy written only for layers with bias");
+    nh_check(nh_model_load(g_dir, &back) == NH_OK, "model: load (%s)", nh_last_error());
+    int same = back && nh_net_param(back) == NH_PARAM_STANDARD && nh_net_nparams(back) == nh_net_nparams(net) &&
+               !memcmp(nh_net_params_const(back), nh_net_params_const(net), nh_net_nparams(net) * 8);
+    for (size_t i = 0; same && i < 3; i++)
+        same = nh_net_act_at(back, i) == nh_net_act_at(net, i) &&
+               (i == 0 ? isnan(nh_net_act_param_at(back, 0)) : nh_net_act_param_at(back, i) == nh_net_act_param_at(net, i));
+    for (size_t l = 0; same && l < 4; l++) same = nh_net_has_bias(back, l) == nh_net_has_bias(net, l);
+    nh_check(same, "model: round trip keeps param, activations, parameters, bias flags, theta bit for bit");
+    nh_net_free(back);
+    nh_net_free(net);
+    /* The exact format, as an importer writes it. */
+    write_text("config.json", "{\"widths\": [3, 5, 4, 4, 2], \"act\": [\"silu\", \"softplus:2\", \"leaky_relu:0.2\"],\n"
+                              " \"bias\": [true, false, true, false], \"param\": \"standard\", \"P\": 68}\n");
+    nh_check(nh_model_load(g_dir, &back) == NH_OK && nh_net_act_param_at(back, 1) == 2.0 &&
+             nh_net_act_param_at(back, 2) == 0.2 && !nh_net_has_bias(back, 3) && nh_net_nparams(back) == 68,
+             "model: hand-written config with act list and bias flags (%s)", nh_last_error());
+    nh_net_free(back);
+    write_text("config.json", "{\"widths\": [3, 5, 4, 4, 2], \"act\": \"softplus:2\", \"param\": \"standard\"}\n");
+    write_text("b1.npy", "not read");
+    write_text("b3.npy", "not read");
+    /* all biases now: b1/b3 are not valid npy files, so the load must fail on them */
+    nh_check(nh_model_load(g_dir, &back) != NH_OK, "model: without 'bias', every b_l.npy is required");
+    write_text("config.json", "{\"widths\": [3, 5, 4, 4, 2], \"act\": \"softplus:2\", \"param\": \"standard\", "
+                              "\"bias\": [true, false, true, false]}\n");
+    nh_check(nh_model_load(g_dir, &back) == NH_OK && nh_net_act_at(back, 2) == NH_ACT_SOFTPLUS &&
+             nh_net_act_param_at(back, 2) == 2.0 && !nh_net_is_plain(back),
+             "model: one 'softplus:2' for all layers; b_l.npy of a bias-free layer ignored");
+    nh_net_free(back);
+    static const struct { const char *cfg, *needle; } bad[] = {
+        {"{\"widths\": [3, 5, 4, 4, 2], \"act\": [\"silu\", \"tanh\"]}", "lists 2 activations"},
+        {"{\"widths\": [3, 5, 4, 4, 2], \"act\": [\"silu\", \"tanh\", 3]}", "entry 2 must be a string"},
+        {"{\"widths\": [3, 5, 4, 4, 2], \"act\": [\"silu\", \"tanh\", \"swish\"]}", "unknown activation 'swish'"},
+        {"{\"widths\": [3, 5, 2], \"act\": \"tanh:2\"}", "takes no parameter"},
+        {"{\"widths\": [3, 5, 2], \"act\": \"softplus:0\"}", "beta must be > 0"},
+        {"{\"widths\": [3, 5, 2], \"act\": \"tanh\", \"bias\": [true]}", "list of 2 booleans"},
+        {"{\"widths\": [3, 5, 2], \"act\": \"tanh\", \"bias\": [true, 1]}", "entry 1 is not true or false"},
+        {"{\"widths\": [3, 5, 2], \"act\": \"tanh\", \"param\": \"pytorch\"}", "\"standard\""},
+        {"{\"widths\": [3, 5, 2], \"act\": \"tanh\", \"bias\": [true, false], \"P\": 32}", "'P' is 32 but the widths give 30"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        write_text("config.json", bad[k].cfg);
+        nh_status st = nh_model_load(g_dir, &back);
+        nh_check(st == NH_EFORMAT && strstr(nh_last_error(), bad[k].needle), "model: %s refused: '%s' in \"%s\"",
+                 bad[k].cfg, bad[k].needle, nh_last_error());
+    }
+}
+
+/* Same network in both parametrizations saved and loaded: same loss. */
+static void test_model_congruence(void) {
+    const size_t w[3] = {3, 4, 2};
+    nh_net_config c = nh_net_config_default();
+    c.depth = 2; c.widths = w; c.act = NH_ACT_TANH; c.beta = 0.25;
+    nh_net *nn = NULL, *ns = NULL, *back = NULL;
+    nh_net_create(&c, &nn);
+    c.param = NH_PARAM_STANDARD;
+    nh_net_create(&c, &ns);
+    nh_net_init_normal(nn, 5);
+    double *D = malloc(nh_net_nparams(nn) * 8);
+    diag_D(nn, 0.25, D);
+    for (size_t p = 0; p < nh_net_nparams(nn); p++) nh_net_params(ns)[p] = D[p] * nh_net_params_const(nn)[p];
+    nh_model_save(g_dir, ns);
+    nh_model_load(g_dir, &back);
+    double X[6] = {0.3, -1, 2, 0.5, 0.1, -0.7}, Yn[4], Yb[4];
+    nh_net_forward(nn, X, 2, Yn);
+    nh_net_forward(back, X, 2, Yb);
+    /* 1e-14: the same function, products rounded differently. */
+    nh_check_array(Yb, Yn, 4, 0, 1e-14, "model: saved standard net == NTK net with W/sqrt(n), beta b");
+    free(D); nh_net_free(nn); nh_net_free(ns); nh_net_free(back);
+}
+
 #define A_(x) NH_ACT_##x
 static const ucase cases[] = {
     {"L1 mse", 1, {4, 2}, {A_(TANH)}, {NAN}, {1}, NH_LOSS_MSE, 5},
@@ -480,5 +579,16 @@ int main(void) {
     test_init();
     test_config();
     test_f32();
+    snprintf(g_dir, sizeof g_dir, "/tmp/nh_test_usermodel.XXXXXX");
+    if (!mkdtemp(g_dir)) { printf("FAIL: mkdtemp\n"); return 1; }
+    test_model_roundtrip();
+    test_model_congruence();
+    const char *files[] = {"config.json", "W0.npy", "W1.npy", "W2.npy", "W3.npy", "b0.npy", "b1.npy", "b2.npy", "b3.npy"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", g_dir, files[k]);
+        remove(path);
+    }
+    rmdir(g_dir);
     NH_TEST_END();
 }
