@@ -341,11 +341,38 @@ def t_api():
     close(gap, np.log1p(np.exp(-20.5)), "the documented softplus threshold gap (log1p(e^-x) above 20)", 1e-6)
 
 
+def t_cli_models():
+    """Model folders written by `ntkhess init --param standard` (mixed
+    activations with a parameter, a bias-free layer) round-trip through
+    Net(...), Net.load, to_torch and from_torch."""
+    d = os.path.join(TMP, "init_std")
+    w = [4, 7, 6, 3]
+    r = run([BIN, "init", "--widths", ",".join(map(str, w)), "--act", "silu,softplus:2", "--no-bias", "1",
+             "--param", "standard", "--seed", "3", "--out", d])
+    if not check(r.returncode == 0, "ntkhess init --param standard --act silu,softplus:2 --no-bias 1", r.stderr):
+        return
+    net = nh.Net.load(d)
+    check(net.param == "standard" and net.acts == ["silu", "softplus:2"] and net.bias == (True, False, True),
+          "Net.load reads param, per-layer activations and bias flags", repr(net))
+    same = nh.Net(w, act=["silu", "softplus:2"], param="standard", seed=3, bias=[True, False, True])
+    check(np.array_equal(same.params, net.params), "Net(..., param='standard', seed=3) = ntkhess init --seed 3")
+    X = np.random.default_rng(2).standard_normal((5, 4))
+    for how, m in (("to_torch(Net.load(dir))", nh.to_torch(net)), ("to_torch(dir)", nh.to_torch(d))):
+        with torch.no_grad():
+            close(m(torch.from_numpy(X)).numpy(), net.forward(X), how + " computes the net's f", 1e-14)
+        check(np.array_equal(torch.cat([p.detach().flatten() for p in m.parameters()]).numpy(), net.params),
+              how + ": parameters() in theta order")
+    back, _ = import_quiet(nh.to_torch(d))
+    check(np.array_equal(back.params, net.params) and back.acts == net.acts and back.bias == net.bias,
+          "from_torch(to_torch(dir)) = the folder's network")
+
+
 section("train the models", t_build)
 if CASES:
     section("from_torch vs pure PyTorch", t_against_torch)
     section("dense H and Tr(H) on a small model", t_dense_small)
     section("python -m ntkhess.torch + ntkhess spectrum", t_cli)
     section("to_torch, state dicts, notes, linear operators", t_api)
+section("ntkhess init --param standard folders", t_cli_models)
 shutil.rmtree(TMP, ignore_errors=True)
 finish()
