@@ -291,6 +291,13 @@ class Curvature:
     ``H = I + S`` with ``I = J^T HC J`` (Gauss-Newton) and
     ``S = sum dC/dY_ik Hess f_k(x_i)``.
 
+    Every P-vector and operator is in the parameters of ``net``'s own
+    parametrization (``net.param``): for ``from_torch(model)`` (standard),
+    the torch model's own ``parameters()``, so grad, H v and the spectrum are
+    those of the model's loss; for an "ntk" network they are the NTK
+    parametrization's (the theory's), which differ from the standard ones by
+    the congruence D H D (docs/conventions.md).
+
     The context caches the forward and backward passes at the network's
     current theta: after changing the parameters (``net.params[...] = ``,
     ``set_params``), call :meth:`refresh`.  :meth:`gd_step` refreshes itself.
