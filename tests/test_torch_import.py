@@ -61,6 +61,8 @@ except Exception as e:  # noqa: BLE001
     check(False, "import the ntkhess binding and ntkhess.torch (python/, %s)" % LIB, "(%s: %s)" % (type(e).__name__, e))
     finish()
 
+import warnings  # noqa: E402
+warnings.simplefilter("ignore", ti.TorchImportWarning)  # the notes are tested in test_torch_user.py
 torch.set_default_dtype(torch.float64)
 TMP = tempfile.mkdtemp(prefix="nh_test_torch_import_")
 PYENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))

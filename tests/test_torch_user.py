@@ -245,7 +245,9 @@ def t_against_torch():
               and np.array_equal(c2.lanczos(5, tol=1e-12)["eigenvalues"], ev_l),
               tag + ": beta = 0.1 and 0.7 give bit-identical grad, H v, eigenvalues")
         # ... whereas the NTK import (theory comparisons) has another Hessian
-        nk, _ = import_quiet(case.model, param="ntk", beta=0.1)
+        nk, knotes = import_quiet(case.model, param="ntk", beta=0.1)
+        check(any("infinite-width theory" in n for n in knotes),
+              tag + ": the NTK import notes that the theory does not describe this net", str(knotes))
         ck = nh.Curvature(nk, case.Xf.numpy(), case.targets_np(), loss=case.loss)
         close(ck.loss, c.loss, tag + ": the NTK import has the same loss", TOL)
         ev_k = ck.lanczos(5, tol=1e-12)["eigenvalues"]

@@ -358,6 +358,11 @@ def convert(model, param="standard", beta=0.1, arch=None):
     cfg = {"widths": widths, "act": _act_field(info["acts"]), "param": param}
     if param == "ntk":
         cfg["beta"] = beta
+        plain = len(set(info["acts"])) <= 1 and all(":" not in a for a in info["acts"])
+        if not plain or any(b is None for b in (m.bias for m in linears)):
+            info["notes"].append("param='ntk': mixed activations, activation parameters or bias-free layers "
+                                 "are outside what the infinite-width theory describes (one default "
+                                 "activation, all biases); the finite-width results are still exact")
     else:
         flags = [b is not None for b in bs]
         if not all(flags):
