@@ -29,6 +29,8 @@ static const nh_optspec init_opts[] = {
 static void init_acts(const nh_cmd *cmd, const char *spec, size_t L, nh_act *acts, double *ap) {
     char buf[1024];
     if (strlen(spec) >= sizeof buf) nh_die_usage(cmd, "--act is too long");
+    if (spec[0] == ',' || strstr(spec, ",,") || spec[strlen(spec) - 1] == ',')
+        nh_die_usage(cmd, "--act: empty entry in '%s'", spec);
     strcpy(buf, spec);
     size_t n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
