@@ -91,6 +91,9 @@ typedef enum nh_act {
 NH_API size_t      nh_act_count(void);
 NH_API nh_status   nh_act_from_name(const char *name, nh_act *out);
 NH_API const char *nh_act_name(nh_act a);
+/* Display name for plots and tables ("smooth ReLU (softplus)"; the name when
+ * there is no longer one). */
+NH_API const char *nh_act_title(nh_act a);
 /* Activations with a parameter: softplus (beta: log(1+e^(beta x))/beta, as
  * PyTorch's Softplus(beta)) and leaky_relu (negative slope).  The others have
  * none.  nh_act_default_param: 1 (softplus), 0.01 (leaky_relu), NaN (none).

@@ -24,13 +24,7 @@ static void write_json(const nh_cmd *cmd, const char *dir, const char *name, cJS
     free(txt);
 }
 
-static const char *act_title(nh_act a) {
-    switch (a) {
-    case NH_ACT_SOFTPLUS: return "smooth ReLU (softplus)";
-    case NH_ACT_NSOFTPLUS: return "normalized smooth ReLU";
-    default: return nh_act_name(a);
-    }
-}
+static const char *act_title(nh_act a) { return nh_act_title(a); }
 
 static size_t parse_acts(const nh_cmd *cmd, const char *s, nh_act *acts) {
     size_t n = 0;
