@@ -268,6 +268,8 @@ static void test_act_table_row(nh_act a, const double *xs, size_t nx) {
                  (row->param ? prm == row->param_default : isnan(prm)),
              "act %s: parse gives the default parameter", row->name);
     nh_check(strcmp(nh_act_title(a), row->title ? row->title : row->name) == 0, "act %s: title", row->name);
+    nh_check(nh_act_param_name(a) == row->param && (row->param == NULL) == isnan(row->param_default),
+             "act %s: parameter name and default go together", row->name);
     /* default parameter, and one more where there is a parameter (positive
      * for softplus's beta). */
     double ps[2] = {row->param_default, row->param_positive ? 2.5 : 0.2};

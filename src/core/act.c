@@ -198,6 +198,11 @@ double nh_act_default_param(nh_act a) {
     return r ? r->param_default : NAN;
 }
 
+const char *nh_act_param_name(nh_act a) {
+    const nh__act_row *r = nh__act_row_of(a);
+    return r ? r->param : NULL;
+}
+
 nh_status nh_act_parse(const char *spec, nh_act *out, double *param) {
     if (!spec || !out || !param) NH_FAIL(NH_EINVAL, "NULL argument");
     char name[32];
