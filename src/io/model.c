@@ -136,17 +136,9 @@ static nh_status cfg_act_one(const char *path, const cJSON *e, int i, nh_act *a,
     if (i >= 0) snprintf(where, sizeof where, " entry %d", i);
     if (!cJSON_IsString(e)) return CFG_FAIL("%s: key 'act'%s must be a string", path, where);
     if (nh_act_parse(e->valuestring, a, p) == NH_OK) return NH_OK;
-    char why[256]; /* copied: the failure below overwrites nh_last_error() */
-    const char *colon = strstr(nh_last_error(), ": ");
-    snprintf(why, sizeof why, "%s", colon ? colon + 2 : nh_last_error());
-    if (!strstr(why, "unknown activation")) return CFG_FAIL("%s: key 'act'%s: %s", path, where, why);
-    char names[256] = "";
-    for (int k = 0; k < NH_ACT_COUNT; k++) {
-        size_t used = strlen(names);
-        snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", nh_act_name((nh_act)k));
-    }
-    return CFG_FAIL("%s: key 'act'%s: unknown activation '%.64s' (expected one of %s, optionally with "
-                    "':param' for softplus and leaky_relu)", path, where, e->valuestring, names);
+    char why[300]; /* the library's message names the table's activations */
+    snprintf(why, sizeof why, "%s", nh_last_error_detail());
+    return CFG_FAIL("%s: key 'act'%s: %s", path, where, why);
 }
 
 /* "act" (required): one spec for every hidden layer, or a list of L-1. */
