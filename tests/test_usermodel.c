@@ -499,6 +499,17 @@ static void test_model_roundtrip(void) {
     nh_check(nh_model_save(g_dir, net) == NH_OK, "model: save standard, act list, bias flags (%s)", nh_last_error());
     nh_check(file_exists("b0.npy") && !file_exists("b1.npy") && file_exists("b2.npy") && !file_exists("b3.npy"),
              "model: b_l.npy written only for layers with bias");
+    {
+        char path[512], text[2048] = "";
+        snprintf(path, sizeof path, "%s/config.json", g_dir);
+        FILE *f = fopen(path, "r");
+        size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[got] = 0;
+        nh_check(strstr(text, "\"silu\", \"softplus:2\", \"leaky_relu:0.2\"") && strstr(text, "\"standard\"") &&
+                 strstr(text, "true, false, true, false") && !strstr(text, "beta"),
+                 "model: config.json has the act list (shortest parameters), bias flags, no beta: %s", text);
+    }
     nh_check(nh_model_load(g_dir, &back) == NH_OK, "model: load (%s)", nh_last_error());
     int same = back && nh_net_param(back) == NH_PARAM_STANDARD && nh_net_nparams(back) == nh_net_nparams(net) &&
                !memcmp(nh_net_params_const(back), nh_net_params_const(net), nh_net_nparams(net) * 8);

@@ -190,7 +190,7 @@ static nh_status nh__ws_sizes(const nh_net *net, size_t n, nh_loss loss, nh_prec
     }
     /* doubles: Y, E, ry, adj, HC, targets */
     size_t d = nh__mul(n, nh__mul(nout, nout + 4, &ok), &ok);
-    d = nh__add(d, loss == NH_LOSS_CE ? n : nh__mul(n, nout, &ok), &ok);
+    d = nh__add(d, nh_loss_target_count(loss, n, nout), &ok);
     /* reals: the per-layer tables, adj, two backward buffers (+ 3 P-vectors in float32) */
     size_t r = nh__mul(nh__mul(n, sumw, &ok), NH_NTAB, &ok);
     r = nh__add(r, nh__mul(n, nout, &ok), &ok);
@@ -246,7 +246,7 @@ nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T,
     c->adj = p; p += n * nout;
     c->HC = p; p += n * nout * nout;
     c->T = p;
-    memcpy(c->T, T, (loss == NH_LOSS_CE ? n : n * nout) * sizeof *T);
+    memcpy(c->T, T, nh_loss_target_count(loss, n, nout) * sizeof *T);
     nh_status st = c->ops->init(c, X);
     if (st == NH_OK) st = c->ops->refresh(c);
     if (st != NH_OK) { nh_curv_free(c); return st; }

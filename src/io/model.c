@@ -136,17 +136,9 @@ static nh_status cfg_act_one(const char *path, const cJSON *e, int i, nh_act *a,
     if (i >= 0) snprintf(where, sizeof where, " entry %d", i);
     if (!cJSON_IsString(e)) return CFG_FAIL("%s: key 'act'%s must be a string", path, where);
     if (nh_act_parse(e->valuestring, a, p) == NH_OK) return NH_OK;
-    char why[256]; /* copied: the failure below overwrites nh_last_error() */
-    const char *colon = strstr(nh_last_error(), ": ");
-    snprintf(why, sizeof why, "%s", colon ? colon + 2 : nh_last_error());
-    if (!strstr(why, "unknown activation")) return CFG_FAIL("%s: key 'act'%s: %s", path, where, why);
-    char names[256] = "";
-    for (int k = 0; k < NH_ACT_COUNT; k++) {
-        size_t used = strlen(names);
-        snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", nh_act_name((nh_act)k));
-    }
-    return CFG_FAIL("%s: key 'act'%s: unknown activation '%.64s' (expected one of %s, optionally with "
-                    "':param' for softplus and leaky_relu)", path, where, e->valuestring, names);
+    char why[300]; /* the library's message names the table's activations */
+    snprintf(why, sizeof why, "%s", nh_last_error_detail());
+    return CFG_FAIL("%s: key 'act'%s: %s", path, where, why);
 }
 
 /* "act" (required): one spec for every hidden layer, or a list of L-1. */
@@ -377,6 +369,19 @@ static int add_number(cJSON *to, const char *name, double x) {
     return 1;
 }
 
+/* "name" or "name:param" with the shortest param that reads back exactly
+ * ("leaky_relu:0.2" rather than 17 digits). */
+static const char *act_spec(char *buf, size_t cap, nh_act a, double p) {
+    if (isnan(p) || p == nh_act_default_param(a)) { snprintf(buf, cap, "%s", nh_act_name(a)); return buf; }
+    char num[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(num, sizeof num, "%.*g", digits, p);
+        if (strtod(num, NULL) == p) break;
+    }
+    snprintf(buf, cap, "%s:%s", nh_act_name(a), num);
+    return buf;
+}
+
 /* "act": one spec when every hidden layer shares activation and parameter
  * (the plain name for the default parameter), else the list of L-1 specs. */
 static int add_act(cJSON *root, const nh_net *net) {
@@ -389,11 +394,11 @@ static int add_act(cJSON *root, const nh_net *net) {
     }
     if (nh == 0) return cJSON_AddStringToObject(root, "act", nh_act_name(nh_net_act(net))) != NULL;
     if (same)
-        return cJSON_AddStringToObject(root, "act", nh_act_format(nh_net_act_at(net, 0), nh_net_act_param_at(net, 0),
-                                                                  buf, sizeof buf)) != NULL;
+        return cJSON_AddStringToObject(root, "act", act_spec(buf, sizeof buf, nh_net_act_at(net, 0),
+                                                             nh_net_act_param_at(net, 0))) != NULL;
     cJSON *a = cJSON_AddArrayToObject(root, "act");
     for (size_t i = 0; a && i < nh; i++) {
-        cJSON *s = cJSON_CreateString(nh_act_format(nh_net_act_at(net, i), nh_net_act_param_at(net, i), buf, sizeof buf));
+        cJSON *s = cJSON_CreateString(act_spec(buf, sizeof buf, nh_net_act_at(net, i), nh_net_act_param_at(net, i)));
         if (!s) return 0;
         cJSON_AddItemToArray(a, s);
     }
