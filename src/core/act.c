@@ -10,13 +10,28 @@ static const char *const nh__act_names[NH_ACT_COUNT] = {
     "softplus", "nsoftplus", "tanh", "arctan", "erf",
     "sigmoid",  "gelu",      "sin",  "relu",   "identity", "silu", "leaky_relu"};
 
+size_t nh_act_count(void) { return NH_ACT_COUNT; }
+
+const char *nh__join_names(const char *const *names, size_t n, char *buf, size_t len) {
+    size_t k = 0;
+    if (!len) return buf;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && k < len; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + k, len - k, "%s%s", sep, names[i]);
+        if (w < 0) break;
+        k += (size_t)w;
+    }
+    return buf;
+}
+
 nh_status nh_act_from_name(const char *name, nh_act *out) {
     if (!name || !out) NH_FAIL(NH_EINVAL, "NULL argument");
     for (int a = 0; a < NH_ACT_COUNT; a++)
         if (strcmp(name, nh__act_names[a]) == 0) { *out = (nh_act)a; return NH_OK; }
-    NH_FAIL(NH_EINVAL,
-            "unknown activation '%s' (expected softplus, nsoftplus, tanh, arctan, erf, "
-            "sigmoid, gelu, sin, relu, identity, silu or leaky_relu)", name);
+    char list[256];
+    NH_FAIL(NH_EINVAL, "unknown activation '%.64s' (expected %s)", name,
+            nh__join_names(nh__act_names, NH_ACT_COUNT, list, sizeof list));
 }
 
 const char *nh_act_name(nh_act a) {

@@ -5,12 +5,25 @@
 #include <string.h>
 
 static const char *const nh__loss_names[NH_LOSS_COUNT] = {"mse", "bce", "ce"};
+static const char *const nh__loss_targets[NH_LOSS_COUNT] = {"real targets", "-1/+1 labels", "class ids"};
 
 nh_status nh_loss_from_name(const char *name, nh_loss *out) {
     if (!name || !out) NH_FAIL(NH_EINVAL, "NULL argument");
     for (int l = 0; l < NH_LOSS_COUNT; l++)
         if (strcmp(name, nh__loss_names[l]) == 0) { *out = (nh_loss)l; return NH_OK; }
-    NH_FAIL(NH_EINVAL, "unknown loss '%s' (expected mse, bce or ce)", name);
+    char list[64];
+    NH_FAIL(NH_EINVAL, "unknown loss '%.64s' (expected %s)", name,
+            nh__join_names(nh__loss_names, NH_LOSS_COUNT, list, sizeof list));
+}
+
+const char *nh_loss_targets(nh_loss l) {
+    return (l >= 0 && l < NH_LOSS_COUNT) ? nh__loss_targets[l] : "unknown";
+}
+
+size_t nh_loss_count(void) { return NH_LOSS_COUNT; }
+
+size_t nh_loss_target_count(nh_loss loss, size_t n, size_t nout) {
+    return loss == NH_LOSS_CE ? n : n * nout;
 }
 
 const char *nh_loss_name(nh_loss l) {
@@ -19,7 +32,7 @@ const char *nh_loss_name(nh_loss l) {
 
 nh_status nh_loss_check_targets(nh_loss loss, const double *T, size_t n, size_t nout) {
     if (!T || n == 0 || nout == 0) NH_FAIL(NH_EINVAL, "empty targets");
-    size_t cnt = loss == NH_LOSS_CE ? n : n * nout, first = 0;
+    size_t cnt = nh_loss_target_count(loss, n, nout), first = 0;
     size_t bad = nh__count_nonfinite(T, cnt, &first);
     if (bad) NH_FAIL(NH_ENONFINITE, "targets have %zu non-finite entries (first at index %zu)", bad, first);
     if (loss == NH_LOSS_BCE) {
