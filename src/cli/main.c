@@ -28,6 +28,8 @@ int main(int argc, char **argv) {
     /* A file-size limit (ulimit -f) must give a write error and a message,
      * not a silent kill by SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* SIGINT, SIGTERM, SIGHUP: forwarded to one waiter thread (out.c). */
+    nh_sig_init();
     if (argc < 2) { usage(stderr); return NH_EXIT_USAGE; }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
