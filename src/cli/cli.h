@@ -135,6 +135,7 @@ void nh_out_unlock(void);
  * (nh_sig_pending, then nh_sig_exit: one line, exit 128+signal); otherwise
  * a signal removes the work and exits 128+signal at once. */
 void nh_sig_init(void);
+void nh_sig_command(const nh_cmd *cmd); /* the command named in the messages */
 void nh_sig_cooperate(int on);
 int  nh_sig_pending(void);
 _Noreturn void nh_sig_exit(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -138,6 +138,8 @@ static void *sig_waiter(void *arg) {
             n = snprintf(msg, sizeof msg, "ntkhess %s: interrupted by %s; nothing written to %s\n",
                          out_cmd ? out_cmd->name : "", sig_name(s), nh_outdir_final(out_dir));
             nh_outdir_abort(out_dir);
+        } else if (out_cmd) {
+            n = snprintf(msg, sizeof msg, "ntkhess %s: interrupted by %s; nothing written\n", out_cmd->name, sig_name(s));
         } else {
             n = snprintf(msg, sizeof msg, "ntkhess: interrupted by %s\n", sig_name(s));
         }
@@ -164,6 +166,12 @@ void nh_sig_init(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+}
+
+void nh_sig_command(const nh_cmd *cmd) {
+    nh_out_lock();
+    out_cmd = cmd;
+    nh_out_unlock();
 }
 
 void nh_sig_cooperate(int on) {
