@@ -350,9 +350,13 @@ static const char *nonfinite_word(const char *t) {
     return NULL;
 }
 
-void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text) {
+void nh_cli_write_result(const nh_cmd *cmd, const char *path, const char *text) {
     const char *bad = nonfinite_word(text);
     if (bad) nh_die(cmd, "%s: %s ('%.8s'); no output written", path, nh_strerror(NH_ENONFINITE), bad);
+    nh_cli_write_text(cmd, path, text);
+}
+
+void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text) {
     nh_status st = nh_file_write(path, text, strlen(text));
     if (st != NH_OK) nh_die_status(cmd, st);
 }

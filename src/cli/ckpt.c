@@ -90,14 +90,8 @@ void nh_ckpt_id_model(const nh_cmd *cmd, nh_ckpt_id *id, const char *dir, const 
 
 /* ------------------------------------------------------------------- state */
 
-typedef struct ckpt_state {
-    nh_ckpt_id id;
-    long long step, rows;
-    char params[65], last[65];
-} ckpt_state;
-
 /* Parse state.txt strictly; 0 on any defect. */
-static int state_parse(char *text, size_t len, ckpt_state *s) {
+static int state_parse(char *text, size_t len, nh_ckpt_state *s) {
     const long long max_step = NH_MAX_STEPS;
     char *sum = NULL;
     for (char *p = text; p < text + len; p = strchr(p, '\n') + 1) { /* the last "sum " line */
@@ -160,8 +154,8 @@ static void refuse(const nh_cmd *cmd, const char *fmt, ...) {
 
 /* The checkpointed step (>= 0) with its network in *net and its log state,
  * or -1 when ckdir holds no checkpoint. */
-static long long ckpt_load(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long max_step,
-                           nh_net **net, ckpt_state *s) {
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long max_step,
+                       nh_net **net, nh_ckpt_state *s) {
     char path[4200], *text = NULL;
     size_t len = 0;
     struct stat sb;
@@ -204,12 +198,11 @@ void nh_log_row(const nh_cmd *cmd, nh_log *log, const char *fmt, ...) {
     log->rows++;
 }
 
-/* Check the log against the checkpoint, drop rows past it, reopen it. */
-static void log_resume(const nh_cmd *cmd, nh_log *log, const char *header, const ckpt_state *s) {
+void nh_ckpt_log_check(const nh_cmd *cmd, const char *path, const char *header, const nh_ckpt_state *s) {
     char *text = NULL;
     size_t len = 0;
-    nh_status st = nh_file_read(log->path, LOG_CAP, &text, &len);
-    if (st != NH_OK) refuse(cmd, "the log %s of the checkpointed run cannot be read (%s)", log->path, nh_last_error_detail());
+    nh_status st = nh_file_read(path, LOG_CAP, &text, &len);
+    if (st != NH_OK) refuse(cmd, "the log %s of the checkpointed run cannot be read (%s)", path, nh_last_error_detail());
     long long rows = 0;
     size_t keep = 0;
     char *line = text, *nl, hex[65] = "";
@@ -222,11 +215,16 @@ static void log_resume(const nh_cmd *cmd, nh_log *log, const char *header, const
     }
     if (rows < s->rows || strcmp(hex, s->last)) {
         free(text);
-        refuse(cmd, "the log %s does not match its checkpoint at step %lld (%s)", log->path, s->step,
+        refuse(cmd, "the log %s does not match its checkpoint at step %lld (%s)", path, s->step,
                rows < s->rows ? "rows are missing or its header differs" : "its last checkpointed row differs");
     }
-    if (keep < len) NH_CHECK(cmd, nh_file_write(log->path, text, keep)); /* rows after the checkpoint */
+    if (keep < len) NH_CHECK(cmd, nh_file_write(path, text, keep)); /* rows after the checkpoint */
     free(text);
+}
+
+/* Check the log against the checkpoint, drop rows past it, reopen it. */
+static void log_resume(const nh_cmd *cmd, nh_log *log, const char *header, const nh_ckpt_state *s) {
+    nh_ckpt_log_check(cmd, log->path, header, s);
     log->f = fopen(log->path, "a");
     if (!log->f) nh_die(cmd, "cannot append to %s: %s", log->path, strerror(errno));
     log->rows = s->rows;
@@ -246,8 +244,8 @@ long long nh_run_begin(nh_run *r, const nh_run_spec *sp, nh_net **net) {
     nh_cli_path(r->ck, sizeof r->ck, r->work, "checkpoint");
     if (sp->file) snprintf(r->log.path, sizeof r->log.path, "%s", w);
     else nh_cli_path(r->log.path, sizeof r->log.path, r->work, sp->log_name);
-    ckpt_state s;
-    long long start = ckpt_load(sp->cmd, r->ck, &r->id, sp->max_step, net, &s);
+    nh_ckpt_state s;
+    long long start = nh_ckpt_load(sp->cmd, r->ck, &r->id, sp->max_step, net, &s);
     if (start >= 0) {
         log_resume(sp->cmd, &r->log, sp->header, &s);
         fprintf(stderr, "ntkhess %s: resuming from step %lld (%s)\n", sp->cmd->name, start, r->ck);
@@ -261,19 +259,18 @@ long long nh_run_begin(nh_run *r, const nh_run_spec *sp, nh_net **net) {
     return start;
 }
 
-void nh_run_checkpoint(nh_run *r, long long step, const nh_net *net) {
-    if (fflush(r->log.f) != 0 || fsync(fileno(r->log.f)) != 0)
-        nh_die(r->cmd, "cannot write %s: %s", r->log.path, strerror(errno));
+void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long step, const nh_net *net,
+                  long long rows, const char *last_row) {
     char stage[4400], path[4500], hex[65], lasthex[65];
-    snprintf(stage, sizeof stage, "%s.new", r->ck);
-    size_t cap = 512 + r->id.n * 128, n = 0;
+    if (snprintf(stage, sizeof stage, "%s.new", ckdir) >= (int)sizeof stage) nh_die(cmd, "path too long: %s", ckdir);
+    size_t cap = 512 + id->n * 128, n = 0;
     char *text = malloc(cap);
-    if (!text) nh_die(r->cmd, "out of memory");
+    if (!text) nh_die(cmd, "out of memory");
     n += (size_t)snprintf(text + n, cap - n, "%s", CKPT_MAGIC);
-    for (size_t i = 0; i < r->id.n; i++) n += (size_t)snprintf(text + n, cap - n, "id.%s %s\n", r->id.name[i], r->id.value[i]);
+    for (size_t i = 0; i < id->n; i++) n += (size_t)snprintf(text + n, cap - n, "id.%s %s\n", id->name[i], id->value[i]);
     params_hex(net, hex);
-    sha_text(r->log.last, strlen(r->log.last), lasthex);
-    n += (size_t)snprintf(text + n, cap - n, "step %lld\nparams %s\nlog.rows %lld\nlog.last %s\n", step, hex, r->log.rows,
+    sha_text(last_row, strlen(last_row), lasthex);
+    n += (size_t)snprintf(text + n, cap - n, "step %lld\nparams %s\nlog.rows %lld\nlog.last %s\n", step, hex, rows,
                           lasthex);
     sha_text(text, n, hex);
     n += (size_t)snprintf(text + n, cap - n, "sum %s\n", hex);
@@ -281,10 +278,16 @@ void nh_run_checkpoint(nh_run *r, long long step, const nh_net *net) {
     nh_status st = nh_file_remove_tree(stage);
     if (st == NH_OK) st = nh_model_save(stage, net);
     if (st == NH_OK) st = nh_file_write(nh_cli_path(path, sizeof path, stage, "state.txt"), text, n);
-    if (st == NH_OK) st = nh_file_replace_dir(stage, r->ck);
+    if (st == NH_OK) st = nh_file_replace_dir(stage, ckdir);
     nh_out_unlock();
     free(text);
-    if (st != NH_OK) nh_die_status(r->cmd, st);
+    if (st != NH_OK) nh_die_status(cmd, st);
+}
+
+void nh_run_checkpoint(nh_run *r, long long step, const nh_net *net) {
+    if (fflush(r->log.f) != 0 || fsync(fileno(r->log.f)) != 0)
+        nh_die(r->cmd, "cannot write %s: %s", r->log.path, strerror(errno));
+    nh_ckpt_save(r->cmd, r->ck, &r->id, step, net, r->log.rows, r->log.last);
 }
 
 /* After the last step: close the log, drop the checkpoint, commit. */

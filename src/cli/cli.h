@@ -100,9 +100,11 @@ void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, cons
 size_t nh_cli_ce_classes(const nh_cmd *cmd, const char *what, const double *T, size_t n);
 /* Exit 1 naming what and the index when x[n] has a NaN or an infinity. */
 void nh_cli_check_finite(const nh_cmd *cmd, const char *what, const double *x, size_t n);
-/* Atomically write text to path (nh_file_write); exits 1 when the text holds
- * a non-finite number (nan, inf, or JSON null). */
+/* Atomically write text to path (nh_file_write). */
 void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text);
+/* The same for a result: exits 1 first when the text holds a non-finite
+ * number (printf's nan or inf, or cJSON's null). */
+void nh_cli_write_result(const nh_cmd *cmd, const char *path, const char *text);
 /* Progress line on stderr when it is a terminal. */
 void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed_s);
 double nh_cli_now(void);
@@ -151,6 +153,23 @@ typedef struct nh_ckpt_id {
 void nh_ckpt_id_add(nh_ckpt_id *id, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void nh_ckpt_id_file(const nh_cmd *cmd, nh_ckpt_id *id, const char *name, const char *path); /* SHA-256 of the bytes */
 void nh_ckpt_id_model(const nh_cmd *cmd, nh_ckpt_id *id, const char *dir, const nh_net *net);
+/* The low-level pieces (nh_run uses them; so does fuzz/fuzz_checkpoint.c).
+ * nh_ckpt_load: -1 when ckdir does not exist; else the step, its network in
+ * *net and the log state in *s, or exit 1 (a mismatched identity, a corrupt
+ * state or parameters, a step past max_step).  nh_ckpt_log_check: exit 1
+ * unless the log at path starts with header and has at least s->rows lines
+ * whose last is the checkpoint's; then drops the lines after those.
+ * nh_ckpt_save: stage ckdir.new, swap it in (nh_file_replace_dir). */
+typedef struct nh_ckpt_state {
+    nh_ckpt_id id;
+    long long step, rows;
+    char params[65], last[65];
+} nh_ckpt_state;
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long max_step, nh_net **net,
+                       nh_ckpt_state *s);
+void nh_ckpt_log_check(const nh_cmd *cmd, const char *path, const char *header, const nh_ckpt_state *s);
+void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long step, const nh_net *net,
+                  long long rows, const char *last_row);
 typedef struct nh_log {
     FILE *f;
     char path[4400];

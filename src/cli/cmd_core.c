@@ -313,7 +313,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     if (v) curv_hvp(cmd, c, w, v, P);
     if (nh_arg_flag(&a, "dense")) curv_dense(cmd, c, w, P);
     char *txt = cJSON_Print(js), path[4200];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
     nh_out_commit(cmd);
     free(txt);
     cJSON_Delete(js);

@@ -403,7 +403,7 @@ static void density_write(const nh_cmd *cmd, const spectrum_job *j, size_t G, co
     p += sprintf(p, "eigenvalue,density\n");
     for (size_t i = 0; i < G; i++) p += sprintf(p, "%.17g,%.17g\n", grid[i], den[i]);
     char path[4200];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, dir, "density.csv"), csv);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, dir, "density.csv"), csv);
     free(csv);
     size_t sh[1] = {nn};
     nh_cli_write_npy(cmd, dir, "nodes.npy", nodes, 1, sh);
@@ -538,7 +538,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
             p += sprintf(p, "%.17g,%.17g,%.17g\n", ai, bj, L[i * G + j]);
         }
     char path[4096];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, w, "landscape.csv"), csv);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "landscape.csv"), csv);
     cJSON *js = cJSON_CreateObject();
     cJSON_AddNumberToObject(js, "dir_a", (double)dirs[0]);
     cJSON_AddNumberToObject(js, "dir_b", (double)dirs[1]);
@@ -549,7 +549,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     cJSON_AddNumberToObject(js, "grid", (double)G);
     cJSON_AddItemToObject(js, "loss_at_center", jnum(nh_curv_loss(c)));
     char *txt = cJSON_Print(js);
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
     nh_out_commit(cmd);
     free(txt); cJSON_Delete(js); free(csv);
     free(ev); free(V); free(res); free(L);

@@ -324,7 +324,7 @@ static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
         size_t shs[2] = {j.nt, j.n * j.nout};
         NH_CHECK(cmd, nh_npy_write(j.spec, eig, 2, shs));
     }
-    if (j.out) nh_cli_write_text(cmd, j.out, csv);
+    if (j.out) nh_cli_write_result(cmd, j.out, csv);
     else fputs(csv, stdout);
     free(csv); free(eig);
     for (int k = 0; k < NH_K_COUNT; k++) free(mats[k]);
