@@ -211,6 +211,11 @@ def outputs(t, j, base):
     os.makedirs(j("a"))
     open(j(".dd.lock"), "w").write("999999999\n")  # a stale lock of a dead process
     os.makedirs(j(".dd.partial"))
+    os.makedirs(j(".tj.partial"))
+    open(j(".tj.partial", "junk.npy"), "w").write("x")  # a killed curvature's work, no checkpoint
+    r = cli("train", *base, "--targets", j("d", "Y.npy"), "--lr", "0.1", "--steps", "3", "--out", j("tj"))
+    check(r.returncode == 0 and "junk.npy" not in os.listdir(j("tj")) and entries(t, "tj") == ["tj"],
+          "item 9: a work folder without a checkpoint is not carried into train's output", err(r))
     r = cli("data", "sphere", "--n", "8", "--dim", "3", "--out", j("a", "b", "dd"))
     r2 = cli("data", "sphere", "--n", "8", "--dim", "3", "--out", j("dd"))
     check(r.returncode == 0 and os.path.exists(j("a", "b", "dd", "Y.npy")) and r2.returncode == 0

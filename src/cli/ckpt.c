@@ -250,7 +250,7 @@ long long nh_run_begin(nh_run *r, const nh_run_spec *sp, nh_net **net) {
         log_resume(sp->cmd, &r->log, sp->header, &s);
         fprintf(stderr, "ntkhess %s: resuming from step %lld (%s)\n", sp->cmd->name, start, r->ck);
     } else {
-        nh_file_remove_tree(r->log.path); /* a log without a checkpoint is a killed first step */
+        nh_out_reset(sp->cmd); /* work without a checkpoint (a killed first step, another command's): start clean */
         r->log.f = fopen(r->log.path, "w");
         if (!r->log.f) nh_die(sp->cmd, "cannot write %s: %s", r->log.path, strerror(errno));
         nh_log_row(sp->cmd, &r->log, "%s", sp->header);
