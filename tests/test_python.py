@@ -591,7 +591,7 @@ def t_errors():
         check(False, "unknown prediction option raises")
     except TypeError:
         check(True, "unknown prediction option: TypeError")
-    check(nh.STATUS_NAMES[11] == "NH_ENUMERIC" and len(nh.STATUS_NAMES) == 12, "status names")
+    check(nh.STATUS_NAMES[11] == "NH_ENUMERIC" and nh.STATUS_NAMES[12] == "NH_EBUSY" and len(nh.STATUS_NAMES) == 13, "status names")
 
 
 def t_params_and_inputs():
