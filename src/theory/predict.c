@@ -208,10 +208,7 @@ static void acc_add(acc *a, nh_moments *x) {
 static void acc_out(acc *a, nh_moments *mean, nh_moments *se) {
     *mean = a->mean;
     if (!se) return;
-    for (int j = 0; j < 12; j++) {
-        double q = *mfield(&a->m2, j), c = (double)a->cnt;
-        *mfield(se, j) = c > 1 ? sqrt(fmax(q, 0.0) / (c - 1) / c) : 0.0;
-    }
+    for (int j = 0; j < 12; j++) *mfield(se, j) = nh_se_from_ss(*mfield(&a->m2, j), a->cnt);
 }
 
 /* ------------------------------------------------ MSE closed form (Cor. 1) */
