@@ -799,6 +799,68 @@ nh_status nh_predict_draw_init(const nh_grams *g, size_t nout, size_t m, const n
     return st;
 }
 
+/* Shared state of nh_predict_sample's two engines. */
+typedef struct sample_ws {
+    const nh_grams *g;
+    size_t n, nout, nb, w, M, nt;
+    const double *T, *t;
+    const nh_predict_opts *o;
+    double *F, *z, *x, *Y0, *G0;
+    nh_rng *r;
+    acc *ac;
+    nh_predict_diag *diag;
+} sample_ws;
+
+/* MSE: one eigendecomposition of Theta, then the closed form per batch of
+ * draws at every time. */
+static nh_status sample_mse(sample_ws *q, double **cur, const char *fn) {
+    const size_t n = q->n, nout = q->nout, nb = q->nb;
+    mse_ws s = {.n = n, .nout = nout, .nb = nb, .w = q->w, .Lam = q->g->lambda, .Ups = q->g->upsilon,
+                .Ystar = q->T, .G0 = q->G0};
+    double *V = carve(cur, n, n), *lam = carve(cur, n, 1);
+    mse_ws_carve(&s, cur);
+    double *trs = carve(cur, nb, 1), *trs2 = carve(cur, nb, 1);
+    s.V = V; s.lam = lam;
+    NH_TRY(theta_eig(q->g, q->o->psd_tol, V, lam, q->diag, fn));
+    nh_moments m;
+    mse_tr_i(n, nout, lam, m.tr_i);
+    for (size_t done = 0; done < q->M; done += s.nb) {
+        s.nb = q->M - done < nb ? q->M - done : nb;
+        s.w = s.nb * nout; /* the last batch may be narrower */
+        draw_batch(q->F, n, nout, s.nb, q->r, q->z, q->x, q->Y0, q->G0);
+        mse_setup(&s, q->Y0);
+        for (size_t it = 0; it < q->nt; it++) {
+            mse_at(&s, q->t[it], trs, trs2);
+            for (size_t b = 0; b < s.nb; b++) {
+                m.tr_s[0] = trs[b];
+                m.tr_s[1] = trs2[b];
+                moments_finish(&m);
+                acc_add(&q->ac[it], &m);
+            }
+        }
+    }
+    return NH_OK;
+}
+
+/* BCE, CE: the ODE per batch of draws. */
+static nh_status sample_ode(sample_ws *q, nh_loss loss, double **cur) {
+    const nh_grams *g = q->g;
+    const size_t n = q->n, nb = q->nb;
+    ode_ws s = {.n = n, .nout = q->nout, .nb = nb, .w = q->w, .loss = loss, .T = q->T, .Th = g->theta,
+                .Lam = g->lambda, .Ups = g->upsilon, .diag = q->diag};
+    ode_carve(&s, cur);
+    sink out = {NULL, NULL, NULL, q->ac};
+    for (size_t done = 0; done < q->M; done += s.nb) {
+        s.nb = q->M - done < nb ? q->M - done : nb;
+        s.w = s.nb * q->nout;
+        draw_batch(q->F, n, q->nout, s.nb, q->r, q->z, q->x, q->Y0, q->G0);
+        memcpy(s.Y, q->Y0, n * s.w * sizeof(double));
+        memcpy(s.G, q->G0, n * s.w * sizeof(double));
+        NH_TRY(ode_run(&s, q->nt, q->t, q->o, &out));
+    }
+    return NH_OK;
+}
+
 nh_status nh_predict_sample(const nh_grams *g, nh_loss loss, size_t nout, const double *T, size_t nt,
                             const double *t, const nh_predict_opts *opts, nh_moments *mean, nh_moments *se,
                             nh_predict_diag *diag) {
@@ -839,47 +901,10 @@ nh_status nh_predict_sample(const nh_grams *g, nh_loss loss, size_t nout, const 
     nh_status st = draw_factor(g, o.psd_tol, F, ew, diag, fn);
     nh_rng r;
     nh_rng_seed(&r, o.seed);
-    if (st == NH_OK && loss == NH_LOSS_MSE) {
-        mse_ws s = {.n = n, .nout = nout, .nb = nb, .w = w, .Lam = g->lambda, .Ups = g->upsilon, .Ystar = T,
-                    .G0 = G0};
-        double *V = carve(&cur, n, n), *lam = carve(&cur, n, 1);
-        mse_ws_carve(&s, &cur);
-        double *trs = carve(&cur, nb, 1), *trs2 = carve(&cur, nb, 1);
-        s.V = V; s.lam = lam;
-        st = theta_eig(g, o.psd_tol, V, lam, diag, fn);
-        if (st == NH_OK) {
-            nh_moments m;
-            mse_tr_i(n, nout, lam, m.tr_i);
-            for (size_t done = 0; done < M; done += s.nb) {
-                s.nb = M - done < nb ? M - done : nb;
-                s.w = s.nb * nout; /* the last batch may be narrower */
-                draw_batch(F, n, nout, s.nb, &r, z, x, Y0, G0);
-                mse_setup(&s, Y0);
-                for (size_t it = 0; it < nt; it++) {
-                    mse_at(&s, t[it], trs, trs2);
-                    for (size_t b = 0; b < s.nb; b++) {
-                        m.tr_s[0] = trs[b];
-                        m.tr_s[1] = trs2[b];
-                        moments_finish(&m);
-                        acc_add(&ac[it], &m);
-                    }
-                }
-            }
-        }
-    } else if (st == NH_OK) {
-        ode_ws s = {.n = n, .nout = nout, .nb = nb, .w = w, .loss = loss, .T = T, .Th = g->theta,
-                    .Lam = g->lambda, .Ups = g->upsilon, .diag = diag};
-        ode_carve(&s, &cur);
-        sink out = {NULL, NULL, NULL, ac};
-        for (size_t done = 0; done < M && st == NH_OK; done += s.nb) {
-            s.nb = M - done < nb ? M - done : nb;
-            s.w = s.nb * nout;
-            draw_batch(F, n, nout, s.nb, &r, z, x, Y0, G0);
-            memcpy(s.Y, Y0, n * s.w * sizeof(double));
-            memcpy(s.G, G0, n * s.w * sizeof(double));
-            st = ode_run(&s, nt, t, &o, &out);
-        }
-    }
+    sample_ws sw = {.g = g, .n = n, .nout = nout, .nb = nb, .w = w, .M = M, .T = T, .nt = nt, .t = t,
+                    .o = &o, .F = F, .z = z, .x = x, .Y0 = Y0, .G0 = G0, .r = &r, .ac = ac, .diag = diag};
+    if (st == NH_OK && loss == NH_LOSS_MSE) st = sample_mse(&sw, &cur, fn);
+    else if (st == NH_OK) st = sample_ode(&sw, loss, &cur);
     if (st == NH_OK)
         for (size_t it = 0; it < nt; it++) acc_out(&ac[it], &mean[it], se ? &se[it] : NULL);
     free(mem);
