@@ -17,6 +17,14 @@ typedef struct nh_optspec {
     const char *help;
 } nh_optspec;
 
+/* Option rows for --loss and --act.  Their help texts are these two markers,
+ * which --help prints as "loss: mse, bce or ce" and "nonlinearity: softplus,
+ * ..." with the names read from the library's tables. */
+extern const char nh_help_loss[], nh_help_act[], nh_help_acts[];
+#define NH_OPT_LOSS(def) {"loss", "NAME", (def), nh_help_loss}
+#define NH_OPT_ACT(def) {"act", "NAME", (def), nh_help_act}
+#define NH_OPT_ACTS(def) {"acts", "LIST", (def), nh_help_acts}
+
 typedef struct nh_cmd {
     const char *name;
     const char *summary;
@@ -48,6 +56,19 @@ uint64_t    nh_arg_u64(const nh_args *a, const char *name);
 size_t      nh_arg_sizes(const nh_args *a, const char *name, size_t *out, size_t max);
 /* Comma list of doubles; returns count (malloc'ed *out). */
 size_t      nh_arg_doubles(const nh_args *a, const char *name, double **out);
+
+/* "mse, bce or ce" and "softplus, ..., silu or leaky_relu", built once from
+ * the library's tables. */
+const char *nh_cli_loss_names(void);
+const char *nh_cli_act_names(void);
+/* --loss as an nh_loss; exits 2 naming the valid losses. */
+nh_loss     nh_arg_loss(const nh_cmd *cmd, const nh_args *a);
+/* --act "name" or "name:param" (nh_act_parse).  param NULL: the command takes
+ * no activation parameter and "name:param" is a usage error.  Exits 2 with the
+ * library's message. */
+nh_act      nh_arg_act(const nh_cmd *cmd, const nh_args *a, double *param);
+/* One activation spec (e.g. an entry of a comma list) for option --opt. */
+nh_act      nh_cli_act_spec(const nh_cmd *cmd, const char *opt, const char *spec, double *param);
 
 /* Messages: "ntkhess CMD: error: ..." and exit. */
 _Noreturn void nh_die_usage(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

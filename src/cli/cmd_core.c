@@ -11,7 +11,7 @@
 /* ------------------------------------------------------------------ init */
 static const nh_optspec init_opts[] = {
     {"widths", "LIST", NULL, "layer widths n_0,...,n_L (depth L = entries - 1), e.g. 196,1000,1000,1"},
-    {"act", "NAME", "softplus", "nonlinearity: softplus nsoftplus tanh arctan erf sigmoid gelu sin relu identity"},
+    NH_OPT_ACT("softplus"),
     {"beta", "B", "0.1", "bias scale beta in a~ = W a / sqrt(n) + beta b"},
     {"seed", "S", "0", "seed of the parameter generator (xoshiro256**, see docs/conventions.md)"},
     {"param", "ntk|mf", "ntk", "parametrization: ntk, or mf (mean field: output divided by sqrt(n_{L-1}))"},
@@ -28,7 +28,7 @@ static int run_init(const nh_cmd *cmd, int argc, char **argv) {
     nh_net_config c = nh_net_config_default();
     c.depth = nw - 1;
     c.widths = w;
-    if (nh_act_from_name(nh_arg_req(&a, "act"), &c.act) != NH_OK) nh_die_usage(cmd, "%s", nh_last_error() + strlen("nh_act_from_name: "));
+    c.act = nh_arg_act(cmd, &a, NULL);
     c.beta = nh_arg_double(&a, "beta");
     const char *p = nh_arg_req(&a, "param");
     if (strcmp(p, "ntk") == 0) c.param = NH_PARAM_NTK;
@@ -54,13 +54,6 @@ const nh_cmd nh_cmd_init = {
     init_opts, run_init};
 
 /* --------------------------------------------------------- shared pieces */
-static nh_loss parse_loss(const nh_cmd *cmd, const nh_args *a) {
-    nh_loss l;
-    const char *s = nh_arg_req(a, "loss");
-    if (nh_loss_from_name(s, &l) != NH_OK) nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", s);
-    return l;
-}
-
 static nh_net *load_model(const nh_cmd *cmd, const char *dir) {
     nh_net *net = NULL;
     NH_CHECK(cmd, nh_model_load(dir, &net));
@@ -72,7 +65,7 @@ static const nh_optspec train_opts[] = {
     {"model", "DIR", NULL, "model directory to start from"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse, labels -1/+1 (N, n_L) for bce, class ids (N,) for ce"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"lr", "ETA", NULL, "learning rate eta (> 0)"},
     {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
     {"out", "DIR", NULL, "model directory for the trained network (plus train.csv)"},
@@ -85,7 +78,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     double eta = nh_arg_double(&a, "lr");
     if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
     long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
@@ -150,7 +143,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_train = {
     "train", "Train a model by full-batch gradient descent.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] --lr ETA --steps K --out DIR2",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --out DIR2",
     "Each step is theta <- theta - eta grad C(theta) with C = (1/N) sum_i c_i(f(x_i)).\n"
     "After k steps the gradient-flow time is t = k * eta, the time used by every\n"
     "prediction in ntkhess.  DIR2 receives the trained model and train.csv (step,t,loss).\n"
@@ -164,7 +157,7 @@ static const nh_optspec curv_opts[] = {
     {"model", "DIR", NULL, "model directory"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets (see ntkhess train --help)"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"out", "DIR", NULL, "output directory"},
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
@@ -181,7 +174,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     const char *out = nh_arg_req(&a, "out");
     nh_net *net = load_model(cmd, nh_arg_req(&a, "model"));
     nh_dataset d;
@@ -282,7 +275,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_curvature = {
     "curvature", "Exact curvature of the loss at the model's parameters.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] [--dense] [--hvp V.npy] --out DIR",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--dense] [--hvp V.npy] --out DIR",
     "Writes grad.npy (P), Y.npy (network outputs, N x n_L), G.npy (N x n_L, G[i][k] =\n"
     "Tr Hess_theta f_k(x_i)), ntk.npy ((N n_L) x (N n_L), index i*n_L + k) and\n"
     "summary.json (loss, exact Tr(I^k) for k = 1..4 from the NTK, Tr(S) = G . dC/dY).\n"

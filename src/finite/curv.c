@@ -65,7 +65,7 @@ nh_status nh_curv_create(const nh_net *net, const double *X, const double *T, si
         if (net->w[l] > wmax) wmax = net->w[l];
         sumw = nh__add(sumw, net->w[l], &ok);
     }
-    const size_t tcount = loss == NH_LOSS_CE ? n : n * nout;
+    const size_t tcount = nh_loss_target_count(loss, n, nout);
     /* Z, A, S1, S2, D, dA, RZ, RA: 8 per layer; Y, E, adj, HC; two backward buffers. */
     size_t total = nh__mul(nh__mul(n, sumw, &ok), NH_NPTR, &ok);
     total = nh__add(total, nh__mul(n, nh__mul(nout, nout + 3, &ok), &ok), &ok);

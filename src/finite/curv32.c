@@ -182,7 +182,7 @@ nh_status nh_curv32_create(const nh_net *net, const double *X, const double *T, 
         if (net->w[l] > wmax) wmax = net->w[l];
         sumw = nh__add(sumw, net->w[l], &ok);
     }
-    const size_t tcount = loss == NH_LOSS_CE ? n : n * nout;
+    const size_t tcount = nh_loss_target_count(loss, n, nout);
     /* floats: 8 per-layer tables, adj, two backward buffers, 3 P-vectors */
     size_t ftot = nh__mul(nh__mul(n, sumw, &ok), NH32_NPTR, &ok);
     ftot = nh__add(ftot, nh__mul(n, nout, &ok), &ok);

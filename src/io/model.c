@@ -122,13 +122,9 @@ static nh_status cfg_act(const char *path, const cJSON *root, model_cfg *c) {
     if (!a) return CFG_FAIL("%s: key 'act' missing", path);
     if (!cJSON_IsString(a)) return CFG_FAIL("%s: key 'act' must be a string", path);
     if (nh_act_from_name(a->valuestring, &c->net.act) == NH_OK) return NH_OK;
-    char names[256] = "";
-    for (int k = 0; k < NH_ACT_COUNT; k++) {
-        size_t used = strlen(names);
-        snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", nh_act_name((nh_act)k));
-    }
-    return CFG_FAIL("%s: key 'act': unknown activation '%.64s' (expected one of %s)", path,
-                    a->valuestring, names);
+    char why[300]; /* the library's message names the table's activations */
+    snprintf(why, sizeof why, "%s", nh_last_error_detail());
+    return CFG_FAIL("%s: key 'act': %s", path, why);
 }
 
 /* "beta" (optional): a finite number. */
