@@ -87,7 +87,8 @@ void nh_cli_help(const nh_cmd *cmd, FILE *out) {
         if (o->help == nh_help_act || o->help == nh_help_acts) fprintf(out, ": %s", nh_cli_act_names());
         if (o->help == nh_help_loss) fprintf(out, ": %s", nh_cli_loss_names_help());
         if (o->metavar) {
-            if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
+            if (o->def && *o->def) fprintf(out, " (default: %s%s%s)", o->def, o->quick ? "; quick: " : "",
+                                           o->quick ? o->quick : "");
             else if (!o->def) fprintf(out, " (required)");
             else fprintf(out, " (optional)");
         }
@@ -151,6 +152,11 @@ void nh_cli_parse(const nh_cmd *cmd, int argc, char **argv, nh_args *a) {
             a->val[k] = argv[++i];
         }
     }
+    /* --quick: the quick column for the options not given. */
+    int q = nh__optindex(cmd, "quick");
+    if (q >= 0 && a->given[q])
+        for (int i = 0; cmd->opts[i].name; i++)
+            if (cmd->opts[i].quick && !a->given[i]) a->val[i] = cmd->opts[i].quick;
 }
 
 static int nh__req_index(const nh_args *a, const char *name) {
@@ -335,6 +341,21 @@ void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed
     fprintf(stderr, "\r%s %zu/%zu  %.3g/s  %.0fs left   ", what, done, total, rate, left);
     if (done == total) fputc('\n', stderr);
     fflush(stderr);
+}
+
+const char *nh_cli_duration(char *buf, size_t cap, double s) {
+    if (s < 90) snprintf(buf, cap, "about %.0f s", s < 1 ? 1.0 : s);
+    else if (s < 5400) snprintf(buf, cap, "about %.0f min", s / 60);
+    else snprintf(buf, cap, "about %.1f h", s / 3600);
+    return buf;
+}
+
+void nh_cli_eta(const nh_cmd *cmd, const char *what, double unit_s, double units, const char *unit) {
+    const double s = unit_s * units;
+    if (!(s > 10)) return;
+    char d[48];
+    fprintf(stderr, "ntkhess %s: %s: %s (estimated from the first %s)\n", cmd->name, what,
+            nh_cli_duration(d, sizeof d, s), unit);
 }
 
 cJSON *nh_cli_json_num(double v) {

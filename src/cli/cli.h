@@ -9,13 +9,20 @@
 #define NH_EXIT_USAGE 2
 
 /* One option of a command: --name METAVAR (default) help.  metavar NULL for a
- * flag; def NULL for a required option, "" for an optional one without default. */
+ * flag; def NULL for a required option, "" for an optional one without default.
+ * quick: the value under --quick when the option is not given (commands with
+ * a --quick flag); nh_cli_parse applies it and --help shows it.  Rows may
+ * leave the quick column out: the pragma below keeps -Wextra quiet about it. */
 typedef struct nh_optspec {
     const char *name;
     const char *metavar;
     const char *def;
     const char *help;
+    const char *quick;
 } nh_optspec;
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
 
 /* Option rows for --loss and --act.  Their help texts are these two markers,
  * which --help prints as "loss: mse, bce or ce" and "nonlinearity: softplus,
@@ -98,6 +105,12 @@ void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, cons
 void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text);
 /* Progress line on stderr when it is a terminal. */
 void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed_s);
+/* "about 2 min" / "about 40 s" / "about 1.5 h" for an estimate in seconds. */
+const char *nh_cli_duration(char *buf, size_t cap, double seconds);
+/* Says up front how long a long command will take: "ntkhess CMD: WHAT:
+ * about T (estimated from the first UNIT)" on stderr, once, when the estimate
+ * (unit_s seconds per unit x units) exceeds 10 s. */
+void nh_cli_eta(const nh_cmd *cmd, const char *what, double unit_s, double units, const char *unit);
 double nh_cli_now(void);
 void nh_cli_threads(const nh_args *a);
 
