@@ -21,7 +21,9 @@
 
 #include <plplot.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -118,6 +120,32 @@ static void outputs_free(outfile *o) {
     }
 }
 
+/* Remove FINAL.tmpPID_N files left by killed writers (a PID that no longer
+ * exists; a live process's temporaries are its own business). */
+static void outputs_clean_stale(const char *final) {
+    const char *slash = strrchr(final, '/');
+    char dir[4096];
+    const char *base = slash ? slash + 1 : final;
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - final) ? (int)(slash - final) : 1, final);
+    else snprintf(dir, sizeof dir, ".");
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    const size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp", 4) != 0) continue;
+        char *end;
+        long pid = strtol(n + bl + 4, &end, 10);
+        if (end == n + bl + 4 || *end != '_' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        unlink(path);
+    }
+    closedir(dp);
+}
+
 /* Create STEM.ext.tmpPID_N exclusively (mode 0666 less the umask, like
  * fopen), which also proves the directory writable before PLplot runs. */
 static nh_status outputs_create(const char *func, const char *path, outfile *o) {
@@ -133,6 +161,7 @@ static nh_status outputs_create(const char *func, const char *path, outfile *o) 
         struct stat st;
         if (stat(o[k].final, &st) == 0 && S_ISDIR(st.st_mode))
             return nh__fail(NH_EIO, func, "%s is a directory", o[k].final);
+        outputs_clean_stale(o[k].final);
         int fd = -1, err = 0;
         for (int tries = 0; tries < 100 && fd < 0; tries++) {
             snprintf(o[k].tmp, cap, "%s.tmp%ld_%lu", o[k].final, (long)getpid(), ++counter);
