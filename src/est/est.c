@@ -340,6 +340,41 @@ nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opt
 
 /* -------------------------------------------------------- orthogonality */
 
+/* M = HC K HC (HC block-diagonal with symmetric m x m blocks), symmetrized;
+ * T1: nm x nm scratch. */
+static void est_hc_k_hc(size_t n, size_t m, const double *K, const double *HC, double *T1, double *Mm) {
+    const size_t nm = n * m;
+    for (size_t i = 0; i < n; i++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m, (int)m,
+                    K + i * m * nm, (int)nm, 0.0, T1 + i * m * nm, (int)nm);
+    for (size_t j = 0; j < n; j++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)m, (int)m, 1.0, T1 + j * m, (int)nm,
+                    HC + j * m * m, (int)m, 0.0, Mm + j * m, (int)nm);
+    for (size_t a = 0; a < nm; a++)
+        for (size_t b = a + 1; b < nm; b++) {
+            double v = 0.5 * (Mm[a * nm + b] + Mm[b * nm + a]);
+            Mm[a * nm + b] = Mm[b * nm + a] = v;
+        }
+}
+
+/* ||I S||_F^2 = sum_j lam_j |S J^T u_j|^2 over the eigenpairs (lam, U) of
+ * HC K HC above the rounding floor (u, x, sx: scratch; *nprod += 2 each). */
+static nh_status est_is_fro2(nh_curv *c, size_t nm, size_t P, const double *lam, const double *U, double *u,
+                             double *x, double *sx, double *acc, size_t *nprod) {
+    const double thr = 64.0 * 2.220446049250313e-16 * fabs(lam[nm - 1]);
+    nh_status st = NH_OK;
+    for (size_t j = 0; j < nm && st == NH_OK; j++) {
+        if (!(lam[j] > thr)) continue;
+        const double r = sqrt(lam[j]);
+        for (size_t a = 0; a < nm; a++) u[a] = r * U[a * nm + j];
+        st = nh_curv_vjp(c, u, x);
+        if (st == NH_OK) st = nh_curv_svp(c, x, sx);
+        *nprod += 2;
+        if (st == NH_OK) { double t = est_nrm(P, sx); *acc += t * t; }
+    }
+    return st;
+}
+
 nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts, nh_ortho_result *res) {
     if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
     memset(res, 0, sizeof *res);
@@ -369,34 +404,12 @@ nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts, nh_ortho_
         st = nh_ntk_trace_powers(n, m, K, HC, 2, tr);
     }
     if (st == NH_OK) {
-        /* M = HC K HC (HC block-diagonal with symmetric m x m blocks). */
-        for (size_t i = 0; i < n; i++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m,
-                        (int)m, K + i * m * nm, (int)nm, 0.0, T1 + i * m * nm, (int)nm);
-        for (size_t j = 0; j < n; j++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)m, (int)m, 1.0, T1 + j * m, (int)nm,
-                        HC + j * m * m, (int)m, 0.0, Mm + j * m, (int)nm);
-        for (size_t a = 0; a < nm; a++)
-            for (size_t b = a + 1; b < nm; b++) {
-                double v = 0.5 * (Mm[a * nm + b] + Mm[b * nm + a]);
-                Mm[a * nm + b] = Mm[b * nm + a] = v;
-            }
+        est_hc_k_hc(n, m, K, HC, T1, Mm);
         st = nh_eigh(nm, Mm, lam, U);
     }
     double acc = 0.0;
     size_t nprod = 0;
-    if (st == NH_OK) {
-        const double thr = 64.0 * 2.220446049250313e-16 * fabs(lam[nm - 1]);
-        for (size_t j = 0; j < nm && st == NH_OK; j++) {
-            if (!(lam[j] > thr)) continue;
-            const double r = sqrt(lam[j]);
-            for (size_t a = 0; a < nm; a++) u[a] = r * U[a * nm + j];
-            st = nh_curv_vjp(c, u, x);
-            if (st == NH_OK) st = nh_curv_svp(c, x, sx);
-            nprod += 2;
-            if (st == NH_OK) { double t = est_nrm(P, sx); acc += t * t; }
-        }
-    }
+    if (st == NH_OK) st = est_is_fro2(c, nm, P, lam, U, u, x, sx, &acc, &nprod);
     free(K); free(vec);
     NH_TRY(st);
     nh_trace_result tres;

@@ -112,6 +112,28 @@ static int nh__series_cut(const double *a, size_t kcap, size_t *kcut) {
     return converged;
 }
 
+/* Coefficients a[d*kcap + k] = sum_t w_t s_d(sqrt(var) x_t) p_k(x_t) of
+ * one input over the na active nodes x (sw = sqrt(w), Q as nh__series_q;
+ * F: 5 na scratch). */
+static void nh__series_coef(nh_act act, double var, size_t na, const double *x0, const double *sw, const double *Q,
+                            size_t kcap, double *F, double *a) {
+    double *x = F + 4 * na;
+    const double sv = sqrt(var > 0.0 ? var : 0.0);
+    for (size_t t = 0; t < na; t++) x[t] = sv * x0[t];
+    nh_act_eval(act, na, x, F, F + na, F + 2 * na, F + 3 * na);
+    /* w f p_k = (sqrt(w) f) (sqrt(w) p_k) */
+    for (size_t t = 0; t < 4 * na; t++) F[t] *= sw[t % na];
+    for (size_t k = 0; k < kcap; k++) {
+        const double *q = Q + k * na;
+        double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (size_t t = 0; t < na; t++) {
+            c0 += q[t] * F[t]; c1 += q[t] * F[na + t];
+            c2 += q[t] * F[2 * na + t]; c3 += q[t] * F[3 * na + t];
+        }
+        a[k] = c0; a[kcap + k] = c1; a[2 * kcap + k] = c2; a[3 * kcap + k] = c3;
+    }
+}
+
 /* Hermite coefficients of s_d(sqrt(var[i]) z), d = 0..3, for n inputs.  The
  * 1-D rule of nq nodes is exact for degree 2 nq - 1, so coefficients of
  * order < nq/2 carry no visible aliasing (it comes from orders >= 3nq/2);
@@ -162,22 +184,8 @@ static nh_status nh__series_build(nh_act act, size_t n, const double *var, doubl
             #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
                 if (!F) continue;
-                double *x = F + 4 * na;
-                const double sv = sqrt(var[i] > 0.0 ? var[i] : 0.0);
-                for (size_t t = 0; t < na; t++) x[t] = sv * z[i0 + t];
-                nh_act_eval(act, na, x, F, F + na, F + 2 * na, F + 3 * na);
-                /* w f p_k = (sqrt(w) f) (sqrt(w) p_k) */
-                for (size_t t = 0; t < 4 * na; t++) F[t] *= sw[t % na];
                 double *a = coef + i * 4 * kcap;
-                for (size_t k = 0; k < kcap; k++) {
-                    const double *q = Q + k * na;
-                    double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-                    for (size_t t = 0; t < na; t++) {
-                        c0 += q[t] * F[t]; c1 += q[t] * F[na + t];
-                        c2 += q[t] * F[2 * na + t]; c3 += q[t] * F[3 * na + t];
-                    }
-                    a[k] = c0; a[kcap + k] = c1; a[2 * kcap + k] = c2; a[3 * kcap + k] = c3;
-                }
+                nh__series_coef(act, var[i], na, z + i0, sw, Q, kcap, F, a);
                 if (!nh__series_cut(a, kcap, kcut + 4 * i)) {
                     #pragma omp atomic write
                     converged = 0;

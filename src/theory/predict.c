@@ -350,23 +350,77 @@ nh_status nh_predict_mse(const nh_grams *g, size_t nout, const double *Ystar, co
     return st;
 }
 
+/* The Grams in the eigenbasis V of Theta, where E and phi are diagonal:
+ * Lp = V^T Lambda^T V = (Lambda V)^T V, Mp = V^T M V, Up = V^T Ups V,
+ * Pp_a = v_a^T Phi v_a (= v_a^T Phi^T v_a), with M = E[u u^T] summed over
+ * outputs = nout Sigma + Y* Y*^T, u = Y* - Y(0).  T1, M: n x n scratch. */
+static void expect_basis(const nh_grams *g, size_t nout, const double *Ystar, const double *V, double *M, double *T1,
+                         double *Lp, double *Mp, double *Up, double *Pp) {
+    const size_t n = g->n;
+    const int ni = (int)n;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, (int)nout, 1.0, Ystar, (int)nout, Ystar, (int)nout,
+                0.0, M, ni);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) M[i * n + j] += (double)nout * 0.5 * (g->sigma[i * n + j] + g->sigma[j * n + i]);
+    gemm_nn(n, n, n, 1.0, g->lambda, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, T1, ni, V, ni, 0.0, Lp, ni);
+    gemm_nn(n, n, n, 1.0, M, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Mp, ni);
+    gemm_nn(n, n, n, 1.0, g->upsilon, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Up, ni);
+    gemm_nn(n, n, n, 1.0, g->phi, V, 0.0, T1);
+    for (size_t a = 0; a < n; a++) Pp[a] = 0.0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t a = 0; a < n; a++) Pp[a] += V[i * n + a] * T1[i * n + a];
+}
+
+/* E Tr S and E Tr S^2 at time t from the eigenbasis quantities; ev, pv:
+ * n scratch. */
+static void expect_at(size_t n, size_t nout, double t, const double *lam, const double *Lp, const double *Mp,
+                      const double *Up, const double *Pp, double *ev, double *pv, double trs[2]) {
+    const double dn = (double)n;
+    for (size_t a = 0; a < n; a++) {
+        ev[a] = exp(-t * lam[a] / dn);
+        pv[a] = phi_fun(t, lam[a], dn);
+    }
+    double s1 = 0, s2 = 0, s3 = 0;
+    for (size_t a = 0; a < n; a++) {
+        double r1 = 0, r2 = 0;
+        for (size_t b = 0; b < n; b++) {
+            r1 += Lp[a * n + b] * ev[b] * Mp[b * n + a];
+            r2 += Up[a * n + b] * ev[b] * Mp[b * n + a];
+        }
+        s1 += pv[a] * r1;
+        s2 += ev[a] * r2;
+        s3 += ev[a] * Pp[a];
+    }
+    /* E Tr S = -(1/N) Tr(phi Lambda^T E M) + (nout/N) Tr(E Phi^T) */
+    trs[0] = -s1 / dn + (double)nout * s3 / dn;
+    trs[1] = s2 / (dn * dn); /* (1/N^2) Tr(E Ups E M) */
+}
+
+static nh_status expect_checks(const nh_grams *g, size_t nout, const double *Ystar, size_t nt, const double *t,
+                               const nh_predict_opts *o, const char *fn) {
+    NH_TRY(check_dims(g, nout, fn));
+    size_t n = g->n;
+    NH_TRY(check_gram(g->theta, n, "theta", 1, o->psd_tol, fn));
+    NH_TRY(check_gram(g->lambda, n, "lambda", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->upsilon, n, "upsilon", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->phi, n, "phi", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->sigma, n, "sigma", 1, o->psd_tol, fn));
+    NH_TRY(check_times(nt, t, fn));
+    return nh_loss_check_targets(NH_LOSS_MSE, Ystar, n, nout);
+}
+
 nh_status nh_predict_mse_expect(const nh_grams *g, size_t nout, const double *Ystar, size_t nt, const double *t,
                                 const nh_predict_opts *opts, nh_moments *mean, nh_predict_diag *diag) {
     static const char *fn = "nh_predict_mse_expect";
     if (diag) memset(diag, 0, sizeof *diag);
     nh_predict_opts o;
     NH_TRY(opts_get(opts, &o, fn));
-    NH_TRY(check_dims(g, nout, fn));
-    size_t n = g->n;
-    NH_TRY(check_gram(g->theta, n, "theta", 1, o.psd_tol, fn));
-    NH_TRY(check_gram(g->lambda, n, "lambda", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->upsilon, n, "upsilon", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->phi, n, "phi", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->sigma, n, "sigma", 1, o.psd_tol, fn));
-    NH_TRY(check_times(nt, t, fn));
-    NH_TRY(nh_loss_check_targets(NH_LOSS_MSE, Ystar, n, nout));
+    NH_TRY(expect_checks(g, nout, Ystar, nt, t, &o, fn));
     if (!mean) NH_FAIL(NH_EINVAL, "mean is NULL");
-
+    const size_t n = g->n;
     plan p = {0, 1};
     plan_add(&p, 6 * n, n);
     plan_add(&p, 4, n);
@@ -378,49 +432,13 @@ nh_status nh_predict_mse_expect(const nh_grams *g, size_t nout, const double *Ys
     double *lam = carve(&cur, n, 1), *Pp = carve(&cur, n, 1), *ev = carve(&cur, n, 1), *pv = carve(&cur, n, 1);
     nh_status st = theta_eig(g, o.psd_tol, V, lam, diag, fn);
     if (st == NH_OK) {
-        int ni = (int)n;
-        /* M = E[u u^T] summed over outputs = nout Sigma + Y* Y*^T, u = Y* - Y(0) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, (int)nout, 1.0, Ystar, (int)nout, Ystar,
-                    (int)nout, 0.0, M, ni);
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++)
-                M[i * n + j] += (double)nout * 0.5 * (g->sigma[i * n + j] + g->sigma[j * n + i]);
-        /* Everything in the eigenbasis of Theta, where E and phi are diagonal:
-         * Lp = V^T Lambda^T V = (Lambda V)^T V, Mp = V^T M V, Up = V^T Ups V,
-         * Pp_a = v_a^T Phi v_a (= v_a^T Phi^T v_a). */
-        gemm_nn(n, n, n, 1.0, g->lambda, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, T1, ni, V, ni, 0.0, Lp, ni);
-        gemm_nn(n, n, n, 1.0, M, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Mp, ni);
-        gemm_nn(n, n, n, 1.0, g->upsilon, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Up, ni);
-        gemm_nn(n, n, n, 1.0, g->phi, V, 0.0, T1);
-        for (size_t a = 0; a < n; a++) Pp[a] = 0.0;
-        for (size_t i = 0; i < n; i++)
-            for (size_t a = 0; a < n; a++) Pp[a] += V[i * n + a] * T1[i * n + a];
-        double tri[4], dn = (double)n;
+        expect_basis(g, nout, Ystar, V, M, T1, Lp, Mp, Up, Pp);
+        double tri[4];
         mse_tr_i(n, nout, lam, tri);
         for (size_t it = 0; it < nt; it++) {
-            for (size_t a = 0; a < n; a++) {
-                ev[a] = exp(-t[it] * lam[a] / dn);
-                pv[a] = phi_fun(t[it], lam[a], dn);
-            }
-            double s1 = 0, s2 = 0, s3 = 0;
-            for (size_t a = 0; a < n; a++) {
-                double r1 = 0, r2 = 0;
-                for (size_t b = 0; b < n; b++) {
-                    r1 += Lp[a * n + b] * ev[b] * Mp[b * n + a];
-                    r2 += Up[a * n + b] * ev[b] * Mp[b * n + a];
-                }
-                s1 += pv[a] * r1;
-                s2 += ev[a] * r2;
-                s3 += ev[a] * Pp[a];
-            }
             nh_moments *m = &mean[it];
             memcpy(m->tr_i, tri, sizeof tri);
-            /* E Tr S = -(1/N) Tr(phi Lambda^T E M) + (nout/N) Tr(E Phi^T) */
-            m->tr_s[0] = -s1 / dn + (double)nout * s3 / dn;
-            m->tr_s[1] = s2 / (dn * dn); /* (1/N^2) Tr(E Ups E M) */
+            expect_at(n, nout, t[it], lam, Lp, Mp, Up, Pp, ev, pv, m->tr_s);
             moments_finish(m);
         }
     }
