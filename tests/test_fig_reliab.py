@@ -125,12 +125,37 @@ def replace_whole(t):
     check("(default: 41; quick: 21)" in h, "fig3 --help shows the quick grid")
 
 
+def busy(t):
+    """A second run into a folder in use is refused naming the owner's pid."""
+    j = lambda *p: os.path.join(t, *p)
+    import subprocess
+    import time
+    from nhtest import BIN
+    args = ["fig1", "--data", "sphere", "--n", "16", "--width", "200", "--trials", "400", "--steps", "8", "--every", "4",
+            "--acts", "softplus", "--out", j("busy")]
+    p = subprocess.Popen([BIN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while p.poll() is None and not os.path.exists(j(".busy.partial", "trials_softplus.csv")) and time.time() < deadline:
+            time.sleep(0.01)
+        r = cli(*args)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        check(p.poll() is None and r.returncode == 1 and len(lines) == 1 and str(p.pid) in r.stderr,
+              "a second fig1 into a folder in use is refused naming the owner's pid", r.stderr)
+    finally:
+        p.kill()
+        p.wait()
+    r = cli(*[a if a != "400" else "4" for a in args])
+    check(r.returncode == 0, "after the owner is killed, a rerun resumes and completes", r.stderr[-300:])
+
+
 def main():
     t = tempfile.mkdtemp(prefix="nh_fig_reliab_")
     try:
         section("fig1 resume states", fig1_states, t)
         section("fig3 failure leaves nothing", fig3_fails_clean, t)
         section("replace whole, quick column", replace_whole, t)
+        section("folder in use", busy, t)
     finally:
         shutil.rmtree(t, ignore_errors=True)
     finish()

@@ -223,11 +223,15 @@ static void bench_parse(const nh_cmd *cmd, int argc, char **argv, bcfg *b) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     const char *op = b->op;
-    if (!op) nh_die_usage(cmd, "missing OP (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)");
+    char names[256];
+    size_t k = 0;
     int known = 0;
-    for (int i = 0; bench_ops[i]; i++) known |= !strcmp(op, bench_ops[i]);
-    if (!known)
-        nh_die_usage(cmd, "unknown OP '%s' (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)", op);
+    for (int i = 0; bench_ops[i]; i++) { /* the list in the messages, from the table */
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", bench_ops[i]);
+        known |= op && !strcmp(op, bench_ops[i]);
+    }
+    if (!op) nh_die_usage(cmd, "missing OP (one of %s)", names);
+    if (!known) nh_die_usage(cmd, "unknown OP '%s' (one of %s)", op, names);
     nh_cli_threads(&a);
     const size_t nw = nh_arg_sizes(&a, "widths", b->w, NH_BENCH_MAXW);
     if (nw < 2) nh_die_usage(cmd, "--widths needs at least 2 entries (n_0 and n_L)");
