@@ -104,6 +104,8 @@ NH_API const char *nh_act_title(nh_act a);
  * non-positive softplus beta.  nh_act_format writes the inverse ("softplus"
  * for the default parameter) into buf[len] and returns buf. */
 NH_API double      nh_act_default_param(nh_act a);
+/* The parameter's name ("beta", "slope"), NULL for an activation without one. */
+NH_API const char *nh_act_param_name(nh_act a);
 NH_API nh_status   nh_act_parse(const char *spec, nh_act *out, double *param);
 NH_API const char *nh_act_format(nh_act a, double param, char *buf, size_t len);
 /* sigma and its derivatives 1..3 at n points, with the activation's parameter

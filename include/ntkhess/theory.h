@@ -57,8 +57,8 @@ NH_API size_t    nh_gauss_nq(const nh_gauss *g);
  * moments of the smooth activations then agree with nq = 1600 to ~1e-13.
  * The error decays like exp(-c sqrt(nq / kmax)) (c set by the activation's
  * strip of analyticity), so nq = ceil(per * kmax) with a measured per:
- * softplus/nsoftplus 45, sigmoid 48, gelu 75, erf 100, tanh 220, arctan
- * 400, sin 10 (the activation table, src/core/act.c); at least 24, at most
+ * softplus/nsoftplus 45, sigmoid 48, silu 60, gelu 75, erf 100, tanh 220,
+ * arctan 400, sin 10 (the activation table, src/core/act.c); at least 24, at most
  * NH_GAUSS_NQ_MAX.  identity: 4; relu, leaky_relu: 256 (kinks: algebraic
  * convergence only; their closed forms are the default). */
 NH_API size_t nh_gauss_default_nq(nh_act act, double kmax);

@@ -18,9 +18,6 @@ static int nh__optindex(const nh_cmd *cmd, const char *name) {
     return -1;
 }
 
-const char nh_help_loss[] = "loss", nh_help_act[] = "nonlinearity",
-           nh_help_acts[] = "nonlinearities, comma-separated, one panel each";
-
 /* names(0..n-1) joined as "a, b or c" into buf. */
 static const char *nh__cli_join(const char *(*name)(int), size_t n, char *buf, size_t cap) {
     size_t k = 0;
@@ -55,6 +52,37 @@ static const char *nh_cli_loss_names_help(void) {
     return buf[0] ? buf : nh__cli_join(nh__loss_name_help_i, nh_loss_count(), buf, sizeof buf);
 }
 
+/* "softplus:beta (default 1) or leaky_relu:slope (default 0.01)". */
+static const char *nh__act_param_i(int i) {
+    static char buf[NH_ACT_COUNT][64];
+    snprintf(buf[i], sizeof buf[i], "%s:%s (default %g)", nh_act_name((nh_act)i), nh_act_param_name((nh_act)i),
+             nh_act_default_param((nh_act)i));
+    return buf[i];
+}
+static const char *nh_cli_act_params(void) {
+    static char buf[256];
+    if (buf[0]) return buf;
+    const char *rows[NH_ACT_COUNT];
+    size_t n = 0;
+    for (int i = 0; i < (int)nh_act_count(); i++)
+        if (nh_act_param_name((nh_act)i)) rows[n++] = nh__act_param_i(i);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof buf; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", rows[i]);
+    return buf;
+}
+
+void nh_cli_help_text(FILE *out, const char *help) {
+    static const struct { const char *key; const char *(*text)(void); } keys[] = {
+        {"{acts}", nh_cli_act_names}, {"{act_params}", nh_cli_act_params}, {"{losses}", nh_cli_loss_names_help}};
+    for (const char *p = help; *p;) {
+        size_t k = 0;
+        while (k < sizeof keys / sizeof *keys && strncmp(p, keys[k].key, strlen(keys[k].key)) != 0) k++;
+        if (k < sizeof keys / sizeof *keys) { fputs(keys[k].text(), out); p += strlen(keys[k].key); }
+        else fputc(*p++, out);
+    }
+}
+
 nh_loss nh_arg_loss(const nh_cmd *cmd, const nh_args *a) {
     const char *s = nh_arg_req(a, "loss");
     nh_loss l;
@@ -83,9 +111,8 @@ void nh_cli_help(const nh_cmd *cmd, FILE *out) {
         const nh_optspec *o = &cmd->opts[i];
         char left[96];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
-        fprintf(out, "  %-26s %s", left, o->help);
-        if (o->help == nh_help_act || o->help == nh_help_acts) fprintf(out, ": %s", nh_cli_act_names());
-        if (o->help == nh_help_loss) fprintf(out, ": %s", nh_cli_loss_names_help());
+        fprintf(out, "  %-26s ", left);
+        nh_cli_help_text(out, o->help);
         if (o->metavar) {
             if (o->def && *o->def) fprintf(out, " (default: %s%s%s)", o->def, o->quick ? "; quick: " : "",
                                            o->quick ? o->quick : "");

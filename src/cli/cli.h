@@ -24,13 +24,14 @@ typedef struct nh_optspec {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
 
-/* Option rows for --loss and --act.  Their help texts are these two markers,
- * which --help prints as "loss: mse, bce or ce" and "nonlinearity: softplus,
- * ..." with the names read from the library's tables. */
-extern const char nh_help_loss[], nh_help_act[], nh_help_acts[];
-#define NH_OPT_LOSS(def) {"loss", "NAME", (def), nh_help_loss}
-#define NH_OPT_ACT(def) {"act", "NAME", (def), nh_help_act}
-#define NH_OPT_ACTS(def) {"acts", "LIST", (def), nh_help_acts}
+/* A help text may name the library's tables instead of copying them:
+ * --help prints "{acts}" as "softplus, nsoftplus, ... or leaky_relu",
+ * "{act_params}" as "softplus:beta (default 1) or leaky_relu:slope (default
+ * 0.01)" and "{losses}" as "mse (real targets), bce (-1/+1 labels) or ce
+ * (class ids)".  The usual rows for --loss, --act and --acts: */
+#define NH_OPT_LOSS(def) {"loss", "NAME", (def), "loss: {losses}"}
+#define NH_OPT_ACT(def) {"act", "NAME", (def), "nonlinearity: {acts}"}
+#define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
 
 typedef struct nh_cmd {
     const char *name;
@@ -68,6 +69,8 @@ size_t      nh_arg_doubles(const nh_args *a, const char *name, double **out);
  * the library's tables. */
 const char *nh_cli_loss_names(void);
 const char *nh_cli_act_names(void);
+/* Print a help text with {acts}, {act_params} and {losses} expanded. */
+void nh_cli_help_text(FILE *out, const char *help);
 /* --loss as an nh_loss; exits 2 naming the valid losses. */
 nh_loss     nh_arg_loss(const nh_cmd *cmd, const nh_args *a);
 /* --act "name" or "name:param" (nh_act_parse).  param NULL: the command takes

@@ -146,7 +146,7 @@ static const nh__act_row nh__act_table[] = {
     [NH_ACT_SIN] = {"sin", NULL, NH__NOPARAM, 1, 10.0, 0, nh__pt_sin_n},
     [NH_ACT_RELU] = {"relu", NULL, NH__NOPARAM, 0, 0.0, 256, nh__pt_relu_n},
     [NH_ACT_IDENTITY] = {"identity", NULL, NH__NOPARAM, 1, 0.0, 4, nh__pt_identity_n}, /* exact for nq >= 2 */
-    [NH_ACT_SILU] = {"silu", NULL, NH__NOPARAM, 1, 48.0, 0, nh__pt_silu_n},
+    [NH_ACT_SILU] = {"silu", NULL, NH__NOPARAM, 1, 60.0, 0, nh__pt_silu_n}, /* 48: 5.8e-12 */
     [NH_ACT_LEAKY_RELU] = {"leaky_relu", NULL, "slope", 0.01, 0, 0, 0.0, 256, nh__pt_leaky_relu_n},
 };
 _Static_assert(sizeof nh__act_table / sizeof nh__act_table[0] == NH_ACT_COUNT,
@@ -196,6 +196,11 @@ nh_status nh_act_from_name(const char *name, nh_act *out) {
 double nh_act_default_param(nh_act a) {
     const nh__act_row *r = nh__act_row_of(a);
     return r ? r->param_default : NAN;
+}
+
+const char *nh_act_param_name(nh_act a) {
+    const nh__act_row *r = nh__act_row_of(a);
+    return r ? r->param : NULL;
 }
 
 nh_status nh_act_parse(const char *spec, nh_act *out, double *param) {
