@@ -134,6 +134,33 @@ static void test_stale_and_resume(void) {
     nh_outdir_abort(d);
 }
 
+static void test_file_mode(void) {
+    nh_outdir *d = NULL;
+    put(P("f.csv"), "old\n");
+    nh_check(nh_outdir_open_ex(P("f.csv"), NH_OUTDIR_FILE, &d) == NH_OK && nh_outdir_file(d), "file mode: open");
+    if (!d) return;
+    char want[600];
+    snprintf(want, sizeof want, "%s/f.csv", nh_outdir_path(d));
+    nh_check(!strcmp(nh_outdir_file(d), want), "file mode: the file is written inside the work folder");
+    put(nh_outdir_file(d), "new\n");
+    char *b = NULL;
+    nh_check(nh_file_read(P("f.csv"), 10, &b, NULL) == NH_OK && !strcmp(b, "old\n"), "file mode: old file until commit");
+    free(b);
+    nh_check(nh_outdir_commit(d) == NH_OK, "file mode: commit");
+    nh_check(nh_file_read(P("f.csv"), 10, &b, NULL) == NH_OK && !strcmp(b, "new\n"), "file mode: replaced");
+    free(b);
+    nh_check(!exists(P(".f.csv.partial")) && !exists(P(".f.csv.lock")), "file mode: no temporaries");
+    nh_check(nh_outdir_open_ex(P("g.csv"), NH_OUTDIR_FILE, &d) == NH_OK && nh_outdir_commit(d) == NH_EIO &&
+                 !exists(P("g.csv")) && !exists(P(".g.csv.partial")),
+             "file mode: committing an unwritten file fails and leaves nothing");
+    nh_check(nh_outdir_open_ex(root, NH_OUTDIR_FILE, &d) == NH_EINVAL, "file mode: an existing folder is refused");
+    mkdir(P("src"), 0755), put(P("src/new"), "1");
+    mkdir(P("dst"), 0755), put(P("dst/old"), "1");
+    nh_check(nh_file_replace_dir(P("src"), P("dst")) == NH_OK && exists(P("dst/new")) && !exists(P("dst/old")) &&
+                 !exists(P("src")) && !exists(P("dst.old")),
+             "replace_dir: the new folder in place of the old, nothing else left");
+}
+
 static void test_lock(void) {
     int fds[2];
     if (pipe(fds) != 0) return;
@@ -204,6 +231,7 @@ int main(void) {
     test_outdir();
     test_stale_and_resume();
     test_lock();
+    test_file_mode();
     test_sha();
     nh_file_remove_tree(root);
     NH_TEST_END();

@@ -137,7 +137,10 @@ NH_API nh_status nh_images_prepare(const nh_images *im, size_t n, size_t size, u
  * Errors (message "line L, column C"): NH_EFORMAT (a field that is not a
  * number, a ragged row, no data rows, fewer than 2 columns), NH_ENONFINITE
  * (NaN, Inf or an overflowing number), NH_EINVAL (NULL, label_col out of
- * range), NH_EIO, NH_ETOOLARGE, NH_ENOMEM. */
+ * range), NH_EIO, NH_ETOOLARGE (a file over NH_CSV_MAX_BYTES = 256 MiB, refused
+ * by its size or, for a stream such as /dev/zero, after 256 MiB + 1 bytes),
+ * NH_ENOMEM. */
+#define NH_CSV_MAX_BYTES ((size_t)256 << 20)
 NH_API nh_status nh_csv_read(const char *path, long label_col, double **X, double **T,
                              size_t *n, size_t *d);
 /* Same from text in memory (len bytes; name for messages, may be NULL). */
@@ -161,6 +164,12 @@ NH_API nh_status nh_file_read(const char *path, size_t cap, char **buf, size_t *
  * path, fsync the folder.  path holds the old contents or the new, never a
  * mixture; on failure the temporary is removed.  Errors: NH_EIO, NH_EINVAL. */
 NH_API nh_status nh_file_write(const char *path, const void *data, size_t len);
+
+/* Replace the folder dst by the folder src (src disappears): an atomic
+ * exchange when the file system has one, else dst -> dst.old, src -> dst
+ * (a kill in between leaves dst absent and dst.old whole), then the old
+ * folder is removed.  dst may be absent.  Errors: NH_EIO, NH_EINVAL. */
+NH_API nh_status nh_file_replace_dir(const char *src, const char *dst);
 
 /* mkdir -p (0755).  NH_EIO when a component exists and is not a folder. */
 NH_API nh_status nh_file_mkdirs(const char *dir);
@@ -200,11 +209,14 @@ NH_API nh_status nh_file_remove_tree(const char *path);
  * Errors: NH_EBUSY, NH_EIO, NH_EINVAL (empty name, ".", "..", NAME exists
  * and is not a folder), NH_ENOMEM. */
 typedef struct nh_outdir nh_outdir;
-#define NH_OUTDIR_RESUME 1u
+#define NH_OUTDIR_RESUME 1u /* keep an existing .partial (a killed run's work) */
+#define NH_OUTDIR_FILE 2u   /* the output is one file NAME: write nh_outdir_file(d)
+                             * (= .NAME.partial/NAME); commit renames it over NAME */
 NH_API nh_status nh_outdir_open(const char *final_path, nh_outdir **out);
 NH_API nh_status nh_outdir_open_ex(const char *final_path, unsigned flags, nh_outdir **out);
 NH_API const char *nh_outdir_path(const nh_outdir *d);  /* the work folder (.partial) */
 NH_API const char *nh_outdir_final(const nh_outdir *d); /* the output folder as given */
+NH_API const char *nh_outdir_file(const nh_outdir *d);  /* NH_OUTDIR_FILE: the file to write; else NULL */
 NH_API int nh_outdir_resumed(const nh_outdir *d);       /* 1: an existing .partial was kept */
 NH_API nh_status nh_outdir_reset(nh_outdir *d);         /* empty .partial (start over) */
 NH_API nh_status nh_outdir_commit(nh_outdir *d);

@@ -19,11 +19,11 @@
 
 static nh_status file_read_fd(int fd, const char *path, size_t cap, char **buf, size_t *len) {
     struct stat sb;
-    if (fstat(fd, &sb) != 0) return nh__fail(NH_EIO, "nh_file_read", "%s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return nh__fail(NH_EIO, "nh_file_read", "%s is a folder, not a file", path);
+    if (fstat(fd, &sb) != 0) return nh__fail(NH_EIO, "nh_file_read", "%s: cannot stat: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return nh__fail(NH_EIO, "nh_file_read", "%s: cannot read: a folder, not a file", path);
     /* A regular file's size is known: refuse before allocating anything. */
     if (S_ISREG(sb.st_mode) && (unsigned long long)sb.st_size > (unsigned long long)cap)
-        return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s has %lld bytes, more than the %zu-byte limit", path,
+        return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s: %lld bytes, more than the %zu-byte limit", path,
                         (long long)sb.st_size, cap);
     int ok = 1;
     size_t need = nh__add(cap, 2, &ok); /* cap + 1 bytes (to see the excess) + the NUL */
@@ -38,7 +38,7 @@ static nh_status file_read_fd(int fd, const char *path, size_t cap, char **buf, 
         if (n + 1 >= size) { /* keep room for one more byte and the NUL */
             if (size >= need) { /* unreachable: n > cap is caught below */
                 free(b);
-                return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s is longer than the %zu-byte limit", path, cap);
+                return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s: longer than the %zu-byte limit", path, cap);
             }
             size_t ns = size > need / 2 ? need : 2 * size;
             char *nb = realloc(b, ns);
@@ -50,13 +50,13 @@ static nh_status file_read_fd(int fd, const char *path, size_t cap, char **buf, 
         if (r < 0) {
             int e = errno;
             free(b);
-            return nh__fail(NH_EIO, "nh_file_read", "cannot read %s: %s", path, strerror(e));
+            return nh__fail(NH_EIO, "nh_file_read", "%s: read error: %s", path, strerror(e));
         }
         if (r == 0) break;
         n += (size_t)r;
         if (n > cap) {
             free(b);
-            return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s is longer than the %zu-byte limit", path, cap);
+            return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s: longer than the %zu-byte limit", path, cap);
         }
     }
     b[n] = 0;
@@ -70,7 +70,7 @@ nh_status nh_file_read(const char *path, size_t cap, char **buf, size_t *len) {
     *buf = NULL;
     if (len) *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) NH_FAIL(NH_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) NH_FAIL(NH_EIO, "%s: cannot open: %s", path, strerror(errno));
     nh_status st = file_read_fd(fd, path, cap, buf, len);
     close(fd);
     return st;
@@ -190,8 +190,10 @@ struct nh_outdir {
     char ready[8400]; /* PARENT/.NAME.ready: the finished work folder, about to be swapped in */
     char old[8400];   /* PARENT/.NAME.old: the replaced folder, fallback swap only */
     char lock[8400];  /* PARENT/.NAME.lock */
+    char file[12600]; /* NH_OUTDIR_FILE: PARENT/.NAME.partial/NAME, the file being written */
     int lockfd;
     int resumed;
+    unsigned flags;
 };
 
 /* Split final into parent and base name (trailing slashes dropped). */
@@ -210,6 +212,7 @@ static nh_status outdir_names(nh_outdir *d, const char *final) {
     snprintf(d->ready, sizeof d->ready, "%s/.%s.ready", d->parent, base);
     snprintf(d->old, sizeof d->old, "%s/.%s.old", d->parent, base);
     snprintf(d->lock, sizeof d->lock, "%s/.%s.lock", d->parent, base);
+    snprintf(d->file, sizeof d->file, "%s/%s", d->work, base);
     return NH_OK;
 }
 
@@ -263,11 +266,13 @@ nh_status nh_outdir_open_ex(const char *final_path, unsigned flags, nh_outdir **
     nh_outdir *d = nh__calloc(1, sizeof *d);
     if (!d) NH_FAIL(NH_ENOMEM, "cannot allocate");
     d->lockfd = -1;
+    d->flags = flags;
     nh_status st = outdir_names(d, final_path);
     if (!st) st = nh_file_mkdirs(d->parent);
     struct stat sb;
-    if (!st && stat(d->final, &sb) == 0 && !S_ISDIR(sb.st_mode))
-        st = nh__fail(NH_EINVAL, "nh_outdir_open", "%s exists and is not a folder", d->final);
+    const int want_dir = !(flags & NH_OUTDIR_FILE);
+    if (!st && stat(d->final, &sb) == 0 && (S_ISDIR(sb.st_mode) != want_dir))
+        st = nh__fail(NH_EINVAL, "nh_outdir_open", "%s exists and is %s", d->final, want_dir ? "not a folder" : "a folder");
     if (!st) st = outdir_lock(d);
     /* We hold the lock, so every temporary here belongs to a dead owner. */
     if (!st) st = nh_file_remove_tree(d->ready);
@@ -290,6 +295,7 @@ nh_status nh_outdir_open(const char *final_path, nh_outdir **out) {
 
 const char *nh_outdir_path(const nh_outdir *d) { return d ? d->work : NULL; }
 const char *nh_outdir_final(const nh_outdir *d) { return d ? d->final : NULL; }
+const char *nh_outdir_file(const nh_outdir *d) { return d && (d->flags & NH_OUTDIR_FILE) ? d->file : NULL; }
 int nh_outdir_resumed(const nh_outdir *d) { return d ? d->resumed : 0; }
 
 nh_status nh_outdir_reset(nh_outdir *d) {
@@ -298,6 +304,26 @@ nh_status nh_outdir_reset(nh_outdir *d) {
     if (mkdir(d->work, 0755) != 0) NH_FAIL(NH_EIO, "cannot create %s: %s", d->work, strerror(errno));
     d->resumed = 0;
     return NH_OK;
+}
+
+nh_status nh_file_replace_dir(const char *src, const char *dst) {
+    if (!src || !dst) NH_FAIL(NH_EINVAL, "NULL argument");
+    struct stat sb;
+    if (lstat(dst, &sb) != 0) {
+        if (rename(src, dst) != 0) NH_FAIL(NH_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+        return NH_OK;
+    }
+#ifdef RENAME_EXCHANGE
+    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) return nh_file_remove_tree(src);
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        NH_FAIL(NH_EIO, "cannot replace %s: %s", dst, strerror(errno));
+#endif
+    char old[4200];
+    if (snprintf(old, sizeof old, "%s.old", dst) >= (int)sizeof old) NH_FAIL(NH_EINVAL, "path too long: %s", dst);
+    NH_TRY(nh_file_remove_tree(old));
+    if (rename(dst, old) != 0) NH_FAIL(NH_EIO, "cannot move %s aside: %s", dst, strerror(errno));
+    if (rename(src, dst) != 0) NH_FAIL(NH_EIO, "cannot rename %s to %s: %s", src, dst, strerror(errno));
+    return nh_file_remove_tree(old);
 }
 
 /* Put the finished folder `ready` at final: an atomic exchange when the
@@ -326,6 +352,20 @@ nh_status nh_outdir_commit(nh_outdir *d) {
     nftw(d->work, sync_entry, 16, FTW_DEPTH | FTW_PHYS);
     nh_status st = NH_OK;
     if (!sync_ok) st = nh__fail(NH_EIO, "nh_outdir_commit", "cannot sync the files of %s", d->work);
+    if (!st && (d->flags & NH_OUTDIR_FILE)) { /* one file: a plain atomic rename over final */
+        struct stat sb;
+        if (lstat(d->file, &sb) != 0 || !S_ISREG(sb.st_mode))
+            st = nh__fail(NH_EIO, "nh_outdir_commit", "%s was not written", d->file);
+        else if (rename(d->file, d->final) != 0)
+            st = nh__fail(NH_EIO, "nh_outdir_commit", "cannot rename into %s: %s", d->final, strerror(errno));
+        if (!st) st = nh_file_remove_tree(d->work);
+        if (!st && !fsync_dir(d->parent))
+            st = nh__fail(NH_EIO, "nh_outdir_commit", "cannot sync the folder %s: %s", d->parent, strerror(errno));
+        if (st) { nh_outdir_abort(d); return st; }
+        outdir_unlock(d);
+        free(d);
+        return NH_OK;
+    }
     /* .partial -> .ready first, so a kill during the swap never leaves a
      * finished folder looking like resumable work. */
     if (!st && rename(d->work, d->ready) != 0)
