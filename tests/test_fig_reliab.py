@@ -149,6 +149,45 @@ def busy(t):
     check(r.returncode == 0, "after the owner is killed, a rerun resumes and completes", r.stderr[-300:])
 
 
+def signals(t):
+    """SIGINT stops fig1 between trials keeping them (exit 130, one line
+    saying how to resume; the rerun equals an uninterrupted run) and stops
+    fig2 leaving nothing."""
+    j = lambda *p: os.path.join(t, *p)
+    import signal
+    import subprocess
+    import time
+    from nhtest import BIN
+    args = ["fig1", "--data", "sphere", "--n", "16", "--width", "100", "--trials", "60", "--steps", "8", "--every",
+            "4", "--acts", "softplus"]
+    r = cli(*args, "--out", j("sref"))
+    check(r.returncode == 0, "signals: reference fig1", r.stderr[-300:])
+    p = subprocess.Popen([BIN, *args, "--out", j("sig")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    f = j(".sig.partial", "trials_softplus.csv")
+    deadline = time.time() + 30
+    while p.poll() is None and time.time() < deadline and (not os.path.exists(f) or
+                                                           open(f).read().count("\n") < 4):
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1].decode()
+    lines = [x for x in err.splitlines() if x.strip() and "trials to run" not in x]
+    check(p.returncode == 130 and len(lines) == 1 and "SIGINT" in err and "resume" in err and os.path.exists(f)
+          and not os.path.exists(j("sig")), "fig1 on SIGINT: exit 130, one line, trials kept, no output yet", err)
+    r = cli(*args, "--out", j("sig"))
+    check(r.returncode == 0 and "resuming with" in r.stderr and points(j("sig")) == points(j("sref")),
+          "fig1 resumed after SIGINT equals the uninterrupted run", r.stderr[-300:])
+    p = subprocess.Popen([BIN, "fig2", "--data", "sphere", "--n", "64", "--width", "400", "--k", "40", "--out",
+                          j("sig2")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while p.poll() is None and time.time() < deadline and not os.path.exists(j(".sig2.partial")):
+        time.sleep(0.005)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1].decode()
+    check(p.returncode == 130 and entries(t, "sig2") == [], "fig2 on SIGINT: exit 130, nothing left",
+          "rc=%s %s %s" % (p.returncode, err, entries(t, "sig2")))
+
+
 def main():
     t = tempfile.mkdtemp(prefix="nh_fig_reliab_")
     try:
@@ -156,6 +195,7 @@ def main():
         section("fig3 failure leaves nothing", fig3_fails_clean, t)
         section("replace whole, quick column", replace_whole, t)
         section("folder in use", busy, t)
+        section("signals", signals, t)
     finally:
         shutil.rmtree(t, ignore_errors=True)
     finish()

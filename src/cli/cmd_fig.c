@@ -1,6 +1,6 @@
 /* cmd_fig.c -- ntkhess fig1, fig2, fig3: the paper's three figures, theory
  * against experiment, as PNG + SVG plots with the data behind them (CSV) and
- * summary.json.  Every figure's output folder is all or nothing (nh_outdir:
+ * summary.json.  Every figure's output folder is all or nothing (out.c:
  * written into PARENT/.NAME.partial, swapped in whole on success, removed on
  * failure).  fig1's trial loop writes each finished trial at once into the
  * work folder and resumes after a kill; trials are independent (seed, act,
@@ -43,33 +43,23 @@ static const char *data_title(const char *data) { return !strcmp(data, "mnist") 
 
 /* ------------------------------------------------- all-or-nothing output */
 
-/* The output folder of the running figure.  A command that dies (nh_die
- * exits) leaves nothing: the exit handler aborts the folder -- unless
- * fig_keep is set (fig1 with finished trials), when the work folder is kept
- * for a rerun to resume. */
-static nh_outdir *fig_od;
+/* The output folder goes through out.c (nh_out_open / nh_out_commit): any
+ * exit before the commit removes the work folder.  fig1 keeps it instead
+ * once it holds finished trials (fig_keep), for a rerun to resume: its exit
+ * hook, registered after out.c's and so run before it, releases the
+ * folder. */
 static int fig_keep;
 
 static void fig_atexit(void) {
-    if (!fig_od) return;
-    if (fig_keep) nh_outdir_release(fig_od);
-    else nh_outdir_abort(fig_od);
-    fig_od = NULL;
+    if (fig_keep) nh_out_release();
 }
 
-/* Open OUT (resume: keep a killed run's work folder); returns the folder
- * to write into. */
+/* Open OUT (flags: NH_OUTDIR_RESUME keeps a killed run's work folder);
+ * returns the folder to write into. */
 static const char *fig_open(const nh_cmd *cmd, const char *out, unsigned flags) {
-    nh_status st = nh_outdir_open_ex(out, flags, &fig_od);
-    if (st != NH_OK) nh_die(cmd, "%s", nh_last_error_detail());
+    const char *dir = nh_out_open(cmd, out, flags, NULL, 0);
     atexit(fig_atexit);
-    return nh_outdir_path(fig_od);
-}
-
-static void fig_commit(const nh_cmd *cmd) {
-    nh_outdir *d = fig_od;
-    fig_od = NULL;
-    if (nh_outdir_commit(d) != NH_OK) nh_die(cmd, "%s", nh_last_error_detail());
+    return dir;
 }
 
 static void check_plotting(const nh_cmd *cmd) {
@@ -493,6 +483,15 @@ static void fig1_tick(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, fig1_cloc
     nh_cli_eta(cmd, what, (nh_cli_now() - ck->t0) / (double)nh_par_size(), (double)left, "trial");
 }
 
+/* SIGINT/SIGTERM/SIGHUP (out.c records them while fig1 cooperates): stop
+ * between rounds, every finished trial on disk, the work folder kept. */
+static void fig1_poll_signal(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, size_t ndone) {
+    if (!nh_sig_pending()) return;
+    fig_keep = 1;
+    nh_sig_exit(cmd, "after %zu of %zu trials of %s; rerun the same command to resume", ndone, f->trials,
+                nh_act_name(f->acts[ai]));
+}
+
 /* The unfinished trials in order; in each round the k-th of R goes to rank
  * k (a fresh run: trial r on rank r mod R).  A trial's numbers depend only
  * on (seed, act, r), never on the rank that computes it.  Rank 0 gathers
@@ -526,6 +525,7 @@ static void fig1_run_trials(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, con
             done[r] = 1;
             fig1_tick(cmd, f, ai, ck, ++ndone);
         }
+        if (root) fig1_poll_signal(cmd, f, ai, ndone);
     }
     free(todo); free(sbuf); free(rbuf);
 }
@@ -691,7 +691,8 @@ static void fig1_plot(const nh_cmd *cmd, const fig1_cfg *f, const fig1_res *s) {
  * (--restart: starts over) and keeps only its trial files. */
 static void fig1_open(const nh_cmd *cmd, fig1_cfg *f) {
     f->dir = fig_open(cmd, f->out, f->restart ? 0u : NH_OUTDIR_RESUME);
-    if (!nh_outdir_resumed(fig_od)) return;
+    nh_sig_cooperate(1); /* a signal stops between trials, keeping them (fig1_poll_signal) */
+    if (!nh_out_resumed()) return;
     fig_keep = 1; /* never discard a killed run's trials on a failure */
     fig1_clean_work(cmd, f);
 }
@@ -715,9 +716,10 @@ static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
     }
     const double elapsed = nh_cli_now() - t_start;
     if (root) { /* rank 0 writes the results */
+        fig1_poll_signal(cmd, &f, f.nact - 1, f.trials);
         fig1_emit(cmd, &f, &res, elapsed);
         fig1_plot(cmd, &f, &res);
-        fig_commit(cmd);
+        nh_out_commit(cmd);
         fprintf(stderr, "ntkhess fig1: wrote %s/fig1.png, fig1.svg, fig1.csv, summary.json (%.1f s)\n", f.out,
                 elapsed);
     }
@@ -911,7 +913,7 @@ static int run_fig2(const nh_cmd *cmd, int argc, char **argv) {
     fig2_compute(cmd, &f, X, T, &res);
     fig2_emit(cmd, &f, &res);
     fig2_plot(cmd, &f, &res);
-    fig_commit(cmd);
+    nh_out_commit(cmd);
     fprintf(stderr, "ntkhess fig2: wrote %s/fig2.png, fig2.svg, fig2.csv, summary.json\n", f.out);
     for (int q = 0; q < 4; q++) free(res.rq[q]);
     free(X); free(T);
@@ -1117,7 +1119,7 @@ static int run_fig3(const nh_cmd *cmd, int argc, char **argv) {
     write_json(cmd, f.dir, "summary.json", js);
     cJSON_Delete(js);
     fig3_plot(cmd, &f, pan);
-    fig_commit(cmd);
+    nh_out_commit(cmd);
     fprintf(stderr, "ntkhess fig3: wrote %s/fig3.png, fig3.svg, summary.json\n", f.out);
     free(Z); free(pan); free(titles); free(X); free(T);
     return 0;
