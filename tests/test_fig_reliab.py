@@ -170,7 +170,7 @@ def signals(t):
         time.sleep(0.01)
     p.send_signal(signal.SIGINT)
     err = p.communicate(timeout=60)[1].decode()
-    lines = [x for x in err.splitlines() if x.strip() and "trials to run" not in x]
+    lines = [x for x in err.splitlines() if x.strip() and " about " not in x]
     check(p.returncode == 130 and len(lines) == 1 and "SIGINT" in err and "resume" in err and os.path.exists(f)
           and not os.path.exists(j("sig")), "fig1 on SIGINT: exit 130, one line, trials kept, no output yet", err)
     r = cli(*args, "--out", j("sig"))

@@ -415,21 +415,6 @@ void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed
     fflush(stderr);
 }
 
-const char *nh_cli_duration(char *buf, size_t cap, double s) {
-    if (s < 90) snprintf(buf, cap, "about %.0f s", s < 1 ? 1.0 : s);
-    else if (s < 5400) snprintf(buf, cap, "about %.0f min", s / 60);
-    else snprintf(buf, cap, "about %.1f h", s / 3600);
-    return buf;
-}
-
-void nh_cli_eta(const nh_cmd *cmd, const char *what, double unit_s, double units, const char *unit) {
-    const double s = unit_s * units;
-    if (!(s > 10)) return;
-    char d[48];
-    fprintf(stderr, "ntkhess %s: %s: %s (estimated from the first %s)\n", cmd->name, what,
-            nh_cli_duration(d, sizeof d, s), unit);
-}
-
 cJSON *nh_cli_json_num(double v) {
     if (!isfinite(v)) return cJSON_CreateNull();
     char buf[40];

@@ -117,12 +117,6 @@ void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text);
 void nh_cli_write_result(const nh_cmd *cmd, const char *path, const char *text);
 /* Progress line on stderr when it is a terminal. */
 void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed_s);
-/* "about 2 min" / "about 40 s" / "about 1.5 h" for an estimate in seconds. */
-const char *nh_cli_duration(char *buf, size_t cap, double seconds);
-/* Says up front how long a long command will take: "ntkhess CMD: WHAT:
- * about T (estimated from the first UNIT)" on stderr, once, when the estimate
- * (unit_s seconds per unit x units) exceeds 10 s. */
-void nh_cli_eta(const nh_cmd *cmd, const char *what, double unit_s, double units, const char *unit);
 double nh_cli_now(void);
 /* "about T s for COUNT WHAT": said up front from the time of one unit, when
  * stderr is a terminal or the total is 10 s or more. */

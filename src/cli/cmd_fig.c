@@ -478,9 +478,8 @@ static void fig1_tick(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, fig1_cloc
     nh_cli_progress(what, ndone, f->trials, nh_cli_now() - ck->t0);
     if (ck->told) return;
     ck->told = 1;
-    const size_t left = ck->todo + (f->nact - ai - 1) * f->trials;
-    snprintf(what, sizeof what, "%zu trials to run", left);
-    nh_cli_eta(cmd, what, (nh_cli_now() - ck->t0) / (double)nh_par_size(), (double)left, "trial");
+    const size_t left = ck->todo + (f->nact - ai - 1) * f->trials; /* the first trial's time, per rank */
+    nh_cli_estimate(cmd, "trials", (nh_cli_now() - ck->t0) / (double)nh_par_size(), (long long)left);
 }
 
 /* SIGINT/SIGTERM/SIGHUP (out.c records them while fig1 cooperates): stop
@@ -995,8 +994,8 @@ static long long fig3_train(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, nh
     for (s = 0; s < f->steps && nh_curv_loss(c) > f->tol; s++) {
         NH_CHECK(cmd, nh_curv_gd_step(c, net, f->lr));
         if (s == 20) /* the time of 20 steps estimates the worst case */
-            nh_cli_eta(cmd, "training to the minimum, at most", (nh_cli_now() - t0) / 21.0,
-                       (double)(f->steps - s) * (double)(f->nact), "steps");
+            nh_cli_estimate(cmd, "training steps at most", (nh_cli_now() - t0) / 21.0,
+                            (long long)(f->steps - s) * (long long)f->nact);
         if (s % 50) continue;
         char what[64];
         snprintf(what, sizeof what, "fig3 %s: step", nh_act_name(act));
