@@ -69,7 +69,7 @@ def resume_identity(t, j, train):
     ok, _ = kill_after_checkpoint(train + ["--steps", "100000", "--out", out], j(".r2.partial"))
     check(ok, "item 2: a checkpoint exists after the kill")
     r = cli(*train, "--steps", "100", "--out", out)
-    check(one_line(r, 1, "another steps") and "--restart" in r.stderr, "item 2: --steps changed -> refused, named",
+    check(one_line(r, 1, "differs from this one in: steps") and "--restart" in r.stderr, "item 2: --steps changed -> refused, named",
           err(r))
     check(entries(t, "r2") == [".r2.partial"], "item 2: refusal keeps the work folder, writes no output",
           str(entries(t, "r2")))
@@ -81,13 +81,13 @@ def resume_identity(t, j, train):
     os.utime(j("d8", "X.npy"), ns=(st.st_atime_ns, st.st_mtime_ns))
     shutil.copy2(j("d8", "X.npy"), j("d", "X.npy"))  # same name, size and mtime, other bytes
     r = cli(*train, "--steps", "100000", "--out", out)
-    check(one_line(r, 1, "another data"), "item 8: same-size data with the same mtime -> refused, 'data' named", err(r))
+    check(one_line(r, 1, "in: data"), "item 8: same-size data with the same mtime -> refused, 'data' named", err(r))
     shutil.copy2(j("d0", "X.npy"), j("d", "X.npy"))
     W = np.load(j("m0", "W0.npy"))
     W[0, 0] += 1e-3
     np.save(j("m0", "W0.npy"), W)
     r = cli(*train, "--steps", "100000", "--out", out)
-    check(one_line(r, 1, "another model"), "item 8: a replaced W0.npy -> refused, 'model' named", err(r))
+    check(one_line(r, 1, "in: model"), "item 8: a replaced W0.npy -> refused, 'model' named", err(r))
     shutil.copy2(j("m00", "W0.npy"), j("m0", "W0.npy"))
     r = cli(*train, "--steps", "50", "--out", out, "--restart")
     rows = open(os.path.join(out, "train.csv")).read().splitlines() if r.returncode == 0 else []

@@ -169,7 +169,7 @@ long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *i
     free(text);
     char diff[512];
     id_diff(id, &s->id, diff, sizeof diff);
-    if (*diff) refuse(cmd, "the unfinished run in %s has another %s", ckdir, diff);
+    if (*diff) refuse(cmd, "the unfinished run in %s differs from this one in: %s", ckdir, diff);
     if (s->step > max_step) refuse(cmd, "the checkpoint %s is at step %lld, past --steps %lld", ckdir, s->step, max_step);
     nh_net *n = NULL;
     st = nh_model_load(ckdir, &n);

@@ -33,6 +33,7 @@ static const nh_cmd *out_cmd;
 static pthread_mutex_t out_crit = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t sig_pending;
 static int sig_coop;
+static int out_keep; /* a resumable work folder: a signal keeps it */
 
 void nh_out_lock(void) { pthread_mutex_lock(&out_crit); }
 void nh_out_unlock(void) { pthread_mutex_unlock(&out_crit); }
@@ -68,6 +69,7 @@ const char *nh_out_open(const nh_cmd *cmd, const char *final, unsigned flags, co
     nh_out_lock();
     out_dir = d;
     out_cmd = cmd;
+    out_keep = (flags & NH_OUTDIR_RESUME) != 0;
     nh_out_unlock();
     return flags & NH_OUTDIR_FILE ? nh_outdir_file(d) : nh_outdir_path(d);
 }
@@ -130,7 +132,7 @@ static void *sig_waiter(void *arg) {
         /* Not resumable, or a second signal: stop now. */
         char msg[512];
         int n;
-        if (sig_coop && out_dir) { /* keep the last checkpoint for a resume */
+        if ((sig_coop || out_keep) && out_dir) { /* keep the last checkpoint for a resume */
             n = snprintf(msg, sizeof msg, "ntkhess %s: interrupted by %s; rerun the same command to resume from "
                          "its last checkpoint\n", out_cmd ? out_cmd->name : "", sig_name(s));
             nh_outdir_release(out_dir);

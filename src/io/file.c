@@ -20,7 +20,7 @@
 static nh_status file_read_fd(int fd, const char *path, size_t cap, char **buf, size_t *len) {
     struct stat sb;
     if (fstat(fd, &sb) != 0) return nh__fail(NH_EIO, "nh_file_read", "%s: cannot stat: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return nh__fail(NH_EIO, "nh_file_read", "%s: cannot read: a folder, not a file", path);
+    if (S_ISDIR(sb.st_mode)) return nh__fail(NH_EIO, "nh_file_read", "%s: cannot read: %s", path, strerror(EISDIR));
     /* A regular file's size is known: refuse before allocating anything. */
     if (S_ISREG(sb.st_mode) && (unsigned long long)sb.st_size > (unsigned long long)cap)
         return nh__fail(NH_ETOOLARGE, "nh_file_read", "%s: %lld bytes, more than the %zu-byte limit", path,
