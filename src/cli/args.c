@@ -115,7 +115,8 @@ void nh_cli_help(const nh_cmd *cmd, FILE *out) {
         fprintf(out, "  %-26s ", left);
         nh_cli_help_text(out, o->help);
         if (o->metavar) {
-            if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
+            if (o->def && *o->def) fprintf(out, " (default: %s%s%s)", o->def, o->quick ? "; quick: " : "",
+                                           o->quick ? o->quick : "");
             else if (!o->def) fprintf(out, " (required)");
             else fprintf(out, " (optional)");
         }
@@ -179,6 +180,11 @@ void nh_cli_parse(const nh_cmd *cmd, int argc, char **argv, nh_args *a) {
             a->val[k] = argv[++i];
         }
     }
+    /* --quick: the quick column for the options not given. */
+    int q = nh__optindex(cmd, "quick");
+    if (q >= 0 && a->given[q])
+        for (int i = 0; cmd->opts[i].name; i++)
+            if (cmd->opts[i].quick && !a->given[i]) a->val[i] = cmd->opts[i].quick;
     /* --threads is checked here, for every command that has it (init too). */
     int t = nh__optindex(cmd, "threads");
     if (t >= 0 && a->given[t] && strcmp(a->val[t], "auto") != 0) (void)nh_arg_int(a, "threads", 1, 1024);

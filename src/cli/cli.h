@@ -9,13 +9,20 @@
 #define NH_EXIT_USAGE 2
 
 /* One option of a command: --name METAVAR (default) help.  metavar NULL for a
- * flag; def NULL for a required option, "" for an optional one without default. */
+ * flag; def NULL for a required option, "" for an optional one without default.
+ * quick: the value under --quick when the option is not given (commands with
+ * a --quick flag); nh_cli_parse applies it and --help shows it.  Rows may
+ * leave the quick column out: the pragma below keeps -Wextra quiet about it. */
 typedef struct nh_optspec {
     const char *name;
     const char *metavar;
     const char *def;
     const char *help;
+    const char *quick;
 } nh_optspec;
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
 
 /* A help text may name the library's tables instead of copying them:
  * --help prints "{acts}" as "softplus, nsoftplus, ... or leaky_relu",
