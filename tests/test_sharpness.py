@@ -90,6 +90,9 @@ def dense_case(t, name, widths, act, loss, nout, top):
         ov = abs(g["grad"] @ UH[:, -1]) / np.linalg.norm(g["grad"])
         # eigenvector error ~ residual / gap: 1e-12 / (gap ~ 1e-2) with margin
         check(abs(x["grad_overlap"] - ov) <= 1e-7, "%s step %d: grad_overlap" % (name, s), (x["grad_overlap"], ov))
+        u = UH[:, -1]
+        close(x["uIu"], u @ g["I"] @ u, "%s step %d: uIu = u_H^T I u_H" % (name, s), 1e-7)
+        close(x["uIu"] + x["uSu"], eH[-1], "%s step %d: uIu + uSu == lam_H" % (name, s), 1e-9)
         if top > 1:
             for op, e in (("H", eH[::-1]), ("I", eI[::-1]), ("S", eSm)):
                 got = [x["%s_%d" % (op, j + 1)] for j in range(top)]

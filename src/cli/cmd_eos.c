@@ -152,24 +152,27 @@ static unsigned long long eos_sig(const eos_cfg *f, size_t i) {
 }
 
 /* Per step size: where lam_H first reaches 2/eta, and the mean and SD of
- * lam_H eta/2, lam_I eta/2, lam_S eta/2 over the records from there on. */
+ * x eta/2 for x = lam_H, lam_I, lam_S, uIu, uSu over the records from there on. */
+#define EOS_NQ 5
+static const char *const eos_q[EOS_NQ] = {"lam_H", "lam_I", "lam_S", "uIu", "uSu"};
+
 typedef struct eos_stat {
     long long arrive; /* -1: never */
-    double    mean[3], sd[3], final_loss;
+    double    mean[EOS_NQ], sd[EOS_NQ], final_loss;
     size_t    nafter;
     long long diverged; /* step, or -1 */
 } eos_stat;
 
 static void eos_stats(const sh_table *t, double eta, eos_stat *s) {
-    int cs = sh_table_col(t, "step"), cl = sh_table_col(t, "loss"), c[3];
-    c[0] = sh_table_col(t, "lam_H"); c[1] = sh_table_col(t, "lam_I"); c[2] = sh_table_col(t, "lam_S");
+    int cs = sh_table_col(t, "step"), cl = sh_table_col(t, "loss"), c[EOS_NQ];
+    for (int q = 0; q < EOS_NQ; q++) c[q] = sh_table_col(t, eos_q[q]);
     s->arrive = -1;
     size_t r0 = t->rows;
     for (size_t r = 0; r < t->rows && s->arrive < 0; r++)
         if (t->v[r * t->cols + c[0]] >= 2.0 / eta) { s->arrive = (long long)t->v[r * t->cols + cs]; r0 = r; }
     s->nafter = t->rows - r0;
     s->final_loss = t->rows ? t->v[(t->rows - 1) * t->cols + cl] : NAN;
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < EOS_NQ; q++) {
         double m = 0, m2 = 0;
         for (size_t r = r0; r < t->rows; r++) {
             double x = t->v[r * t->cols + c[q]] * eta / 2;
@@ -181,13 +184,13 @@ static void eos_stats(const sh_table *t, double eta, eos_stat *s) {
     }
 }
 
-/* Which part carries the instability: the one whose top eigenvalue is
- * nearer 2/eta on average after the arrival. */
+/* Which part carries the instability: the split lam_H = u^T I u + u^T S u
+ * along the top eigenvector u of H, averaged after the arrival. */
 static const char *eos_carrier(const eos_stat *s) {
     if (s->arrive < 0) return "none (2/eta not reached)";
-    double i = s->mean[1], sv = fabs(s->mean[2]);
-    if (i >= 0.75 && sv < 0.25) return "I";
-    if (sv >= 0.75 && i < 0.25) return "S";
+    double share = s->mean[3] / s->mean[0];
+    if (share >= 0.75) return "I";
+    if (share <= 0.25) return "S";
     return "both";
 }
 
@@ -197,14 +200,15 @@ static cJSON *eos_stat_json(double eta, const eos_stat *s) {
     cJSON_AddItemToObject(o, "two_over_eta", nh_cli_json_num(2 / eta));
     cJSON_AddItemToObject(o, "first_step_lam_H_ge_2_over_eta", s->arrive >= 0 ? cJSON_CreateNumber((double)s->arrive) : cJSON_CreateNull());
     cJSON_AddNumberToObject(o, "records_after", (double)s->nafter);
-    const char *nm[3] = {"lam_H", "lam_I", "lam_S"};
-    for (int q = 0; q < 3; q++) {
+    const char *const *nm = eos_q;
+    for (int q = 0; q < EOS_NQ; q++) {
         char k1[64], k2[64];
         snprintf(k1, 64, "mean_%s_eta_over_2_after", nm[q]);
         snprintf(k2, 64, "sd_%s_eta_over_2_after", nm[q]);
         cJSON_AddItemToObject(o, k1, nh_cli_json_num(s->mean[q]));
         cJSON_AddItemToObject(o, k2, nh_cli_json_num(s->sd[q]));
     }
+    cJSON_AddItemToObject(o, "share_of_I_in_lam_H_after", nh_cli_json_num(s->mean[3] / s->mean[0]));
     cJSON_AddStringToObject(o, "carrier", eos_carrier(s));
     cJSON_AddItemToObject(o, "final_loss", nh_cli_json_num(s->final_loss));
     cJSON_AddItemToObject(o, "diverged_at_step", s->diverged >= 0 ? cJSON_CreateNumber((double)s->diverged) : cJSON_CreateNull());
@@ -213,17 +217,17 @@ static cJSON *eos_stat_json(double eta, const eos_stat *s) {
 
 /* Panels: loss, lam_H with 2/eta, lam_I with 2/eta, lam_S; one colour per eta. */
 static void eos_plot(const nh_cmd *cmd, const char *out, const eos_cfg *f, sh_table *t, const char *note) {
-    static const char *const col[4] = {"loss", "lam_H", "lam_I", "lam_S"};
-    static const char *const ttl[4] = {"loss", "#gl#dmax#u(H) and 2/#gy", "#gl#dmax#u(I) and 2/#gy",
-                                       "#gl(S), largest |.|"};
-    nh_plot_series ser[4][2 * EOS_MAXETA];
-    nh_plot_panel pan[4];
+    static const char *const col[5] = {"loss", "lam_H", "lam_I", "lam_S", "uSu"};
+    static const char *const ttl[5] = {"loss", "#gl#dmax#u(H) and 2/#gy", "#gl#dmax#u(I) and 2/#gy",
+                                       "#gl(S), largest |.|", "u#uT#d S u, u: top eigenvector of H"};
+    nh_plot_series ser[5][2 * EOS_MAXETA];
+    nh_plot_panel pan[5];
     double ref[EOS_MAXETA][4];
     char lab[EOS_MAXETA][64];
-    double *own[8 * EOS_MAXETA];
+    double *own[10 * EOS_MAXETA];
     size_t nown = 0;
     memset(pan, 0, sizeof pan);
-    for (int p = 0; p < 4; p++) {
+    for (int p = 0; p < 5; p++) {
         size_t ns = 0;
         for (size_t i = 0; i < f->neta; i++) {
             int cs = sh_table_col(&t[i], "step"), cy = sh_table_col(&t[i], col[p]);
@@ -246,7 +250,7 @@ static void eos_plot(const nh_cmd *cmd, const char *out, const eos_cfg *f, sh_ta
     char stem[4096];
     spec.path = nh_cli_path(stem, sizeof stem, out, "eos");
     spec.title = "Edge of stability: full-batch GD, top eigenvalues of H = I + S (lines: 2/#gy)";
-    spec.note = note; spec.npanels = 4; spec.panels = pan; spec.width = 4 * 460;
+    spec.note = note; spec.npanels = 5; spec.panels = pan; spec.width = 5 * 420;
     NH_CHECK(cmd, nh_plot_xy(&spec, NULL));
     for (size_t k = 0; k < nown; k++) free(own[k]);
 }
@@ -291,8 +295,9 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
         s.diverged = st == NH_OK ? -1 : kend;
         cJSON_AddItemToArray(runs, eos_stat_json(f.eta[i], &s));
         fprintf(stderr, "ntkhess eos: eta %g: lam_H >= 2/eta first at step %lld; after: lam_H eta/2 = %.3f +- %.3f, "
-                        "lam_I eta/2 = %.3f, lam_S eta/2 = %.3f; carrier %s (%.0f s)\n",
-                f.eta[i], s.arrive, s.mean[0], s.sd[0], s.mean[1], s.mean[2], eos_carrier(&s), nh_cli_now() - t0);
+                        "lam_I eta/2 = %.3f, lam_S eta/2 = %.3f, uIu eta/2 = %.3f, uSu eta/2 = %.3f; carrier %s (%.0f s)\n",
+                f.eta[i], s.arrive, s.mean[0], s.sd[0], s.mean[1], s.mean[2], s.mean[3], s.mean[4], eos_carrier(&s),
+                nh_cli_now() - t0);
         nh_net_free(net);
     }
     char note[512];
@@ -314,9 +319,10 @@ const nh_cmd nh_cmd_eos = {
     "full-batch GD on a 5,000-image subset of Fashion-MNIST (the train split; CIFAR-10, used by\n"
     "Cohen et al. 2021, is not available here) at each step size, recorded as 'ntkhess sharpness'\n"
     "does (DIR/eta0.csv, ...; resumable).  eos.png: loss, lam_H and lam_I with the lines 2/eta,\n"
-    "lam_S.  summary.json: per step size, the first step where lam_H >= 2/eta and the mean and\n"
-    "SD of lam_H eta/2, lam_I eta/2, lam_S eta/2 over the records from there on, and which of I\n"
-    "and S carries the instability (I: mean lam_I eta/2 >= 0.75 and |lam_S| eta/2 < 0.25).\n"
+    "lam_S, u^T S u along the top eigenvector u of H.  summary.json: per step size, the first\n"
+    "step where lam_H >= 2/eta, the mean and SD of x eta/2 (x = lam_H, lam_I, lam_S, uIu, uSu)\n"
+    "over the records from there on, and which of I and S carries the instability: I when\n"
+    "mean uIu >= 0.75 mean lam_H, S when <= 0.25, else both (lam_H = uIu + uSu).\n"
     "See docs/beyond-lazy.md.",
     eos_opts, run_eos};
 
@@ -440,23 +446,23 @@ static void cat_write_csv(const nh_cmd *cmd, const char *out, const cat_cfg *f, 
  * the final lam_H, lam_I against eta lam_0 / 2, with 2/eta and lam_0. */
 static void cat_plot(const nh_cmd *cmd, const char *out, const cat_cfg *f, double lam0, const cat_res *r,
                      const double *L, const char *note) {
-    size_t K1 = (size_t)f->steps + 1, nr = f->nr < 10 ? f->nr : 10, nl = 0;
-    nh_plot_series s0[10], s1[3], s2[4];
-    char lab[10][32];
+    size_t K1 = (size_t)f->steps + 1, nr = f->nr < 6 ? f->nr : 6, nl = 0;
+    nh_plot_series s0[6], s1[3], s2[4];
+    char lab[6][32];
     double *buf = malloc((K1 * (nr + 1) + 8 * f->nr + 16) * sizeof *buf);
     if (!buf) nh_die(cmd, "out of memory");
     double *steps = buf, *rel = buf + K1, *x = rel + K1 * nr, *pk = x + f->nr, *lh = pk + f->nr, *li = lh + f->nr;
     double *two = li + f->nr, *l0 = two + f->nr, *ref = l0 + f->nr;
     for (size_t k = 0; k < K1; k++) steps[k] = (double)k;
     for (size_t j = 0; j < f->nr; j++) {
-        size_t i = f->nr <= 10 ? j : j * (f->nr - 1) / 9; /* at most 10 curves, spread over the sweep */
+        size_t i = f->nr <= 6 ? j : j * (f->nr - 1) / 5; /* at most 6 curves, spread over the sweep */
         if (j < nr) {
             for (size_t k = 0; k < K1; k++) rel[nl * K1 + k] = L[i * K1 + k] / L[i * K1];
             snprintf(lab[nl], 32, "#gy#gl#d0#u/2 = %g", f->ratio[i]);
             s0[nl] = (nh_plot_series){K1, steps, rel + nl * K1, NULL, NH_STYLE_LINE, NH_COLOR_AUTO, 0, lab[nl]};
             nl++;
         }
-        x[j] = f->ratio[j]; pk[j] = r[j].max_ratio; lh[j] = r[j].lam_H; li[j] = r[j].lam_I;
+        x[j] = f->ratio[j]; pk[j] = r[j].diverged ? NAN : r[j].max_ratio; lh[j] = r[j].lam_H; li[j] = r[j].lam_I;
         two[j] = lam0 / f->ratio[j]; l0[j] = lam0;
     }
     s1[0] = (nh_plot_series){f->nr, x, pk, NULL, NH_STYLE_LINE_POINTS, NH_COLOR_BLACK, NH_MARKER_CIRCLE, "peak loss / initial"};
@@ -476,8 +482,8 @@ static void cat_plot(const nh_cmd *cmd, const char *out, const cat_cfg *f, doubl
     nh_plot_spec spec = {0};
     char stem[4096];
     spec.path = nh_cli_path(stem, sizeof stem, out, "catapult");
-    spec.title = "Catapult: full-batch GD at #gy = r 2/#gl#d0 (#gl#d0: top eigenvalue of the NTK Gram / N at init)";
-    spec.note = note; spec.npanels = 3; spec.panels = pan; spec.width = 3 * 520;
+    spec.title = "Catapult: full-batch GD at #gy = r 2/#gl#d0 (#gl#d0#u: top eigenvalue of the NTK Gram / N at init)";
+    spec.note = note; spec.npanels = 3; spec.panels = pan; spec.width = 3 * 520; spec.height = 720;
     NH_CHECK(cmd, nh_plot_xy(&spec, NULL));
     free(buf);
 }
@@ -547,7 +553,7 @@ static int run_catapult(const nh_cmd *cmd, int argc, char **argv) {
     char note[512], hid[128] = "";
     for (size_t i = 0; i < f.nh; i++) snprintf(hid + strlen(hid), sizeof hid - strlen(hid), "%s%zu", i ? "," : "", f.hidden[i]);
     snprintf(note, sizeof note, "%sFashion-MNIST train subset N = %zu, %zux%zu inputs, %s network hidden %s, 1 output, "
-             "MSE, %s parametrization, %lld GD steps; #gl#d0 = %.5g, #gl#dmax#u(H) at init = %.5g",
+             "MSE, %s parametrization, %lld GD steps; #gl#d0#u = %.5g, #gl#dmax#u(H) at init = %.5g",
              f.quick ? "quick mode: " : "", f.n, f.size, f.size, nh_act_name(f.act), hid,
              f.param == NH_PARAM_MF ? "mean-field" : "NTK", f.steps, lam0, lamH0);
     cat_write_csv(cmd, out, &f, lam0, r, L);

@@ -219,7 +219,8 @@ static void sh_state_init(const nh_cmd *cmd, sh_state *s, size_t P, size_t nm, s
 static void sh_state_free(sh_state *s) { free(s->buf); free(s->grad); }
 
 static void sh_header(FILE *f, const sh_opts *o) {
-    fprintf(f, "step,t,loss,grad_norm,lam_H,lam_I,lam_S,lam_NTK,grad_overlap,matvecs_H,matvecs_I,matvecs_S,matvecs_NTK");
+    fprintf(f, "step,t,loss,grad_norm,lam_H,lam_I,lam_S,lam_NTK,grad_overlap,uIu,uSu,matvecs_H,matvecs_I,matvecs_S,"
+               "matvecs_NTK");
     const char *nm = "HIS";
     for (int op = 0; op < 3 && o->top > 1; op++)
         for (size_t j = 1; j <= o->top; j++) fprintf(f, ",%c_%zu", nm[op], j);
@@ -247,12 +248,20 @@ static void sh_record(const nh_cmd *cmd, nh_curv *c, const sh_opts *o, sh_state 
     NH_CHECK(cmd, nh_curv_grad(c, s->grad));
     double gn = sqrt(sh_dot(P, s->grad, s->grad));
     double ov = gn > 0 ? fabs(sh_dot(P, s->grad, s->vec[SH_H])) / gn : NAN;
+    /* lam_H split along its eigenvector u: u^T I u + u^T S u = lam_H (one isvp
+     * product, counted with H): which of I and S makes the top of H. */
+    double *iv = malloc(P * sizeof *iv), *sv = malloc(P * sizeof *sv);
+    if (!iv || !sv) nh_die(cmd, "out of memory");
+    NH_CHECK(cmd, nh_curv_isvp(c, s->vec[SH_H], iv, sv));
+    double uiu = sh_dot(P, s->vec[SH_H], iv), usu = sh_dot(P, s->vec[SH_H], sv);
+    free(iv); free(sv);
+    nprod[SH_H]++;
     if (unconv && !o->quiet)
         fprintf(stderr, "ntkhess %s: warning: step %lld: %d eigen-solve(s) not converged in --maxit %zu products\n",
                 cmd->name, step, unconv, o->maxit);
-    fprintf(log, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%zu,%zu,%zu,%zu", step, (double)step * o->eta,
-            nh_curv_loss(c), gn, lam[SH_H][0], lam[SH_I][0], lam[SH_S][0], lamk, ov, nprod[0], nprod[1], nprod[2],
-            nprod[3]);
+    fprintf(log, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%zu,%zu,%zu,%zu", step,
+            (double)step * o->eta, nh_curv_loss(c), gn, lam[SH_H][0], lam[SH_I][0], lam[SH_S][0], lamk, ov, uiu, usu,
+            nprod[0], nprod[1], nprod[2], nprod[3]);
     for (int op = 0; op < 3 && o->top > 1; op++)
         for (size_t j = 0; j < o->top; j++) fprintf(log, ",%.17g", lam[op][j]);
     fputc('\n', log);
@@ -477,8 +486,9 @@ const nh_cmd nh_cmd_sharpness = {
     "eigenvalues of H and I = J^T HC J), lam_S (the eigenvalue of S = H - I largest in magnitude,\n"
     "signed), lam_NTK (largest eigenvalue of the NTK Gram J J^T divided by N; equal to lam_I for\n"
     "mse, whose HC is 1/N), grad_overlap = |g . u_H| / |g| (u_H the top unit eigenvector of H),\n"
-    "and matvecs_* (operator products used by each solve: H v, I v, S v; for NTK one J^T u and\n"
-    "one J v).  The solves are Lanczos with full reorthogonalization on exact products, started\n"
+    "uIu and uSu = u_H^T I u_H and u_H^T S u_H (they sum to lam_H: which part makes the top of H),\n"
+    "and matvecs_* (operator products used by each solve: H v, I v, S v, with the one I v, S v\n"
+    "pair of uIu, uSu counted under H; for NTK one J^T u and one J v).  The solves are Lanczos with full reorthogonalization on exact products, started\n"
     "from the previous record's eigenvectors and stopped when every wanted Ritz residual is <=\n"
     "TOL x the largest |Ritz value| (tested after each product, from --min-steps on), so a\n"
     "record costs a few products once the spectrum moves slowly.  A warm start can in principle\n"
