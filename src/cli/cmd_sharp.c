@@ -154,14 +154,16 @@ void sh_eigs(const nh_cmd *cmd, nh_curv *c, int op, const sh_eig_opts *o, const 
     res->nprod = 0;
     res->converged = 0;
     if (st == NH_OK) sh_start(dim, start, nstart, &rng, w.V);
-    double relres = INFINITY;
+    double relres = INFINITY, scale = 0;
     while (st == NH_OK && m < mx) {
         double b;
         st = sh_step(c, op, dim, m, &w, &b);
         if (st != NH_OK) break;
         res->nprod++;
         m++;
-        int invariant = b <= 1e-12 * fabs(w.alpha[0]) || m == dim;
+        /* ||A|| >= |alpha_j|, beta_j: an invariant subspace when beta is at rounding level of that */
+        scale = fmax(scale, fabs(w.alpha[m - 1]) + b);
+        int invariant = b <= 1e-13 * scale || m == dim;
         if (m >= o->k) st = sh_ritz(m, w.alpha, w.beta, invariant ? 0 : b, o, w.T, w.theta, w.Z, w.idx, &relres);
         if (st != NH_OK) break;
         if (m >= o->k && (invariant || (m >= o->minsteps && relres <= o->tol))) {
