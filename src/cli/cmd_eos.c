@@ -66,6 +66,22 @@ static nh_param eos_param(const nh_cmd *cmd, const nh_args *a) {
     nh_die_usage(cmd, "--param must be ntk or mf, got '%s'", p);
 }
 
+/* The figure note without PLplot escapes, for summary.json. */
+static void eos_plain(const char *in, char *out, size_t cap) {
+    size_t j = 0;
+    for (size_t i = 0; in[i] && j + 8 < cap; i++) {
+        if (in[i] != '#') { out[j++] = in[i]; continue; }
+        const char *rep = in[i + 1] == 'g' && in[i + 2] == 'l'   ? "lambda"
+                          : in[i + 1] == 'g' && in[i + 2] == 'y' ? "eta"
+                          : in[i + 1] == 'd'                     ? "_"
+                                                                 : "";
+        if (in[i + 1] == 'g') i++;
+        if (in[i + 1]) i++;
+        j += (size_t)snprintf(out + j, cap - j, "%s", rep);
+    }
+    out[j] = 0;
+}
+
 static void eos_write_json(const nh_cmd *cmd, const char *out, cJSON *js) {
     char path[4096], *txt = cJSON_Print(js);
     if (!txt) nh_die(cmd, "out of memory");
@@ -490,7 +506,9 @@ static void cat_plot(const nh_cmd *cmd, const char *out, const cat_cfg *f, doubl
 
 static cJSON *cat_summary(const cat_cfg *f, double lam0, double lamH0, const cat_res *r, const char *note) {
     cJSON *js = cJSON_CreateObject();
-    cJSON_AddStringToObject(js, "setup", note);
+    char plain[512];
+    eos_plain(note, plain, sizeof plain);
+    cJSON_AddStringToObject(js, "setup", plain);
     cJSON_AddItemToObject(js, "lam0_NTK_over_N", nh_cli_json_num(lam0));
     cJSON_AddItemToObject(js, "lam_H_init", nh_cli_json_num(lamH0));
     cJSON_AddItemToObject(js, "eta_crit_2_over_lam0", nh_cli_json_num(2 / lam0));
