@@ -271,6 +271,26 @@ static void eos_plot(const nh_cmd *cmd, const char *out, const eos_cfg *f, sh_ta
     for (size_t k = 0; k < nown; k++) free(own[k]);
 }
 
+/* sh_run, skipped when CSV.done names the same signature: a rerun after a
+ * kill resumes at the step size it was in, not from the first.  The marker
+ * holds the status and the last step, so a diverged run is reported again. */
+static nh_status eos_run_one(const nh_cmd *cmd, nh_net **net, const nh_dataset *d, const sh_opts *o, const char *csv,
+                             unsigned long long sig, long long *kend) {
+    char done[4200], text[128];
+    unsigned long long s0 = 0;
+    int st0 = -1;
+    snprintf(done, sizeof done, "%s.done", csv);
+    FILE *f = fopen(done, "r");
+    int ok = f && fscanf(f, "%llx %d %lld", &s0, &st0, kend) == 3 && s0 == sig;
+    if (f) fclose(f);
+    if (ok) return (nh_status)st0;
+    remove(done);
+    nh_status st = sh_run(cmd, net, d, NH_LOSS_MSE, o, csv, sig, kend);
+    snprintf(text, sizeof text, "%llx %d %lld\n", sig, (int)st, *kend);
+    nh_cli_write_text(cmd, done, text);
+    return st;
+}
+
 static void eos_note(char *note, size_t cap, const eos_cfg *f) {
     char hid[128] = "";
     for (size_t i = 0; i < f->nh; i++)
@@ -304,7 +324,7 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
         char csv[4096], name[64];
         snprintf(name, sizeof name, "eta%zu.csv", i);
         long long kend;
-        nh_status st = sh_run(cmd, &net, &d, NH_LOSS_MSE, &o, nh_cli_path(csv, sizeof csv, out, name), eos_sig(&f, i), &kend);
+        nh_status st = eos_run_one(cmd, &net, &d, &o, nh_cli_path(csv, sizeof csv, out, name), eos_sig(&f, i), &kend);
         sh_table_read(cmd, csv, &t[i]);
         eos_stat s;
         eos_stats(&t[i], f.eta[i], &s);
