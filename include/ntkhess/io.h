@@ -164,8 +164,11 @@ NH_API nh_status nh_npy_write(const char *path, const double *data,
                               size_t ndim, const size_t *shape);
 
 /* Model directory: config.json + W0.npy, b0.npy, ... (float64, W_l of shape
- * (n_{l+1}, n_l)).  config.json has "widths" and "act" (required), "beta"
- * (default 0.1), "param" (default "ntk") and optionally "P", which must match.
+ * (n_{l+1}, n_l)).  config.json has "widths" and "act" (required: one name
+ * such as "tanh" or "softplus:2", or a list of L-1, one per hidden layer),
+ * "beta" (default 0.1; not written for "standard"), "param" ("ntk" (default),
+ * "mf" or "standard"), "bias" (optional list of L booleans; no b_l.npy for a
+ * false entry) and optionally "P", which must match.
  * Save creates one directory level, refuses non-finite parameters, and writes
  * config.json last (atomically), so an interrupted save never leaves a
  * loadable half-model.  Not safe for two threads saving to the same path. */

@@ -18,6 +18,92 @@ static int nh__optindex(const nh_cmd *cmd, const char *name) {
     return -1;
 }
 
+/* names(0..n-1) joined as "a, b or c" into buf. */
+static const char *nh__cli_join(const char *(*name)(int), size_t n, char *buf, size_t cap) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < n && k < cap; i++) {
+        int w = snprintf(buf + k, cap - k, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", name((int)i));
+        if (w < 0) break;
+        k += (size_t)w;
+    }
+    return buf;
+}
+static const char *nh__loss_name_i(int i) { return nh_loss_name((nh_loss)i); }
+static const char *nh__act_name_i(int i) { return nh_act_name((nh_act)i); }
+
+const char *nh_cli_loss_names(void) {
+    static char buf[128];
+    return buf[0] ? buf : nh__cli_join(nh__loss_name_i, nh_loss_count(), buf, sizeof buf);
+}
+const char *nh_cli_act_names(void) {
+    static char buf[512];
+    return buf[0] ? buf : nh__cli_join(nh__act_name_i, nh_act_count(), buf, sizeof buf);
+}
+
+/* "mse (real targets), bce (-1/+1 labels) or ce (class ids)" for --help. */
+static const char *nh__loss_name_help_i(int i) {
+    static char buf[NH_LOSS_COUNT][64];
+    snprintf(buf[i], sizeof buf[i], "%s (%s)", nh_loss_name((nh_loss)i), nh_loss_targets((nh_loss)i));
+    return buf[i];
+}
+static const char *nh_cli_loss_names_help(void) {
+    static char buf[256];
+    return buf[0] ? buf : nh__cli_join(nh__loss_name_help_i, nh_loss_count(), buf, sizeof buf);
+}
+
+/* "softplus:beta (default 1) or leaky_relu:slope (default 0.01)". */
+static const char *nh__act_param_i(int i) {
+    static char buf[NH_ACT_COUNT][64];
+    snprintf(buf[i], sizeof buf[i], "%s:%s (default %g)", nh_act_name((nh_act)i), nh_act_param_name((nh_act)i),
+             nh_act_default_param((nh_act)i));
+    return buf[i];
+}
+static const char *nh_cli_act_params(void) {
+    static char buf[256];
+    if (buf[0]) return buf;
+    const char *rows[NH_ACT_COUNT];
+    size_t n = 0;
+    for (int i = 0; i < (int)nh_act_count(); i++)
+        if (nh_act_param_name((nh_act)i)) rows[n++] = nh__act_param_i(i);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof buf; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", rows[i]);
+    return buf;
+}
+
+void nh_cli_help_text(FILE *out, const char *help) {
+    static const struct { const char *key; const char *(*text)(void); } keys[] = {
+        {"{acts}", nh_cli_act_names}, {"{act_params}", nh_cli_act_params}, {"{losses}", nh_cli_loss_names_help}};
+    for (const char *p = help; *p;) {
+        size_t k = 0;
+        while (k < sizeof keys / sizeof *keys && strncmp(p, keys[k].key, strlen(keys[k].key)) != 0) k++;
+        if (k < sizeof keys / sizeof *keys) { fputs(keys[k].text(), out); p += strlen(keys[k].key); }
+        else fputc(*p++, out);
+    }
+}
+
+nh_loss nh_arg_loss(const nh_cmd *cmd, const nh_args *a) {
+    const char *s = nh_arg_req(a, "loss");
+    nh_loss l;
+    if (nh_loss_from_name(s, &l) != NH_OK) nh_die_usage(cmd, "--loss must be %s, got '%s'", nh_cli_loss_names(), s);
+    return l;
+}
+
+nh_act nh_cli_act_spec(const nh_cmd *cmd, const char *opt, const char *spec, double *param) {
+    nh_act act;
+    double p;
+    if (nh_act_parse(spec, &act, &p) != NH_OK) nh_die_usage(cmd, "--%s: %s", opt, nh_last_error_detail());
+    if (!param && strchr(spec, ':'))
+        nh_die_usage(cmd, "--%s: this command takes no activation parameter, got '%s'", opt, spec);
+    if (param) *param = p;
+    return act;
+}
+
+nh_act nh_arg_act(const nh_cmd *cmd, const nh_args *a, double *param) {
+    return nh_cli_act_spec(cmd, "act", nh_arg_req(a, "act"), param);
+}
+
 void nh_cli_help(const nh_cmd *cmd, FILE *out) {
     fprintf(out, "Usage: ntkhess %s %s\n\n%s\n\n%s\n\nOptions:\n", cmd->name, cmd->usage, cmd->summary,
             cmd->description);
@@ -25,7 +111,8 @@ void nh_cli_help(const nh_cmd *cmd, FILE *out) {
         const nh_optspec *o = &cmd->opts[i];
         char left[96];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
-        fprintf(out, "  %-26s %s", left, o->help);
+        fprintf(out, "  %-26s ", left);
+        nh_cli_help_text(out, o->help);
         if (o->metavar) {
             if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
             else if (!o->def) fprintf(out, " (required)");

@@ -17,6 +17,15 @@ typedef struct nh_optspec {
     const char *help;
 } nh_optspec;
 
+/* A help text may name the library's tables instead of copying them:
+ * --help prints "{acts}" as "softplus, nsoftplus, ... or leaky_relu",
+ * "{act_params}" as "softplus:beta (default 1) or leaky_relu:slope (default
+ * 0.01)" and "{losses}" as "mse (real targets), bce (-1/+1 labels) or ce
+ * (class ids)".  The usual rows for --loss, --act and --acts: */
+#define NH_OPT_LOSS(def) {"loss", "NAME", (def), "loss: {losses}"}
+#define NH_OPT_ACT(def) {"act", "NAME", (def), "nonlinearity: {acts}"}
+#define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
+
 typedef struct nh_cmd {
     const char *name;
     const char *summary;
@@ -48,6 +57,21 @@ uint64_t    nh_arg_u64(const nh_args *a, const char *name);
 size_t      nh_arg_sizes(const nh_args *a, const char *name, size_t *out, size_t max);
 /* Comma list of doubles; returns count (malloc'ed *out). */
 size_t      nh_arg_doubles(const nh_args *a, const char *name, double **out);
+
+/* "mse, bce or ce" and "softplus, ..., silu or leaky_relu", built once from
+ * the library's tables. */
+const char *nh_cli_loss_names(void);
+const char *nh_cli_act_names(void);
+/* Print a help text with {acts}, {act_params} and {losses} expanded. */
+void nh_cli_help_text(FILE *out, const char *help);
+/* --loss as an nh_loss; exits 2 naming the valid losses. */
+nh_loss     nh_arg_loss(const nh_cmd *cmd, const nh_args *a);
+/* --act "name" or "name:param" (nh_act_parse).  param NULL: the command takes
+ * no activation parameter and "name:param" is a usage error.  Exits 2 with the
+ * library's message. */
+nh_act      nh_arg_act(const nh_cmd *cmd, const nh_args *a, double *param);
+/* One activation spec (e.g. an entry of a comma list) for option --opt. */
+nh_act      nh_cli_act_spec(const nh_cmd *cmd, const char *opt, const char *spec, double *param);
 
 /* Messages: "ntkhess CMD: error: ..." and exit. */
 _Noreturn void nh_die_usage(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -27,8 +27,8 @@ static const nh_optspec bench_opts[] = {
     {"threads", "T", "auto", "BLAS and OpenMP threads (auto: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)"},
     {"precision", "f64|f32", "f64", "engine: f64 (nh_curv) or f32 (nh_curv32, when built)"},
     {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
-    {"act", "NAME", "softplus", "nonlinearity"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_ACT("softplus"),
+    NH_OPT_LOSS("mse"),
     {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's)"},
     {"anchor", "n", "2000", "size of the square dgemm timed as the rate anchor (0: skip)"},
     {"anchor-reps", "R", "5", "repetitions of the anchor dgemm (median)"},
@@ -228,11 +228,8 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     const size_t B = (size_t)nh_arg_int(&a, "block", 1, 4096);
     if (B > 1 && strcmp(op, "hvp")) nh_die_usage(cmd, "--block applies to OP hvp only");
     if (B > 1 && f32) nh_die_usage(cmd, "--block has no f32 path");
-    nh_act act;
-    if (nh_act_from_name(nh_arg_req(&a, "act"), &act) != NH_OK) nh_die_usage(cmd, "unknown --act '%s'", nh_arg_str(&a, "act"));
-    nh_loss loss;
-    if (nh_loss_from_name(nh_arg_req(&a, "loss"), &loss) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(&a, "loss"));
+    nh_act act = nh_arg_act(cmd, &a, NULL);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     size_t M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
     if (strncmp(op, "fig1", 4) == 0 && !nh_arg_flag(&a, "probes")) M = 4;
     const size_t an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
@@ -277,7 +274,7 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     x.P = nh_net_nparams(x.net);
     nh_rng r;
     nh_rng_seed(&r, seed + 1);
-    const size_t tc = loss == NH_LOSS_CE ? N : N * nout;
+    const size_t tc = nh_loss_target_count(loss, N, nout);
     double *X = malloc(N * w[0] * sizeof *X), *T = malloc(tc * sizeof *T);
     if (!X || !T) nh_die(cmd, "out of memory");
     nh_rng_fill_normal(&r, N * w[0], X);

@@ -11,13 +11,51 @@
 /* ------------------------------------------------------------------ init */
 static const nh_optspec init_opts[] = {
     {"widths", "LIST", NULL, "layer widths n_0,...,n_L (depth L = entries - 1), e.g. 196,1000,1000,1"},
-    {"act", "NAME", "softplus", "nonlinearity: softplus nsoftplus tanh arctan erf sigmoid gelu sin relu identity"},
-    {"beta", "B", "0.1", "bias scale beta in a~ = W a / sqrt(n) + beta b"},
+    {"act", "NAME[,NAME...]", "softplus",
+     "nonlinearity for every hidden layer, or a comma list of L-1 (one per hidden layer): {acts}; "
+     "NAME:P for {act_params}"},
+    {"beta", "B", "0.1", "bias scale beta in a~ = W a / sqrt(n) + beta b (ntk, mf)"},
     {"seed", "S", "0", "seed of the parameter generator (xoshiro256**, see docs/conventions.md)"},
-    {"param", "ntk|mf", "ntk", "parametrization: ntk, or mf (mean field: output divided by sqrt(n_{L-1}))"},
+    {"param", "ntk|mf|standard", "ntk",
+     "parametrization: ntk; mf (mean field: output divided by sqrt(n_{L-1})); standard (PyTorch nn.Linear: "
+     "a~ = W a + b, PyTorch's default init)"},
+    {"no-bias", "LIST", NULL, "comma list of layers l (0..L-1) without bias b_l"},
     {"out", "DIR", NULL, "model directory to write (config.json, W0.npy, b0.npy, ...)"},
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
+
+/* --act: one spec for all hidden layers or L-1 comma-separated specs. */
+static void init_acts(const nh_cmd *cmd, const char *spec, size_t L, nh_act *acts, double *ap) {
+    char buf[1024];
+    if (strlen(spec) >= sizeof buf) nh_die_usage(cmd, "--act is too long");
+    if (spec[0] == ',' || strstr(spec, ",,") || spec[strlen(spec) - 1] == ',')
+        nh_die_usage(cmd, "--act: empty entry in '%s'", spec);
+    strcpy(buf, spec);
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == NH_MAXDEPTH) nh_die_usage(cmd, "--act: more than %d entries", NH_MAXDEPTH);
+        acts[n] = nh_cli_act_spec(cmd, "act", tok, &ap[n]);
+        n++;
+    }
+    if (n == 1)
+        for (size_t i = 1; i + 1 < L; i++) { acts[i] = acts[0]; ap[i] = ap[0]; }
+    else if (n != L - 1)
+        nh_die_usage(cmd, "--act lists %zu activations but --widths gives %zu hidden layer(s)", n, L - 1);
+}
+
+/* --no-bias: layer indices 0..L-1. */
+static void init_bias(const nh_cmd *cmd, const char *spec, size_t L, unsigned char *bias) {
+    for (size_t l = 0; l < L; l++) bias[l] = 1;
+    if (!spec) return;
+    for (const char *p = spec; *p;) {
+        char *end;
+        unsigned long v = *p >= '0' && *p <= '9' ? strtoul(p, &end, 10) : (end = (char *)p, 0);
+        if (end == p || v >= L) nh_die_usage(cmd, "--no-bias: '%s' is not a list of layers 0..%zu", spec, L - 1);
+        bias[v] = 0;
+        p = *end == ',' && end[1] ? end + 1 : end;
+        if (*p && p == end) nh_die_usage(cmd, "--no-bias: '%s' is not a list of layers 0..%zu", spec, L - 1);
+    }
+}
 
 static int run_init(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
@@ -28,17 +66,29 @@ static int run_init(const nh_cmd *cmd, int argc, char **argv) {
     nh_net_config c = nh_net_config_default();
     c.depth = nw - 1;
     c.widths = w;
-    if (nh_act_from_name(nh_arg_req(&a, "act"), &c.act) != NH_OK) nh_die_usage(cmd, "%s", nh_last_error() + strlen("nh_act_from_name: "));
+    nh_act acts[NH_MAXDEPTH];
+    double ap[NH_MAXDEPTH];
+    unsigned char bias[NH_MAXDEPTH];
+    init_acts(cmd, nh_arg_req(&a, "act"), c.depth, acts, ap);
+    init_bias(cmd, nh_arg_str(&a, "no-bias"), c.depth, bias);
+    c.act = acts[0];
+    c.acts = acts;
+    c.act_params = ap;
+    c.bias = bias;
     c.beta = nh_arg_double(&a, "beta");
     const char *p = nh_arg_req(&a, "param");
     if (strcmp(p, "ntk") == 0) c.param = NH_PARAM_NTK;
     else if (strcmp(p, "mf") == 0) c.param = NH_PARAM_MF;
-    else nh_die_usage(cmd, "--param must be ntk or mf, got '%s'", p);
+    else if (strcmp(p, "standard") == 0) c.param = NH_PARAM_STANDARD;
+    else nh_die_usage(cmd, "--param must be ntk, mf or standard, got '%s'", p);
+    if (c.param == NH_PARAM_STANDARD && nh_arg_flag(&a, "beta"))
+        nh_die_usage(cmd, "--beta has no effect with --param standard (layers are W a + b)");
     uint64_t seed = nh_arg_u64(&a, "seed");
     const char *out = nh_arg_req(&a, "out");
     nh_net *net = NULL;
     NH_CHECK(cmd, nh_net_create(&c, &net));
-    nh_net_init_normal(net, seed);
+    if (c.param == NH_PARAM_STANDARD) nh_net_init_uniform_fanin(net, seed);
+    else nh_net_init_normal(net, seed);
     NH_CHECK(cmd, nh_model_save(out, net));
     fprintf(stderr, "ntkhess init: wrote %s (depth %zu, P = %zu parameters)\n", out, c.depth, nh_net_nparams(net));
     nh_net_free(net);
@@ -46,21 +96,17 @@ static int run_init(const nh_cmd *cmd, int argc, char **argv) {
 }
 
 const nh_cmd nh_cmd_init = {
-    "init", "Create a network with iid N(0,1) parameters and write it as a model directory.",
-    "--widths LIST [--act NAME] [--beta B] [--seed S] [--param ntk|mf] --out DIR",
-    "The model directory holds config.json ({\"widths\", \"act\", \"beta\", \"param\"}) and\n"
-    "W0.npy, b0.npy, ..., W{L-1}.npy, b{L-1}.npy (float64, W_l of shape (n_{l+1}, n_l)).\n"
+    "init", "Create a network with random parameters and write it as a model directory.",
+    "--widths LIST [--act NAME[,NAME...]] [--beta B] [--seed S] [--param ntk|mf|standard]\n"
+    "         [--no-bias LIST] --out DIR",
+    "The model directory holds config.json ({\"widths\", \"act\", \"beta\", \"param\"}, and\n"
+    "\"bias\" when a layer has none) and W0.npy, b0.npy, ..., W{L-1}.npy, b{L-1}.npy (float64,\n"
+    "W_l of shape (n_{l+1}, n_l)).  ntk and mf draw every parameter iid N(0,1); standard\n"
+    "draws PyTorch's default nn.Linear init, U[-1/sqrt(n_l), 1/sqrt(n_l)) for W_l and b_l.\n"
     "The same seed gives bit-identical parameters on every IEEE-754 machine.",
     init_opts, run_init};
 
 /* --------------------------------------------------------- shared pieces */
-static nh_loss parse_loss(const nh_cmd *cmd, const nh_args *a) {
-    nh_loss l;
-    const char *s = nh_arg_req(a, "loss");
-    if (nh_loss_from_name(s, &l) != NH_OK) nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", s);
-    return l;
-}
-
 static nh_net *load_model(const nh_cmd *cmd, const char *dir) {
     nh_net *net = NULL;
     NH_CHECK(cmd, nh_model_load(dir, &net));
@@ -72,7 +118,7 @@ static const nh_optspec train_opts[] = {
     {"model", "DIR", NULL, "model directory to start from"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse, labels -1/+1 (N, n_L) for bce, class ids (N,) for ce"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"lr", "ETA", NULL, "learning rate eta (> 0)"},
     {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
     {"out", "DIR", NULL, "model directory for the trained network (plus train.csv)"},
@@ -85,7 +131,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     double eta = nh_arg_double(&a, "lr");
     if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
     long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
@@ -150,7 +196,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_train = {
     "train", "Train a model by full-batch gradient descent.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] --lr ETA --steps K --out DIR2",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --out DIR2",
     "Each step is theta <- theta - eta grad C(theta) with C = (1/N) sum_i c_i(f(x_i)).\n"
     "After k steps the gradient-flow time is t = k * eta, the time used by every\n"
     "prediction in ntkhess.  DIR2 receives the trained model and train.csv (step,t,loss).\n"
@@ -164,7 +210,7 @@ static const nh_optspec curv_opts[] = {
     {"model", "DIR", NULL, "model directory"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets (see ntkhess train --help)"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"out", "DIR", NULL, "output directory"},
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
@@ -181,7 +227,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     const char *out = nh_arg_req(&a, "out");
     nh_net *net = load_model(cmd, nh_arg_req(&a, "model"));
     nh_dataset d;
@@ -282,7 +328,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_curvature = {
     "curvature", "Exact curvature of the loss at the model's parameters.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] [--dense] [--hvp V.npy] --out DIR",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--dense] [--hvp V.npy] --out DIR",
     "Writes grad.npy (P), Y.npy (network outputs, N x n_L), G.npy (N x n_L, G[i][k] =\n"
     "Tr Hess_theta f_k(x_i)), ntk.npy ((N n_L) x (N n_L), index i*n_L + k) and\n"
     "summary.json (loss, exact Tr(I^k) for k = 1..4 from the NTK, Tr(S) = G . dC/dY).\n"

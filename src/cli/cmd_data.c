@@ -12,7 +12,7 @@ static const nh_optspec data_opts[] = {
     {"n", "N", "256", "number of samples (sphere, disk, mnist, fashion-mnist)"},
     {"dim", "D", "", "input dimension (sphere: default 196; disk: 2)"},
     {"seed", "S", "0", "seed of the generator (sphere, disk) or of the sample selection (mnist, fashion-mnist)"},
-    {"loss", "NAME", "mse", "target type: mse (real), bce (-1/+1 labels) or ce (class ids)"},
+    NH_OPT_LOSS("mse"),
     {"classes", "K", "10", "number of classes for --loss ce (sphere, disk)"},
     {"size", "S", "", "mnist, fashion-mnist: side after mean pooling: 28, 14 (default, 2x2 blocks) or 7"},
     {"split", "NAME", "", "fashion-mnist: test (the 10,000 t10k images, default) or train (60,000)"},
@@ -45,13 +45,6 @@ static void only_options(const nh_cmd *cmd, const nh_args *a, const char *kind, 
     }
 }
 
-static nh_loss parse_loss(const nh_cmd *cmd, const nh_args *a) {
-    nh_loss loss;
-    if (nh_loss_from_name(nh_arg_req(a, "loss"), &loss) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(a, "loss"));
-    return loss;
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -73,7 +66,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
     size_t dim = k == NH_DATA_SPHERE ? 196 : 2;
     if (nh_arg_str(a, "dim")) dim = (size_t)nh_arg_int(a, "dim", 1, 1 << 24);
     size_t n = (size_t)nh_arg_int(a, "n", 1, (long long)1 << 32);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     size_t K = (size_t)nh_arg_int(a, "classes", 2, 1 << 20);
     const char *out = nh_arg_req(a, "out");
     double need = (double)n * ((double)dim + 1) * 8.0;
@@ -93,7 +86,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
 static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int fashion) {
     only_options(cmd, a, kind, fashion ? "n seed loss size split dir" : "n seed loss size dir");
     size_t n = (size_t)nh_arg_int(a, "n", 1, (long long)1 << 32);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     size_t size = 14;
     if (nh_arg_str(a, "size")) {
         size = (size_t)nh_arg_int(a, "size", 1, 28);
@@ -193,7 +186,7 @@ static int run_csv(const nh_cmd *cmd, const nh_args *a) {
     if (!file) nh_die_usage(cmd, "the csv data set needs --file F.csv");
     long lc = -1;
     if (nh_arg_str(a, "label-column")) lc = (long)nh_arg_int(a, "label-column", -(1 << 24), 1 << 24);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     const char *out = nh_arg_req(a, "out");
     double *X = NULL, *T = NULL;
     size_t n = 0, d = 0;
@@ -211,7 +204,7 @@ static int run_npy(const nh_cmd *cmd, const nh_args *a) {
     only_options(cmd, a, "npy", "x y loss standardize");
     const char *xp = nh_arg_str(a, "x"), *yp = nh_arg_str(a, "y");
     if (!xp || !yp) nh_die_usage(cmd, "the npy data set needs --x X.npy and --y Y.npy");
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     const char *out = nh_arg_req(a, "out");
     double *X = NULL, *T = NULL;
     size_t nd, sh[NH_NPY_MAXDIM], ynd, ysh[NH_NPY_MAXDIM];
@@ -261,8 +254,8 @@ static int run_data(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_data = {
     "data", "Write a data set (built-in, MNIST, Fashion-MNIST, CSV, .npy) as X.npy and Y.npy.",
-    "sphere|disk [--n N] [--dim D] [--seed S] [--loss mse|bce|ce] [--classes K] --out DIR\n"
-    "       ntkhess data mnist|fashion-mnist [--n N] [--size 28|14|7] [--seed S] [--loss mse|bce|ce]\n"
+    "sphere|disk [--n N] [--dim D] [--seed S] [--loss NAME] [--classes K] --out DIR\n"
+    "       ntkhess data mnist|fashion-mnist [--n N] [--size 28|14|7] [--seed S] [--loss NAME]\n"
     "                    [--split test|train] [--dir DIR] --out DIR\n"
     "       ntkhess data csv --file F.csv [--label-column K] [--loss L] [--standardize] --out DIR\n"
     "       ntkhess data npy --x X.npy --y Y.npy [--loss L] [--standardize] --out DIR",

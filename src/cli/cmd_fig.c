@@ -24,13 +24,7 @@ static void write_json(const nh_cmd *cmd, const char *dir, const char *name, cJS
     free(txt);
 }
 
-static const char *act_title(nh_act a) {
-    switch (a) {
-    case NH_ACT_SOFTPLUS: return "smooth ReLU (softplus)";
-    case NH_ACT_NSOFTPLUS: return "normalized smooth ReLU";
-    default: return nh_act_name(a);
-    }
-}
+static const char *act_title(nh_act a) { return nh_act_title(a); }
 
 static size_t parse_acts(const nh_cmd *cmd, const char *s, nh_act *acts) {
     size_t n = 0;
@@ -38,7 +32,7 @@ static size_t parse_acts(const nh_cmd *cmd, const char *s, nh_act *acts) {
     snprintf(buf, sizeof buf, "%s", s);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (n == NH_MAXACT) nh_die_usage(cmd, "--acts: at most %d nonlinearities", NH_MAXACT);
-        if (nh_act_from_name(tok, &acts[n]) != NH_OK) nh_die_usage(cmd, "--acts: unknown nonlinearity '%s'", tok);
+        acts[n] = nh_cli_act_spec(cmd, "acts", tok, NULL);
         n++;
     }
     if (!n) nh_die_usage(cmd, "--acts is empty");
@@ -105,7 +99,7 @@ static const nh_optspec fig1_opts[] = {
     {"n", "N", "256", "training points (quick: 64)"},
     {"width", "W", "5000", "hidden width n_1 = n_2 (quick: 600)"},
     {"trials", "R", "250", "independent networks per nonlinearity (quick: 24)"},
-    {"acts", "LIST", "softplus,nsoftplus", "nonlinearities, one panel each"},
+    NH_OPT_ACTS("softplus,nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"lr", "ETA", "0.25", "learning rate; t = step * eta"},
     {"steps", "K", "64", "gradient-descent steps"},
@@ -513,7 +507,7 @@ static const nh_optspec fig2_opts[] = {
     {"data", "NAME", "mnist", "mnist, sphere or disk"},
     {"n", "N", "256", "training points (quick: 64)"},
     {"width", "W", "1000", "hidden width (quick: 300)"},
-    {"act", "NAME", "nsoftplus", "nonlinearity"},
+    NH_OPT_ACT("nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"k", "K", "20", "leading eigenvectors of I and of S"},
     {"lr", "ETA", "1", "learning rate for optional training first"},
@@ -530,8 +524,7 @@ static int run_fig2(const nh_cmd *cmd, int argc, char **argv) {
     const int quick = nh_arg_flag(&a, "quick");
     size_t n = (size_t)(quick && !a.given[2] ? 64 : nh_arg_int(&a, "n", 2, 1 << 20));
     size_t width = (size_t)(quick && !a.given[3] ? 300 : nh_arg_int(&a, "width", 1, 1 << 20));
-    nh_act act;
-    if (nh_act_from_name(nh_arg_req(&a, "act"), &act) != NH_OK) nh_die_usage(cmd, "unknown --act '%s'", nh_arg_str(&a, "act"));
+    nh_act act = nh_arg_act(cmd, &a, NULL);
     double beta = nh_arg_double(&a, "beta"), lr = nh_arg_double(&a, "lr");
     size_t K = (size_t)nh_arg_int(&a, "k", 1, 1 << 16);
     long long steps = nh_arg_int(&a, "steps", 0, 1 << 30);
@@ -657,7 +650,7 @@ static const nh_optspec fig3_opts[] = {
     {"quick", NULL, NULL, "small run: width 150, grid 21"},
     {"n", "N", "32", "points uniform on the unit disk"},
     {"width", "W", "1000", "hidden width n_1 = n_2 = n_3 (L = 4) (quick: 150)"},
-    {"acts", "LIST", "softplus,nsoftplus", "nonlinearities, one panel each"},
+    NH_OPT_ACTS("softplus,nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"lr", "ETA", "1", "learning rate"},
     {"steps", "K", "3000", "maximum gradient-descent steps towards the minimum (quick: 1500)"},

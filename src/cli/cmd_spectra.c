@@ -9,13 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static nh_loss parse_loss2(const nh_cmd *cmd, const nh_args *a) {
-    nh_loss l;
-    if (nh_loss_from_name(nh_arg_req(a, "loss"), &l) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(a, "loss"));
-    return l;
-}
-
 static nh_op parse_op(const nh_cmd *cmd, const char *s) {
     if (!strcmp(s, "H")) return NH_OP_H;
     if (!strcmp(s, "I")) return NH_OP_I;
@@ -34,7 +27,7 @@ static const nh_optspec measure_opts[] = {
     {"model", "DIR", NULL, "model directory at t = 0"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets (see ntkhess train --help)"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"lr", "ETA", NULL, "learning rate eta (> 0); t = step * eta"},
     {"steps", "K", NULL, "gradient-descent steps"},
     {"every", "E", NULL, "record every E steps (and at step 0)"},
@@ -153,7 +146,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss2(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     double eta = nh_arg_double(&a, "lr");
     if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
     long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
@@ -234,7 +227,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_measure = {
     "measure", "Train by gradient descent and record the Hessian's moments along the way.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] --lr ETA --steps K --every E\n"
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --every E\n"
     "         [--probes M] --out FILE.csv",
     "At step 0 and every E steps (t = step * eta) writes one CSV row: step, t, loss;\n"
     "tr_I1..tr_I4 exact from the NTK Gram (Tr((HC Theta)^k)); tr_S1 exact (G . dC/dY);\n"
@@ -251,7 +244,7 @@ static const nh_optspec spectrum_opts[] = {
     {"model", "DIR", NULL, "model directory"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"of", "H|I|S", "H", "which matrix"},
     {"top", "K", "", "the K largest eigenvalues by Lanczos (1 <= K <= P)"},
     {"smallest", NULL, NULL, "with --top: the K smallest instead"},
@@ -273,7 +266,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss2(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     nh_op op = parse_op(cmd, nh_arg_req(&a, "of"));
     const int top = nh_arg_str(&a, "top") != NULL, dens = nh_arg_flag(&a, "density");
     if (top == dens) nh_die_usage(cmd, "give exactly one of --top K and --density");
@@ -406,7 +399,7 @@ static const nh_optspec landscape_opts[] = {
     {"model", "DIR", NULL, "model directory (e.g. a trained network at a minimum)"},
     {"data", "X.npy", NULL, "inputs"},
     {"targets", "Y.npy", NULL, "targets"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"dirs", "I,J", "1,4", "eigenvectors of I by rank, 1 = largest eigenvalue (Figure 3: 1,4)"},
     {"grid", "G", "41", "grid points per axis (>= 1)"},
     {"radius", "R", "1", "the grid spans [-R, R] along each direction (> 0)"},
@@ -419,7 +412,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss = parse_loss2(cmd, &a);
+    nh_loss loss = nh_arg_loss(cmd, &a);
     size_t dirs[2];
     if (nh_arg_sizes(&a, "dirs", dirs, 2) != 2) nh_die_usage(cmd, "--dirs needs two indices I,J");
     long long G = nh_arg_int(&a, "grid", 1, 1 << 16);

@@ -12,8 +12,7 @@ static const char *const nh_kernel_keys[NH_K_COUNT] = {"Sigma", "SigmaDot", "Sig
 
 static nh_kernel_opts parse_kernel_opts(const nh_cmd *cmd, const nh_args *a) {
     nh_kernel_opts o = nh_kernel_opts_default();
-    if (nh_act_from_name(nh_arg_req(a, "act"), &o.act) != NH_OK)
-        nh_die_usage(cmd, "%s", strchr(nh_last_error(), ':') + 2);
+    o.act = nh_arg_act(cmd, a, NULL);
     o.depth = (size_t)nh_arg_int(a, "depth", 1, 1000);
     o.beta = nh_arg_double(a, "beta");
     if (nh_arg_str(a, "nq")) o.nq = (size_t)nh_arg_int(a, "nq", 1, NH_GAUSS_NQ_MAX);
@@ -39,7 +38,7 @@ static cJSON *kernel_block(const double *out, size_t l, size_t k, int *nf) {
 
 /* ---------------------------------------------------------------- kernel */
 static const nh_optspec kernel_opts[] = {
-    {"act", "NAME", "softplus", "nonlinearity (see ntkhess init --help)"},
+    NH_OPT_ACT("softplus"),
     {"depth", "L", NULL, "depth L >= 1 (number of weight layers)"},
     {"beta", "B", "0.1", "bias scale beta"},
     {"x", "V1", NULL, "first input, comma-separated"},
@@ -92,7 +91,7 @@ const nh_cmd nh_cmd_kernel = {
 
 /* ------------------------------------------------------------------ gram */
 static const nh_optspec gram_opts[] = {
-    {"act", "NAME", "softplus", "nonlinearity"},
+    NH_OPT_ACT("softplus"),
     {"depth", "L", NULL, "depth L >= 1"},
     {"beta", "B", "0.1", "bias scale beta"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
@@ -159,12 +158,12 @@ const nh_cmd nh_cmd_gram = {
 
 /* --------------------------------------------------------------- predict */
 static const nh_optspec predict_opts[] = {
-    {"act", "NAME", "softplus", "nonlinearity"},
+    NH_OPT_ACT("softplus"),
     {"depth", "L", NULL, "depth L >= 1"},
     {"beta", "B", "0.1", "bias scale beta"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse/bce (labels -1/+1), class ids (N,) for ce"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"classes", "K", "", "number of outputs for ce (default: largest label + 1)"},
     {"times", "T1,T2,...", NULL, "increasing gradient-flow times t = k * eta"},
     {"expect", NULL, NULL, "expectation over the initialization (closed form for mse, sampling otherwise)"},
@@ -194,9 +193,7 @@ static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
     nh_kernel_opts ko = parse_kernel_opts(cmd, &a);
-    nh_loss loss;
-    if (nh_loss_from_name(nh_arg_req(&a, "loss"), &loss) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(&a, "loss"));
+    nh_loss loss = nh_arg_loss(cmd, &a);
     const int expect = nh_arg_flag(&a, "expect");
     const char *y0p = nh_arg_str(&a, "y0"), *g0p = nh_arg_str(&a, "g0");
     if (expect == (y0p != NULL)) nh_die_usage(cmd, "give either --expect or --y0 Y0.npy --g0 G0.npy");
@@ -293,7 +290,7 @@ static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_predict = {
     "predict", "Predicted Hessian moments Tr(H^k) = Tr(I^k) + Tr(S^k) along training.",
-    "[--act NAME] --depth L [--beta B] --data X.npy --targets Y.npy [--loss mse|bce|ce]\n"
+    "[--act NAME] --depth L [--beta B] --data X.npy --targets Y.npy [--loss NAME]\n"
     "         --times T1,T2,... (--expect | --y0 Y0.npy --g0 G0.npy) [--out FILE.csv]",
     "Theorem 1 and Corollary 1 (corrected; docs/deviations.md) at the gradient-flow\n"
     "times t = k * eta of C = (1/N) sum_i c_i(f(x_i)).  MSE: closed form from one\n"

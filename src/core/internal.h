@@ -25,6 +25,10 @@ NH_INTERNAL nh_status nh__fail(nh_status st, const char *func, const char *fmt, 
 #endif
     ;
 #define NH_FAIL(st, ...) return nh__fail((st), __func__, __VA_ARGS__)
+/* "a, b or c" from names[0..n-1] into buf[len] (truncated if too small); returns buf. */
+const char *nh__join_names(const char *const *names, size_t n, char *buf, size_t len);
+/* 1 if src/theory/gauss.c has closed Gaussian moments for act (they ignore nq). */
+int nh__gauss_has_closed(nh_act act);
 #define NH_TRY(expr) do { nh_status nh__st = (expr); if (nh__st != NH_OK) return nh__st; } while (0)
 
 /* Overflow-checked size arithmetic: *ok is cleared on overflow. */

@@ -5,7 +5,9 @@
  *
  * Notation (per batch of n samples, row-major n x width matrices):
  *   Z[l] = pre-activations a~(l) (l = 1..L), A[l] = activations (A[0] = X),
- *   S1[l], S2[l] = sigma', sigma'' at Z[l], s_l = 1/sqrt(n_l),
+ *   S1[l], S2[l] = sigma', sigma'' at Z[l], s_l = nh__net_wscale (1/sqrt(n_l),
+ *   or 1 in the standard parametrization), beta = nh__net_bscale (beta, 1, or
+ *   0 for a layer without bias, whose b_l is absent from theta),
  *   D[l] = dC/dZ[l], dA[l] = dC/dA[l].
  * For a direction v = (V_l, v_l) the R-operator gives RZ, RA (forward) and RD
  * (backward); H v collects s_l (RD^T A + D^T RA) and beta colsum(RD).  The
@@ -43,7 +45,7 @@ void nh_curv_free(nh_curv *c) {
     free(c);
 }
 
-static double nh__s(const nh_net *net, size_t l) { return 1.0 / sqrt((double)net->w[l]); }
+static double nh__s(const nh_net *net, size_t l) { return nh__net_wscale(net, l); }
 static const double *nh__W(const nh_net *net, size_t l) { return net->theta + net->offW[l]; }
 
 nh_status nh_curv_create(const nh_net *net, const double *X, const double *T, size_t n,
@@ -65,7 +67,7 @@ nh_status nh_curv_create(const nh_net *net, const double *X, const double *T, si
         if (net->w[l] > wmax) wmax = net->w[l];
         sumw = nh__add(sumw, net->w[l], &ok);
     }
-    const size_t tcount = loss == NH_LOSS_CE ? n : n * nout;
+    const size_t tcount = nh_loss_target_count(loss, n, nout);
     /* Z, A, S1, S2, D, dA, RZ, RA: 8 per layer; Y, E, adj, HC; two backward buffers. */
     size_t total = nh__mul(nh__mul(n, sumw, &ok), NH_NPTR, &ok);
     total = nh__add(total, nh__mul(n, nh__mul(nout, nout + 3, &ok), &ok), &ok);
@@ -110,7 +112,7 @@ nh_status nh_curv_refresh(nh_curv *c) {
     for (size_t l = 0; l < L; l++) {
         nh__layer_affine(net, l, n, c->A[l], c->Z[l + 1]);
         if (l + 1 < L)
-            nh_act_eval(net->act, n * net->w[l + 1], c->Z[l + 1], c->A[l + 1], c->S1[l + 1], c->S2[l + 1], NULL);
+            nh__net_act_eval(net, l, n * net->w[l + 1], c->Z[l + 1], c->A[l + 1], c->S1[l + 1], c->S2[l + 1], NULL);
     }
     for (size_t i = 0; i < n * nout; i++) c->Y[i] = c->cout * c->Z[L][i];
     size_t first = 0, bad = nh__count_nonfinite(c->Y, n * nout, &first);
@@ -140,10 +142,12 @@ static void nh__param_grad(const nh_curv *c, size_t l, const double *G, const do
     const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, nh__s(net, l), G, (int)no, A,
                 (int)ni, acc ? 1.0 : 0.0, out + net->offW[l], (int)ni);
+    if (!net->bias[l]) return;
     double *b = out + net->offb[l];
+    const double bs = nh__net_bscale(net, l);
     if (!acc) memset(b, 0, no * sizeof *b);
     for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < no; k++) b[k] += net->beta * G[i * no + k];
+        for (size_t k = 0; k < no; k++) b[k] += bs * G[i * no + k];
 }
 
 static nh_status nh__check_vec(const nh_curv *c, const double *v, const char *func) {
@@ -188,9 +192,9 @@ static void nh__rforward(nh_curv *c, const double *v) {
         if (l > 0)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, s, c->RA[l], (int)ni,
                         nh__W(net, l), (int)ni, 1.0, rz, (int)no);
-        const double *vb = v + net->offb[l];
-        for (size_t i = 0; i < n; i++)
-            for (size_t k = 0; k < no; k++) rz[i * no + k] += net->beta * vb[k];
+        const double *vb = net->bias[l] ? v + net->offb[l] : v, bs = nh__net_bscale(net, l);
+        for (size_t i = 0; net->bias[l] && i < n; i++)
+            for (size_t k = 0; k < no; k++) rz[i * no + k] += bs * vb[k];
         if (l + 1 < L)
             for (size_t i = 0; i < n * no; i++) c->RA[l + 1][i] = c->S1[l + 1][i] * rz[i];
     }
@@ -223,7 +227,7 @@ static void nh__backward_r(nh_curv *c, const double *v, const double *rdY, doubl
             nh__param_grad(c, l, cur, c->A[l], out, 0);
         } else {
             memset(out + net->offW[l], 0, ni * no * sizeof *out);
-            memset(out + net->offb[l], 0, no * sizeof *out);
+            if (net->bias[l]) memset(out + net->offb[l], 0, no * sizeof *out);
         }
         if (l == 0) break;
         /* + s_l D[l+1]^T RA[l] */
@@ -343,10 +347,10 @@ nh_status nh_curv_hvp_block(nh_curv *c, size_t m, const double *V, double *OUT) 
                 cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bn, (int)no, (int)ni, s, RA[l], (int)ni,
                             nh__W(net, l), (int)ni, 1.0, rz, (int)no);
             for (size_t j = 0; j < b; j++) {
-                const double *vb = Vb + j * P + net->offb[l];
+                const double *vb = Vb + j * P + (net->bias[l] ? net->offb[l] : 0), bs = nh__net_bscale(net, l);
                 double *r = rz + j * n * no;
-                for (size_t i = 0; i < n; i++)
-                    for (size_t k = 0; k < no; k++) r[i * no + k] += net->beta * vb[k];
+                for (size_t i = 0; net->bias[l] && i < n; i++)
+                    for (size_t k = 0; k < no; k++) r[i * no + k] += bs * vb[k];
                 if (l + 1 < L) {
                     const double *s1 = c->S1[l + 1];
                     double *ra = RA[l + 1] + j * n * no;
@@ -386,10 +390,12 @@ nh_status nh_curv_hvp_block(nh_curv *c, size_t m, const double *V, double *OUT) 
                     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, 2 * in, s, Xc, (int)no,
                                 Yc, (int)ni, 0.0, o + net->offW[l], (int)ni);
                 }
+                if (!net->bias[l]) continue;
                 double *bb = o + net->offb[l];
+                const double bs = nh__net_bscale(net, l);
                 memset(bb, 0, no * sizeof *bb);
                 for (size_t i = 0; i < n; i++)
-                    for (size_t k = 0; k < no; k++) bb[k] += net->beta * cj[i * no + k];
+                    for (size_t k = 0; k < no; k++) bb[k] += bs * cj[i * no + k];
             }
             if (l == 0) break;
             /* R(dA[l]) = s_l (D V_l + RD W_l), the RD W_l part stacked. */
@@ -465,8 +471,8 @@ nh_status nh_curv_ntk(nh_curv *c, double *K) {
     nh__dk_seed(c, cur);
     for (size_t l = L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const double s = nh__s(net, l), b2 = net->beta * net->beta;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, s * s, c->A[l], (int)ni,
+        const double bs = nh__net_bscale(net, l), b2 = bs * bs;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, nh__s(net, l) * nh__s(net, l), c->A[l], (int)ni,
                     c->A[l], (int)ni, 0.0, Ga, (int)n);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, (int)nm, (int)no, 1.0, cur, (int)no, cur,
                     (int)no, 0.0, Gd, (int)nm);
@@ -487,7 +493,7 @@ nh_status nh_curv_ntk(nh_curv *c, double *K) {
 /* Row norms: out[i] = s^2 ||A[i]||^2 + beta^2 -- the c_l of the sheet. */
 static void nh__cl(const nh_curv *c, size_t l, double *out) {
     const size_t ni = c->net->w[l];
-    const double s2 = 1.0 / (double)ni, b2 = c->net->beta * c->net->beta;
+    const double s2 = nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bs * bs;
     for (size_t i = 0; i < c->n; i++) {
         double acc = 0.0;
         const double *a = c->A[l] + i * ni;
@@ -522,7 +528,7 @@ static nh_status nh__diagK(nh_curv *c, double **dK) {
         nh__cl(c, 1, cl);
         for (size_t i = 0; i < n; i++)
             for (size_t m = 0; m < n2; m++) dK[2][i * n2 + m] = cl[i];
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, 1.0 / (double)n1, u, (int)n1,
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, nh__net_wscale2(net, 1), u, (int)n1,
                     wsq, (int)n1, 1.0, dK[2], (int)n2);
         free(wsq);
         free(u);
@@ -552,7 +558,7 @@ static nh_status nh__diagK(nh_curv *c, double **dK) {
             const double *W1 = nh__W(net, 1), *s1 = c->S1[1] + i * n1;
             for (size_t a = 0; a < n2; a++)
                 for (size_t b = 0; b < n1; b++) M[a * n1 + b] = W1[a * n1 + b] * s1[b];
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, c1[i] / (double)n1, M, (int)n1,
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, c1[i] * nh__net_wscale2(net, 1), M, (int)n1,
                         0.0, Kc, (int)n2);
             for (size_t a = 0; a < n2; a++) {
                 Kc[a * n2 + a] += cls[2][i];
@@ -565,7 +571,7 @@ static nh_status nh__diagK(nh_curv *c, double **dK) {
                     for (size_t b = 0; b < ni; b++) M[a * ni + b] = Wl[a * ni + b] * sl[b];
                 cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, (int)no, (int)ni, 1.0, Kc, (int)ni, M, (int)ni,
                             0.0, Tm, (int)ni);
-                const double s2 = 1.0 / (double)ni;
+                const double s2 = nh__net_wscale2(net, l);
                 for (size_t a = 0; a < no; a++) {
                     double acc = 0.0;
                     for (size_t b = 0; b < ni; b++) acc += Tm[a * ni + b] * M[a * ni + b];
@@ -646,7 +652,7 @@ nh_status nh_curv_jacobian(nh_curv *c, double *J) {
                 const double *d = cur + (k * n + i) * no, *a = c->A[l] + i * ni;
                 for (size_t o = 0; o < no; o++) {
                     for (size_t q = 0; q < ni; q++) row[net->offW[l] + o * ni + q] = s * d[o] * a[q];
-                    row[net->offb[l] + o] = net->beta * d[o];
+                    if (net->bias[l]) row[net->offb[l] + o] = nh__net_bscale(net, l) * d[o];
                 }
             }
         if (l == 0) break;

@@ -51,7 +51,7 @@ void nh_curv32_free(nh_curv32 *c) {
     free(c);
 }
 
-static float nh32__s(const nh_net *net, size_t l) { return (float)(1.0 / sqrt((double)net->w[l])); }
+static float nh32__s(const nh_net *net, size_t l) { return (float)nh__net_wscale(net, l); }
 static const float *nh32__W(const nh_curv32 *c, size_t l) { return c->th + c->net->offW[l]; }
 
 /* ---------------------------------------------------------- activations */
@@ -176,13 +176,21 @@ nh_status nh_curv32_create(const nh_net *net, const double *X, const double *T, 
     const size_t nx = nh__mul(n, n0, &ok);
     if (!ok) NH_FAIL(NH_ETOOLARGE, "X size overflows");
     NH_TRY(nh_loss_check_targets(loss, T, n, nout));
+    for (size_t l = 0; l + 1 < L; l++) {
+        /* nh32__act has neither silu nor leaky_relu nor activation parameters. */
+        const nh_act a = net->acts[l];
+        const double p = net->actp[l], def = nh_act_default_param(a);
+        if (a == NH_ACT_SILU || a == NH_ACT_LEAKY_RELU || (!isnan(def) && p != def))
+            NH_FAIL(NH_EINVAL, "float32 curvature does not support activation %s after layer %zu (use float64)",
+                    nh_act_name(a), l);
+    }
 
     size_t wmax = 0, sumw = 0;
     for (size_t l = 0; l <= L; l++) {
         if (net->w[l] > wmax) wmax = net->w[l];
         sumw = nh__add(sumw, net->w[l], &ok);
     }
-    const size_t tcount = loss == NH_LOSS_CE ? n : n * nout;
+    const size_t tcount = nh_loss_target_count(loss, n, nout);
     /* floats: 8 per-layer tables, adj, two backward buffers, 3 P-vectors */
     size_t ftot = nh__mul(nh__mul(n, sumw, &ok), NH32_NPTR, &ok);
     ftot = nh__add(ftot, nh__mul(n, nout, &ok), &ok);
@@ -243,8 +251,8 @@ static void nh32__affine(const nh_curv32 *c, size_t l, const float *A, float *Z)
     const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, nh32__s(net, l), A, (int)ni,
                 nh32__W(c, l), (int)ni, 0.0f, Z, (int)no);
-    const float beta = (float)net->beta, *b = c->th + net->offb[l];
-    for (size_t i = 0; i < n; i++)
+    const float beta = (float)nh__net_bscale(net, l), *b = net->bias[l] ? c->th + net->offb[l] : c->th;
+    for (size_t i = 0; net->bias[l] && i < n; i++)
         for (size_t k = 0; k < no; k++) Z[i * no + k] += beta * b[k];
 }
 
@@ -255,7 +263,7 @@ static nh_status nh32__passes(nh_curv32 *c, const char *func) {
     size_t first = 0, bad = 0;
     for (size_t l = 0; l < L; l++) {
         nh32__affine(c, l, c->A[l], c->Z[l + 1]);
-        if (l + 1 < L) nh32__act(net->act, n * net->w[l + 1], c->Z[l + 1], c->A[l + 1], c->S1[l + 1], c->S2[l + 1]);
+        if (l + 1 < L) nh32__act(net->acts[l], n * net->w[l + 1], c->Z[l + 1], c->A[l + 1], c->S1[l + 1], c->S2[l + 1]);
     }
     for (size_t i = 0; i < n * nout; i++) c->Y[i] = c->cout * (double)c->Z[L][i];
     bad = nh__count_nonfinite(c->Y, n * nout, &first);
@@ -293,8 +301,9 @@ static void nh32__param_grad(const nh_curv32 *c, size_t l, const float *G, const
     const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, nh32__s(net, l), G, (int)no, A,
                 (int)ni, acc ? 1.0f : 0.0f, out + net->offW[l], (int)ni);
+    if (!net->bias[l]) return;
     float *b = out + net->offb[l];
-    const float beta = (float)net->beta;
+    const float beta = (float)nh__net_bscale(net, l);
     if (!acc) memset(b, 0, no * sizeof *b);
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < no; k++) b[k] += beta * G[i * no + k];
@@ -328,18 +337,17 @@ static void nh32__backward_linear(nh_curv32 *c, const float *adjY, float *out) {
 static void nh32__rforward(nh_curv32 *c, const float *v) {
     const nh_net *net = c->net;
     const size_t n = c->n, L = c->L;
-    const float beta = (float)net->beta;
     for (size_t l = 0; l < L; l++) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const float s = nh32__s(net, l);
+        const float s = nh32__s(net, l), beta = (float)nh__net_bscale(net, l);
         float *rz = c->RZ[l + 1];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, s, c->A[l], (int)ni,
                     v + net->offW[l], (int)ni, 0.0f, rz, (int)no);
         if (l > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)no, (int)ni, s, c->RA[l], (int)ni,
                         nh32__W(c, l), (int)ni, 1.0f, rz, (int)no);
-        const float *vb = v + net->offb[l];
-        for (size_t i = 0; i < n; i++)
+        const float *vb = net->bias[l] ? v + net->offb[l] : v;
+        for (size_t i = 0; net->bias[l] && i < n; i++)
             for (size_t k = 0; k < no; k++) rz[i * no + k] += beta * vb[k];
         if (l + 1 < L) {
             const float *s1 = c->S1[l + 1];
@@ -377,7 +385,7 @@ static void nh32__backward_r(nh_curv32 *c, const float *v, const float *rdY, flo
             nh32__param_grad(c, l, cur, c->A[l], out, 0);
         } else {
             memset(out + net->offW[l], 0, ni * no * sizeof *out);
-            memset(out + net->offb[l], 0, no * sizeof *out);
+            if (net->bias[l]) memset(out + net->offb[l], 0, no * sizeof *out);
         }
         if (l == 0) break;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, s, c->D[l + 1], (int)no,
@@ -480,7 +488,7 @@ nh_status nh_curv32_ntk(nh_curv32 *c, double *K) {
     nh32__dk_seed(c, cur);
     for (size_t l = L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const float s = nh32__s(net, l), b2 = (float)(net->beta * net->beta);
+        const float s = nh32__s(net, l), b2 = (float)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, s * s, c->A[l], (int)ni,
                     c->A[l], (int)ni, 0.0f, Ga, (int)n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, (int)nm, (int)no, 1.0f, cur, (int)no, cur,
@@ -503,7 +511,7 @@ nh_status nh_curv32_ntk(nh_curv32 *c, double *K) {
 /* out[i] = ||A[l][i]||^2 / n_l + beta^2 (accumulated in double). */
 static void nh32__cl(const nh_curv32 *c, size_t l, float *out) {
     const size_t ni = c->net->w[l];
-    const double s2 = 1.0 / (double)ni, b2 = c->net->beta * c->net->beta;
+    const double s2 = nh__net_wscale2(c->net, l), b2 = nh__net_bscale(c->net, l) * nh__net_bscale(c->net, l);
     for (size_t i = 0; i < c->n; i++) {
         double acc = 0.0;
         const float *a = c->A[l] + i * ni;
@@ -533,7 +541,7 @@ static nh_status nh32__diagK(nh_curv32 *c, float **dK) {
         nh32__cl(c, 1, cl);
         for (size_t i = 0; i < n; i++)
             for (size_t a = 0; a < n2; a++) dK[2][i * n2 + a] = cl[i];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, (float)(1.0 / (double)n1), u,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n2, (int)n1, (float)nh__net_wscale2(net, 1), u,
                     (int)n1, wsq, (int)n1, 1.0f, dK[2], (int)n2);
         free(wsq);
         free(u);
@@ -562,7 +570,7 @@ static nh_status nh32__diagK(nh_curv32 *c, float **dK) {
             const float *W1 = nh32__W(c, 1), *s1 = c->S1[1] + i * n1;
             for (size_t a = 0; a < n2; a++)
                 for (size_t b = 0; b < n1; b++) M[a * n1 + b] = W1[a * n1 + b] * s1[b];
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, (float)((double)c1[i] / (double)n1),
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n2, (int)n1, (float)((double)c1[i] * nh__net_wscale2(net, 1)),
                         M, (int)n1, 0.0f, Kc, (int)n2);
             for (size_t a = 0; a < n2; a++) {
                 Kc[a * n2 + a] += cls[2][i];
@@ -575,7 +583,7 @@ static nh_status nh32__diagK(nh_curv32 *c, float **dK) {
                     for (size_t b = 0; b < ni; b++) M[a * ni + b] = Wl[a * ni + b] * sl[b];
                 cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, (int)no, (int)ni, 1.0f, Kc, (int)ni, M, (int)ni,
                             0.0f, Tm, (int)ni);
-                const float s2 = (float)(1.0 / (double)ni);
+                const float s2 = (float)nh__net_wscale2(net, l);
                 for (size_t a = 0; a < no; a++) {
                     double acc = 0.0;
                     for (size_t b = 0; b < ni; b++) acc += (double)Tm[a * ni + b] * M[a * ni + b];

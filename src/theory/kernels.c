@@ -2,6 +2,7 @@
  * Theta, Upsilon, Phi, Xi and Lambda by the layer recursions of the formula
  * sheet (Sec. 2), for one pair of inputs or a whole Gram matrix. */
 #include "core/internal.h"
+#include "core/act_table.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -42,7 +43,8 @@ static void nh__kst_first(double s1, nh__kst *c) {
 /* The moments under Sigma(l) for every pair of a set of inputs come from one
  * of two engines, fixed per layer:
  *  - nh_gauss (tensor Gauss-Hermite, or closed forms): when opts->nq > 0,
- *    for relu (its Hermite series converges too slowly), and for the
+ *    for the activations with kinks (smooth = 0 in src/core/act.c: relu,
+ *    leaky_relu; their Hermite series converge too slowly), and for the
  *    activations with closed forms when opts->exact;
  *  - otherwise Mehler's formula: with p_n the orthonormal Hermite
  *    polynomials and rho = k12 / sqrt(k11 k22),
@@ -183,12 +185,6 @@ static nh_status nh__series_build(nh_act act, size_t n, const double *var, doubl
     }
 }
 
-/* 1 if gauss.c has closed forms for act (they ignore nq). */
-static int nh__closed_form(nh_act act) {
-    return act == NH_ACT_ERF || act == NH_ACT_RELU || act == NH_ACT_SIN ||
-           act == NH_ACT_IDENTITY;
-}
-
 /* Engine for the moments under Sigma(l), var[i] = Sigma(l)(x_i, x_i). */
 static nh_status nh__layer_build(const nh_kernel_opts *o, size_t n, const double *var,
                                  nh__layer *ly) {
@@ -200,7 +196,7 @@ static nh_status nh__layer_build(const nh_kernel_opts *o, size_t n, const double
         if (var[i] > kmax) kmax = var[i];
     }
     if (o->nq > 0) return nh_gauss_create(o->act, o->nq, o->exact, &ly->g);
-    if ((o->exact && nh__closed_form(o->act)) || o->act == NH_ACT_RELU)
+    if ((o->exact && nh__gauss_has_closed(o->act)) || !nh__act_row_of(o->act)->smooth)
         return nh_gauss_create(o->act, nh_gauss_default_nq(o->act, kmax), o->exact, &ly->g);
     return nh__series_build(o->act, n, var, kmax, ly);
 }
