@@ -55,7 +55,8 @@ static nh_net *eos_net(const nh_cmd *cmd, size_t n0, const size_t *hidden, size_
     c.param = param;
     nh_net *net = NULL;
     NH_CHECK(cmd, nh_net_create(&c, &net));
-    nh_net_init_normal(net, seed);
+    if (param == NH_PARAM_STANDARD) nh_net_init_uniform_fanin(net, seed); /* PyTorch's default init */
+    else nh_net_init_normal(net, seed);
     return net;
 }
 
@@ -63,7 +64,8 @@ static nh_param eos_param(const nh_cmd *cmd, const nh_args *a) {
     const char *p = nh_arg_req(a, "param");
     if (strcmp(p, "ntk") == 0) return NH_PARAM_NTK;
     if (strcmp(p, "mf") == 0) return NH_PARAM_MF;
-    nh_die_usage(cmd, "--param must be ntk or mf, got '%s'", p);
+    if (strcmp(p, "standard") == 0) return NH_PARAM_STANDARD;
+    nh_die_usage(cmd, "--param must be ntk, mf or standard, got '%s'", p);
 }
 
 /* The figure note without PLplot escapes, for summary.json. */
@@ -80,6 +82,21 @@ static void eos_plain(const char *in, char *out, size_t cap) {
         j += (size_t)snprintf(out + j, cap - j, "%s", rep);
     }
     out[j] = 0;
+}
+
+/* Top eigenvalue of op at the context's theta, cold (seeded) start. */
+static double eos_top(const nh_cmd *cmd, nh_curv *c, int op) {
+    sh_eig_opts eo = {1, 0, 1e-8, 200, 1, 7};
+    double lam, *v = malloc(nh_net_nparams(nh_curv_net(c)) * sizeof *v);
+    if (!v) nh_die(cmd, "out of memory");
+    sh_eig_res r;
+    sh_eigs(cmd, c, op, &eo, NULL, 0, &lam, v, &r);
+    free(v);
+    return lam;
+}
+
+static const char *eos_param_name(nh_param p) {
+    return p == NH_PARAM_MF ? "mean-field" : p == NH_PARAM_STANDARD ? "standard (PyTorch)" : "NTK";
 }
 
 static void eos_write_json(const nh_cmd *cmd, const char *out, cJSON *js) {
@@ -101,12 +118,13 @@ static void eos_hline(nh_plot_series *s, double *xy, double x0, double x1, doubl
 
 static const nh_optspec eos_opts[] = {
     {"out", "DIR", NULL, "output directory (eos.png, eos.svg, eta*.csv, summary.json)"},
-    {"quick", NULL, NULL, "small run (N = 500, 14x14 inputs, hidden 100,100,100, 500 steps): about a minute"},
+    {"quick", NULL, NULL, "small run (N = 500, 14x14 inputs, hidden 100,100,100, 500 steps): about 75 s of CPU"},
     {"n", "N", "", "images (default 5000; quick 500)"},
     {"size", "S", "", "side of the pooled images: 28, 14 or 7 (default 28; quick 14)"},
     {"hidden", "LIST", "", "hidden widths (default 200,200,200; quick 100,100,100)"},
-    {"param", "ntk|mf", "mf", "parametrization (mf: the sharpness moves; ntk stays near lazy at these widths)"},
-    {"lrs", "LIST", "", "up to 8 step sizes (default: mf 1, 1.5, 2 x the last hidden width; ntk 2,3,4)"},
+    {"param", "standard|mf|ntk", "standard",
+     "parametrization: standard (PyTorch nn.Linear, PyTorch's init), mf (mean field) or ntk (near lazy here)"},
+    {"lrs", "LIST", "", "up to 8 step sizes (default: 2/eta = 2.2, 1.6 and 1.3 x lam_max(H) at init)"},
     {"steps", "K", "", "GD steps per step size (default 2000; quick 500)"},
     {"every", "E", "", "a record every E steps (default 10; quick 5)"},
     {"tol", "TOL", "1e-5", "relative Ritz residual of the eigen-solves"},
@@ -146,11 +164,7 @@ static void eos_parse(const nh_cmd *cmd, const nh_args *a, eos_cfg *f) {
             f->eta[i] = v[i];
         }
         free(v);
-    } else { /* mf: the curvature scales as 1/width, so eta as the width */
-        double w = (double)f->hidden[f->nh - 1], mf[3] = {1, 1.5, 2}, ntk[3] = {2, 3, 4};
-        f->neta = 3;
-        for (int i = 0; i < 3; i++) f->eta[i] = f->param == NH_PARAM_MF ? mf[i] * w : ntk[i];
-    }
+    } /* else eos_default_lrs, from the initial sharpness */
 }
 
 static unsigned long long eos_sig(const eos_cfg *f, size_t i) {
@@ -299,7 +313,23 @@ static void eos_note(char *note, size_t cap, const eos_cfg *f) {
              "%sFashion-MNIST train subset N = %zu, %zux%zu inputs, tanh MLP hidden %s, 10 outputs, MSE on one-hot "
              "targets, %s parametrization, full-batch GD, %lld steps, a record every %lld",
              f->quick ? "quick mode: " : "", f->n, f->size, f->size, hid,
-             f->param == NH_PARAM_MF ? "mean-field" : "NTK", f->steps, f->every);
+             eos_param_name(f->param), f->steps, f->every);
+}
+
+/* Without --lrs: 2/eta = 2.2, 1.6, 1.3 x lam_max(H) at init, so each run must
+ * sharpen by that factor to reach the edge, in any parametrization. */
+static double eos_default_lrs(const nh_cmd *cmd, eos_cfg *f, const nh_dataset *d) {
+    nh_net *net = eos_net(cmd, d->n0, f->hidden, f->nh, 10, NH_ACT_TANH, f->param, f->seed);
+    nh_curv *c = NULL;
+    NH_CHECK(cmd, nh_curv_create(net, d->X, d->T, d->n, NH_LOSS_MSE, &c));
+    double lam0 = eos_top(cmd, c, SH_H), fac[3] = {2.2, 1.6, 1.3};
+    nh_curv_free(c);
+    nh_net_free(net);
+    if (f->neta == 0) {
+        f->neta = 3;
+        for (int i = 0; i < 3; i++) f->eta[i] = 2 / (fac[i] * lam0);
+    }
+    return lam0;
 }
 
 static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
@@ -313,8 +343,10 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
     nh_cli_mkdir(cmd, out);
     nh_dataset d;
     eos_data(cmd, f.n, f.size, f.seed, 10, &d);
+    double lam0 = eos_default_lrs(cmd, &f, &d);
     sh_table t[EOS_MAXETA];
     cJSON *js = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(js, "runs");
+    cJSON_AddItemToObject(js, "lam_H_init", nh_cli_json_num(lam0));
     double t0 = nh_cli_now();
     for (size_t i = 0; i < f.neta; i++) {
         nh_net *net = eos_net(cmd, d.n0, f.hidden, f.nh, 10, NH_ACT_TANH, f.param, f.seed);
@@ -350,14 +382,15 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_eos = {
     "eos", "Edge-of-stability figure: sharpness of H, I, S along full-batch GD at three step sizes.",
-    "--out DIR [--quick] [--param mf|ntk] [--lrs LIST] [--steps K]",
+    "--out DIR [--quick] [--param standard|mf|ntk] [--lrs LIST] [--steps K] [--every E]",
     "A tanh MLP (hidden 200,200,200) with 10 outputs, MSE on one-hot targets, trained by\n"
     "full-batch GD on a 5,000-image subset of Fashion-MNIST (the train split; CIFAR-10, used by\n"
     "Cohen et al. 2021, is not available here) at each step size, recorded as 'ntkhess sharpness'\n"
-    "does (DIR/eta0.csv, ...; resumable).  eos.png: loss, lam_H and lam_I with the lines 2/eta,\n"
-    "lam_S, u^T S u along the top eigenvector u of H.  summary.json: per step size, the first\n"
-    "step where lam_H >= 2/eta, the mean and SD of x eta/2 (x = lam_H, lam_I, lam_S, uIu, uSu)\n"
-    "over the records from there on, and which of I and S carries the instability: I when\n"
+    "does (DIR/eta0.csv, ...; resumable).  By default the step sizes put 2/eta at 2.2, 1.6 and\n"
+    "1.3 times lam_max(H) at initialization.  eos.png: loss, lam_H and lam_I with the lines\n"
+    "2/eta, lam_S, u^T S u along the top eigenvector u of H.  summary.json: per step size, the\n"
+    "first step where lam_H >= 2/eta, the mean and SD of x eta/2 (x = lam_H, lam_I, lam_S, uIu,\n"
+    "uSu) over the records from there on, and which of I and S carries the instability: I when\n"
     "mean uIu >= 0.75 mean lam_H, S when <= 0.25, else both (lam_H = uIu + uSu).\n"
     "See docs/beyond-lazy.md.",
     eos_opts, run_eos};
@@ -371,7 +404,7 @@ static const nh_optspec cat_opts[] = {
     {"size", "S", "", "side of the pooled images: 28, 14 or 7 (default 14; quick 7)"},
     {"hidden", "LIST", "", "hidden widths (default 4096: one hidden layer; quick 1024)"},
     {"act", "NAME", "relu", "nonlinearity"},
-    {"param", "ntk|mf", "ntk", "parametrization"},
+    {"param", "ntk|mf|standard", "ntk", "parametrization"},
     {"ratios", "LIST", "0.5,0.9,1.1,1.3,1.5,1.75,2,2.5,3,4,5,6,8,10,12,14",
      "step sizes as multiples of 2/lam_0 (lam_0: top eigenvalue of the NTK Gram / N at init)"},
     {"steps", "K", "", "GD steps per step size (default 1000; quick 300)"},
@@ -406,17 +439,6 @@ static void cat_parse(const nh_cmd *cmd, const nh_args *a, cat_cfg *f) {
     f->seed = nh_arg_u64(a, "seed");
 }
 
-/* Top eigenvalue of op at the context's theta, cold (seeded) start. */
-static double cat_top(const nh_cmd *cmd, nh_curv *c, int op) {
-    sh_eig_opts eo = {1, 0, 1e-8, 200, 1, 7};
-    double lam, *v = malloc(nh_net_nparams(nh_curv_net(c)) * sizeof *v);
-    if (!v) nh_die(cmd, "out of memory");
-    sh_eig_res r;
-    sh_eigs(cmd, c, op, &eo, NULL, 0, &lam, v, &r);
-    free(v);
-    return lam;
-}
-
 /* One step size: the loss at every step (NaN after divergence), its peak,
  * and the final lam_H, lam_I.  Diverged: non-finite, or the loss at the end
  * above the initial loss (it never came back). */
@@ -445,8 +467,8 @@ static void cat_one(const nh_cmd *cmd, const nh_net *net0, const nh_dataset *d, 
     for (; k <= K; k++) loss[k] = NAN;
     r->final_loss = loss[K];
     if (!r->diverged && !(loss[K] < loss[0])) r->diverged = 1;
-    r->lam_H = r->diverged ? NAN : cat_top(cmd, c, SH_H);
-    r->lam_I = r->diverged ? NAN : cat_top(cmd, c, SH_I);
+    r->lam_H = r->diverged ? NAN : eos_top(cmd, c, SH_H);
+    r->lam_I = r->diverged ? NAN : eos_top(cmd, c, SH_I);
     nh_curv_free(c);
     nh_net_free(net);
 }
@@ -576,7 +598,7 @@ static int run_catapult(const nh_cmd *cmd, int argc, char **argv) {
     nh_net *net0 = eos_net(cmd, d.n0, f.hidden, f.nh, 1, f.act, f.param, f.seed);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net0, d.X, d.T, d.n, NH_LOSS_MSE, &c));
-    double lam0 = cat_top(cmd, c, SH_I), lamH0 = cat_top(cmd, c, SH_H), t0 = nh_cli_now();
+    double lam0 = eos_top(cmd, c, SH_I), lamH0 = eos_top(cmd, c, SH_H), t0 = nh_cli_now();
     nh_curv_free(c);
     size_t K1 = (size_t)f.steps + 1;
     double *L = malloc(f.nr * K1 * sizeof *L);
@@ -593,7 +615,7 @@ static int run_catapult(const nh_cmd *cmd, int argc, char **argv) {
     snprintf(note, sizeof note, "%sFashion-MNIST train subset N = %zu, %zux%zu inputs, %s network hidden %s, 1 output, "
              "MSE, %s parametrization, %lld GD steps; #gl#d0#u = %.5g, #gl#dmax#u(H) at init = %.5g",
              f.quick ? "quick mode: " : "", f.n, f.size, f.size, nh_act_name(f.act), hid,
-             f.param == NH_PARAM_MF ? "mean-field" : "NTK", f.steps, lam0, lamH0);
+             eos_param_name(f.param), f.steps, lam0, lamH0);
     cat_write_csv(cmd, out, &f, lam0, r, L);
     cat_plot(cmd, out, &f, lam0, r, L, note);
     eos_write_json(cmd, out, cat_summary(&f, lam0, lamH0, r, note));
