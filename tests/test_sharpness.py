@@ -189,6 +189,30 @@ def catapult_smoke(t):
           "catapult: figure and CSV written")
 
 
+def eos_smoke(t):
+    """A tiny eos run: default step sizes put 2/eta at 2.2, 1.6, 1.3 x lam_max(H)
+    at init (the step-0 record of every run, same init); the summary's
+    arrival step is the first record with lam_H >= 2/eta."""
+    out = os.path.join(t, "eos")
+    env = dict(os.environ, NTKHESS_DATA=os.environ.get("NTKHESS_DATA", os.path.join(os.path.dirname(BIN), "..", "data")))
+    r = cli("eos", "--out", out, "--n", 64, "--size", 7, "--hidden", "16,16,16", "--steps", 40, "--every", 4,
+            "--threads", 1, env=env)
+    check(r.returncode == 0, "eos: tiny run", r.stderr)
+    if r.returncode:
+        return
+    s = json.load(open(os.path.join(out, "summary.json")))
+    lam0 = s["lam_H_init"]
+    for i, (fac, run) in enumerate(zip((2.2, 1.6, 1.3), s["runs"])):
+        rec = rows(os.path.join(out, "eta%d.csv" % i))
+        # the same cold solve (seed, tol 1e-8 vs the record's 1e-5): agree far below 1e-6
+        close(rec[0]["lam_H"], lam0, "eos: run %d: step-0 lam_H == summary lam_H_init" % i, 1e-6)
+        close(2 / run["eta"], fac * lam0, "eos: run %d: 2/eta == %g lam_H(0)" % (i, fac), 1e-14)
+        first = next((int(x["step"]) for x in rec if x["lam_H"] >= 2 / run["eta"]), None)
+        check(first == run["first_step_lam_H_ge_2_over_eta"], "eos: run %d: arrival step from the CSV" % i,
+              (first, run["first_step_lam_H_ge_2_over_eta"]))
+    check(all(os.path.exists(os.path.join(out, f)) for f in ("eos.png", "eos.svg")), "eos: figure written")
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         section("dense mse", dense_case, t, "mse", "5,7,6,2", "tanh", "mse", 2, 3)
@@ -197,6 +221,7 @@ def main():
         section("kill -9 resume", kill_resume, t)
         section("bad inputs", bad_inputs, t)
         section("catapult", catapult_smoke, t)
+        section("eos", eos_smoke, t)
     finish()
 
 
