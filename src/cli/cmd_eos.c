@@ -403,7 +403,7 @@ static const nh_optspec cat_opts[] = {
     {"n", "N", "", "images (default 512; quick 128)"},
     {"size", "S", "", "side of the pooled images: 28, 14 or 7 (default 14; quick 7)"},
     {"hidden", "LIST", "", "hidden widths (default 4096: one hidden layer; quick 1024)"},
-    {"act", "NAME", "relu", "nonlinearity"},
+    NH_OPT_ACT("relu"),
     {"param", "ntk|mf|standard", "ntk", "parametrization"},
     {"ratios", "LIST", "0.5,0.9,1.1,1.3,1.5,1.75,2,2.5,3,4,5,6,8,10,12,14",
      "step sizes as multiples of 2/lam_0 (lam_0: top eigenvalue of the NTK Gram / N at init)"},
@@ -430,7 +430,7 @@ static void cat_parse(const nh_cmd *cmd, const nh_args *a, cat_cfg *f) {
     if (28 % f->size) nh_die_usage(cmd, "--size must be 28, 14 or 7, got %zu", f->size);
     if (nh_arg_str(a, "hidden")) f->nh = nh_arg_sizes(a, "hidden", f->hidden, EOS_MAXDEPTH);
     else { f->nh = 1; f->hidden[0] = f->quick ? 1024 : 4096; }
-    if (nh_act_from_name(nh_arg_req(a, "act"), &f->act) != NH_OK) nh_die_usage(cmd, "unknown --act %s", nh_arg_str(a, "act"));
+    f->act = nh_arg_act(cmd, a, NULL);
     f->param = eos_param(cmd, a);
     f->nr = nh_arg_doubles(a, "ratios", &f->ratio);
     for (size_t i = 0; i < f->nr; i++)

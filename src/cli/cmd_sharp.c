@@ -406,7 +406,7 @@ static const nh_optspec sharp_opts[] = {
     {"model", "DIR", NULL, "model directory to start from"},
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets (see ntkhess train --help)"},
-    {"loss", "NAME", "mse", "mse, bce or ce"},
+    NH_OPT_LOSS("mse"),
     {"lr", "ETA", NULL, "learning rate eta (> 0)"},
     {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
     {"every", "E", "1", "a record every E steps (and at steps 0 and K)"},
@@ -447,9 +447,7 @@ static int run_sharpness(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_loss loss;
-    if (nh_loss_from_name(nh_arg_req(&a, "loss"), &loss) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(&a, "loss"));
+    nh_loss loss = nh_arg_loss(cmd, &a);
     const char *model = nh_arg_req(&a, "model"), *xp = nh_arg_req(&a, "data"), *tp = nh_arg_req(&a, "targets");
     const char *out = nh_arg_req(&a, "out");
     nh_net *net = NULL;
@@ -482,7 +480,7 @@ static int run_sharpness(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_sharpness = {
     "sharpness", "Top eigenvalues of H, I, S and the NTK along full-batch gradient descent.",
-    "--model DIR --data X.npy --targets Y.npy [--loss mse|bce|ce] --lr ETA --steps K [--every E] [--top k] --out FILE.csv",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K [--every E] [--top k] --out FILE.csv",
     "Trains as 'ntkhess train' (theta <- theta - eta grad C, the same steps bit for bit) and\n"
     "writes a record at steps 0, E, 2E, ..., K: step,t,loss,grad_norm, lam_H and lam_I (largest\n"
     "eigenvalues of H and I = J^T HC J), lam_S (the eigenvalue of S = H - I largest in magnitude,\n"
