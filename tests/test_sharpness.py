@@ -166,12 +166,27 @@ def bad_inputs(t):
     expect_error("--batch 4 (streaming is issue 12)", base + ["--batch", 4], "issue 12")
     check(cli(*base, "--batch", 8).returncode == 0, "--batch N (the full batch) is accepted")
     expect_error("--top 0", base + ["--top", 0], "--top")
-    expect_error("--lr 0", base[:-2] + ["--lr", 0, "--out", os.path.join(d, "z.csv")], "--lr")
-    # a checkpoint of other arguments is refused, not silently reused
-    os.makedirs(os.path.join(d, "s.csv.ckpt"))
-    with open(os.path.join(d, "s.csv.ckpt", "state.txt"), "w") as f:
-        f.write("signature 1234\nstep 1\n")
-    expect_error("checkpoint of other arguments", base, "other arguments")
+    nolr = [a for i, a in enumerate(base) if a != "--lr" and (i == 0 or base[i - 1] != "--lr")]
+    expect_error("--lr 0", nolr + ["--lr", 0], "--lr must be > 0")
+    # a checkpoint of other arguments is refused, naming what differs, not silently reused
+    d2 = setup(t, "bad2", "5,64,64,1", "tanh", "mse", 200, 5, 1)
+    run2 = ["sharpness", "--model", os.path.join(d2, "m0"), "--data", os.path.join(d2, "X.npy"), "--targets",
+            os.path.join(d2, "T.npy"), "--steps", 100000, "--checkpoint-every", 1, "--threads", 1,
+            "--out", os.path.join(d2, "s.csv")]
+    p = subprocess.Popen([BIN, *map(str, run2), "--lr", "0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not os.path.exists(os.path.join(d2, "s.csv.ckpt", "state.txt")) and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    expect_error("checkpoint of another --lr", run2 + ["--lr", 0.2], "lr")
+    # and a damaged one is refused as corrupt
+    with open(os.path.join(d2, "s.csv.ckpt", "state.txt"), "a") as f:
+        f.write("x")
+    expect_error("corrupt checkpoint", run2 + ["--lr", 0.1], "corrupt")
+    r = cli(*[a if a != 100000 else 3 for a in run2], "--lr", 0.1, "--restart")
+    check(r.returncode == 0 and "resuming" not in r.stderr and not os.path.exists(os.path.join(d2, "s.csv.ckpt")),
+          "--restart drops the corrupt checkpoint and runs from step 0", r.stderr)
 
 
 def catapult_smoke(t):

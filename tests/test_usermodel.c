@@ -424,36 +424,50 @@ static void test_config(void) {
     nh_net_free(net); nh_net_free(cl);
 }
 
-/* float32 path: standard, bias-free, tanh against float64; silu refused. */
+/* One float32 context (nh_curv_create_ex, NH_PREC_SINGLE) against float64:
+ * H v, the gradient and G on the same network. */
+static void f32_vs_f64(nh_net *net, const ucase *t, const double *X, const double *T, const char *name) {
+    const size_t P = nh_net_nparams(net), nm = t->n * t->w[t->L];
+    nh_curv_opts o = nh_curv_opts_default();
+    o.precision = NH_PREC_SINGLE;
+    nh_curv *c = NULL, *c32 = NULL;
+    nh_curv_create(net, X, T, t->n, t->loss, &c);
+    nh_check(nh_curv_create_ex(net, X, T, t->n, t->loss, &o, &c32) == NH_OK && c && c32 &&
+             nh_curv_precision(c32) == NH_PREC_SINGLE, "f32 %s: create (%s)", name, nh_last_error());
+    if (!c || !c32) { nh_curv_free(c); nh_curv_free(c32); return; }
+    double *v = malloc(P * 8), *h = malloc(P * 8), *h32 = malloc(P * 8), *g = malloc(P * 8), *g32 = malloc(P * 8);
+    double *G = malloc(nm * 8), *G32 = malloc(nm * 8);
+    for (size_t p = 0; p < P; p++) v[p] = cos(3.0 * (double)p);
+    nh_curv_hvp(c, v, h); nh_curv_hvp(c32, v, h32);
+    nh_curv_grad(c, g); nh_curv_grad(c32, g32);
+    nh_curv_G(c, G); nh_curv_G(c32, G32);
+    /* float32 rounding (6e-8) through a few layers of sums: 1e-4 of the norm. */
+    nh_check_array(h32, h, P, 1e-4 * nrm(h, P), 0, "f32 %s: H v vs float64", name);
+    nh_check_array(g32, g, P, 1e-4 * nrm(g, P), 0, "f32 %s: grad vs float64", name);
+    nh_check_array(G32, G, nm, 1e-4 * nrm(G, nm), 0, "f32 %s: G vs float64", name);
+    free(v); free(h); free(h32); free(g); free(g32); free(G); free(G32);
+    nh_curv_free(c); nh_curv_free(c32);
+}
+
+/* float32 path: standard, bias-free, per-layer activations with parameters. */
 static void test_f32(void) {
     ucase t = {"f32", 3, {5, 7, 6, 2}, {NH_ACT_TANH, NH_ACT_SOFTPLUS}, {NAN, NAN}, {1, 0, 1}, NH_LOSS_MSE, 6};
     nh_net *net = make(&t, NH_PARAM_STANDARD, 0.1);
     nh_net_init_uniform_fanin(net, 4);
     double *X, *T;
     make_data(&t, 2, &X, &T);
-    const size_t P = nh_net_nparams(net);
-    nh_curv *c = NULL;
-    nh_curv32 *c32 = NULL;
-    nh_curv_create(net, X, T, t.n, t.loss, &c);
-    nh_check(nh_curv32_create(net, X, T, t.n, t.loss, &c32) == NH_OK, "f32: create");
-    double *v = malloc(P * 8), *h = malloc(P * 8), *h32 = malloc(P * 8), *g = malloc(P * 8), *g32 = malloc(P * 8);
-    for (size_t p = 0; p < P; p++) v[p] = cos(3.0 * (double)p);
-    nh_curv_hvp(c, v, h); nh_curv32_hvp(c32, v, h32);
-    nh_curv_grad(c, g); nh_curv32_grad(c32, g32);
-    /* float32 rounding (6e-8) through a few layers of sums: 1e-4 of the norm. */
-    nh_check_array(h32, h, P, 1e-4 * nrm(h, P), 0, "f32: standard bias-free H v vs float64");
-    nh_check_array(g32, g, P, 1e-4 * nrm(g, P), 0, "f32: standard bias-free grad vs float64");
-    nh_curv32_free(c32); nh_net_free(net);
-    t.acts[0] = NH_ACT_SILU;
-    net = make(&t, NH_PARAM_STANDARD, 0.1);
-    nh_check(nh_curv32_create(net, X, T, t.n, t.loss, &c32) == NH_EINVAL && strstr(nh_last_error(), "silu"),
-             "f32: silu refused (no float32 formula)");
+    f32_vs_f64(net, &t, X, T, "standard bias-free tanh,softplus");
     nh_net_free(net);
-    t.acts[0] = NH_ACT_SOFTPLUS; t.ap[0] = 2.0;
+    t.acts[0] = NH_ACT_SILU; t.acts[1] = NH_ACT_SOFTPLUS; t.ap[1] = 2.0;
     net = make(&t, NH_PARAM_STANDARD, 0.1);
-    nh_check(nh_curv32_create(net, X, T, t.n, t.loss, &c32) == NH_EINVAL, "f32: softplus:2 refused");
+    nh_net_init_uniform_fanin(net, 5);
+    f32_vs_f64(net, &t, X, T, "standard silu,softplus:2");
     nh_net_free(net);
-    free(v); free(h); free(h32); free(g); free(g32); nh_curv_free(c); free(X); free(T);
+    t.acts[0] = NH_ACT_LEAKY_RELU; t.ap[0] = 0.2;
+    net = make(&t, NH_PARAM_NTK, 0.1);
+    f32_vs_f64(net, &t, X, T, "ntk leaky:0.2,softplus:2");
+    nh_net_free(net);
+    free(X); free(T);
 }
 
 /* ------------------------------------------------------- model directories */

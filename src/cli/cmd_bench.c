@@ -11,12 +11,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-/* The float32 engine (nh_curv32_*, src/curv32.c) is part of the library;
- * -DNH_BENCH_NO_F32 builds a bench without it ("f32 engine not built"). */
-#ifndef NH_BENCH_NO_F32
-#define NH_BENCH_F32 1
-#endif
-
 #define NH_BENCH_MAXW 65
 #define NH_TRY_CLI(e) do { nh_status s__ = (e); if (s__ != NH_OK) return s__; } while (0)
 
@@ -25,7 +19,7 @@ static const nh_optspec bench_opts[] = {
     {"N", "N", "256", "batch size (samples)"},
     {"reps", "R", "auto", "timed repetitions after one warm-up (auto: 5; 1 for moments, fig1rec, fig1trial)"},
     {"threads", "T", "auto", "BLAS and OpenMP threads (auto: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)"},
-    {"precision", "f64|f32", "f64", "engine: f64 (nh_curv) or f32 (nh_curv32, when built)"},
+    {"precision", "f64|f32", "f64", "engine: f64 or f32 (nh_curv_create_ex with NH_PREC_SINGLE)"},
     {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
     NH_OPT_ACT("softplus"),
     NH_OPT_LOSS("mse"),
@@ -100,10 +94,7 @@ static void gemm_anchor(const nh_cmd *cmd, size_t an, int areps, int f32, double
 typedef struct bctx {
     const char *op;
     int f32;
-    nh_curv *c;
-#ifdef NH_BENCH_F32
-    nh_curv32 *c32;
-#endif
+    nh_curv *c, *c32; /* c32: the float32 context timed with --precision f32 (c validates) */
     nh_net *net;
     double *v, *out, *V, *OUT, *K;
     size_t P, B, M;
@@ -112,20 +103,7 @@ typedef struct bctx {
 
 static nh_status run_op(bctx *x) {
     const char *op = x->op;
-#ifdef NH_BENCH_F32
-    if (x->f32) {
-        nh_curv32 *c = x->c32;
-        if (!strcmp(op, "hvp")) return nh_curv32_hvp(c, x->v, x->out);
-        if (!strcmp(op, "hvp_scratch")) { NH_TRY_CLI(nh_curv32_refresh(c)); return nh_curv32_hvp(c, x->v, x->out); }
-        if (!strcmp(op, "ivp")) return nh_curv32_ivp(c, x->v, x->out);
-        if (!strcmp(op, "svp")) return nh_curv32_svp(c, x->v, x->out);
-        if (!strcmp(op, "ntk")) return nh_curv32_ntk(c, x->K);
-        if (!strcmp(op, "grad")) return nh_curv32_grad(c, x->out);
-        if (!strcmp(op, "step")) return nh_curv32_gd_step(c, x->net, 1e-6);
-        return NH_EINVAL;
-    }
-#endif
-    nh_curv *c = x->c;
+    nh_curv *c = x->f32 ? x->c32 : x->c;
     if (!strcmp(op, "hvp"))
         return x->B > 1 ? nh_curv_hvp_block(c, x->B, x->V, x->OUT) : nh_curv_hvp(c, x->v, x->out);
     if (!strcmp(op, "hvp_scratch")) {
@@ -227,7 +205,6 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     else if (strcmp(prec, "f64")) nh_die_usage(cmd, "--precision must be f64 or f32, got '%s'", prec);
     const size_t B = (size_t)nh_arg_int(&a, "block", 1, 4096);
     if (B > 1 && strcmp(op, "hvp")) nh_die_usage(cmd, "--block applies to OP hvp only");
-    if (B > 1 && f32) nh_die_usage(cmd, "--block has no f32 path");
     nh_act act = nh_arg_act(cmd, &a, NULL);
     nh_loss loss = nh_arg_loss(cmd, &a);
     size_t M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
@@ -235,10 +212,6 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     const size_t an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
     const int areps = (int)nh_arg_int(&a, "anchor-reps", 1, 1000);
     const uint64_t seed = nh_arg_u64(&a, "seed");
-#ifndef NH_BENCH_F32
-    if (f32) nh_die(cmd, "f32 engine not built (src/curv32.c is not part of this build); use --precision f64");
-#endif
-    if (f32 && is_rec) nh_die_usage(cmd, "OP %s has no f32 path (the trace estimators run on the f64 engine)", op);
 
     /* Memory check before allocating anything large. */
     double P = 0, sumw = 0, wmax = 0, fwd = 0;
@@ -293,9 +266,9 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
         x.K = malloc(N * nout * N * nout * sizeof *x.K);
         if (!x.K) nh_die(cmd, "out of memory");
     }
-#ifdef NH_BENCH_F32
-    if (f32) NH_CHECK(cmd, nh_curv32_create(x.net, X, T, N, loss, &x.c32));
-#endif
+    nh_curv_opts copts = nh_curv_opts_default();
+    copts.precision = NH_PREC_SINGLE;
+    if (f32) NH_CHECK(cmd, nh_curv_create_ex(x.net, X, T, N, loss, &copts, &x.c32));
     NH_CHECK(cmd, nh_curv_create(x.net, X, T, N, loss, &x.c));
 
     /* Validate before timing. */
@@ -317,11 +290,7 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     } else if (!strcmp(op, "grad") || !strcmp(op, "step")) {
         /* grad . v == dC/dY . (J v): the gradient is J^T dC/dY. */
         double *jv = malloc(N * nout * sizeof *jv), *dc = malloc(N * nout * sizeof *dc);
-#ifdef NH_BENCH_F32
-        if (f32) NH_CHECK(cmd, nh_curv32_grad(x.c32, x.out));
-        else
-#endif
-            NH_CHECK(cmd, nh_curv_grad(x.c, x.out));
+        NH_CHECK(cmd, nh_curv_grad(f32 ? x.c32 : x.c, x.out));
         NH_CHECK(cmd, nh_curv_jvp(x.c, x.v, jv));
         nh_curv_dloss(x.c, dc);
         double a1 = 0, a2 = 0, sc = 0;
@@ -334,18 +303,15 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     } else {
         /* H v == I v + S v (f32: against the f64 H v as well). */
         NH_CHECK(cmd, nh_curv_hvp(x.c, x.v, x.out));
-#ifdef NH_BENCH_F32
         if (f32) {
             double *h32 = malloc(x.P * sizeof *h32);
-            NH_CHECK(cmd, nh_curv32_isvp(x.c32, x.v, iv, sv));
-            NH_CHECK(cmd, nh_curv32_hvp(x.c32, x.v, h32));
+            NH_CHECK(cmd, nh_curv_isvp(x.c32, x.v, iv, sv));
+            NH_CHECK(cmd, nh_curv_hvp(x.c32, x.v, h32));
             double e1 = rel2(h32, iv, sv, x.P), e2 = rel2(x.out, h32, NULL, x.P);
             err = e1 > e2 ? e1 : e2;
             snprintf(check, sizeof check, "f32: Hv == Iv + Sv and Hv(f32) == Hv(f64), max relative 2-norm error");
             free(h32);
-        } else
-#endif
-        {
+        } else {
             NH_CHECK(cmd, nh_curv_isvp(x.c, x.v, iv, sv));
             err = rel2(x.out, iv, sv, x.P);
             snprintf(check, sizeof check, "Hv == Iv + Sv (relative 2-norm)");
@@ -356,7 +322,7 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
             if (!x.V || !x.OUT) nh_die(cmd, "out of memory (block of %zu vectors)", B);
             nh_rng_fill_normal(&r, B * x.P, x.V);
             memcpy(x.V + (B - 1) * x.P, x.v, x.P * sizeof *x.v);
-            NH_CHECK(cmd, nh_curv_hvp_block(x.c, B, x.V, x.OUT));
+            NH_CHECK(cmd, nh_curv_hvp_block(f32 ? x.c32 : x.c, B, x.V, x.OUT));
             double e2 = rel2(x.OUT + (B - 1) * x.P, x.out, NULL, x.P);
             if (e2 > err) err = e2;
             snprintf(check, sizeof check, "Hv == Iv + Sv and block Hv == single Hv (relative 2-norm)");
@@ -382,8 +348,9 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     double hv_med = NAN;
     if (is_rec) {
         double th[5];
-        nh_curv_hvp(x.c, x.v, x.out);
-        for (int k = 0; k < 5; k++) { double t0 = now_s(); nh_curv_hvp(x.c, x.v, x.out); th[k] = now_s() - t0; }
+        nh_curv *hc = f32 ? x.c32 : x.c;
+        nh_curv_hvp(hc, x.v, x.out);
+        for (int k = 0; k < 5; k++) { double t0 = now_s(); nh_curv_hvp(hc, x.v, x.out); th[k] = now_s() - t0; }
         hv_med = median(th, 5);
         products = x.products;
     }
@@ -431,9 +398,7 @@ static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
            bytes / 1048576.0, rss);
     fflush(stdout);
 
-#ifdef NH_BENCH_F32
-    nh_curv32_free(x.c32);
-#endif
+    nh_curv_free(x.c32);
     nh_curv_free(x.c);
     nh_net_free(x.net);
     free(X); free(T); free(x.v); free(x.out); free(iv); free(sv); free(x.V); free(x.OUT); free(x.K);
@@ -473,6 +438,6 @@ const nh_cmd nh_cmd_bench = {
     "implementation; null for moments, fig1rec, fig1trial), gflops, dgemm_n, dgemm_gflops,\n"
     "frac_dgemm (gflops / dgemm_gflops), [sgemm_gflops, frac_sgemm], [probes,\n"
     "products, hvp_median_s, hv_equivalents], check, check_err, mem_estimate_mb and\n"
-    "peak_rss_mb (getrusage ru_maxrss).  --precision f32 needs the float32 engine\n"
-    "(src/curv32.c); a build without it stops with \"f32 engine not built\".",
+    "peak_rss_mb (getrusage ru_maxrss).  --precision f32 times a float32 context\n"
+    "(nh_curv_create_ex, NH_PREC_SINGLE), validated against the f64 one.",
     bench_opts, run_bench};

@@ -129,6 +129,7 @@ static const nh_optspec eos_opts[] = {
     {"every", "E", "", "a record every E steps (default 10; quick 5)"},
     {"tol", "TOL", "1e-5", "relative Ritz residual of the eigen-solves"},
     {"seed", "S", "0", "seed of the image selection and of the initial parameters"},
+    {"restart", NULL, NULL, "drop an unfinished run's checkpoints and start over"},
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -167,18 +168,18 @@ static void eos_parse(const nh_cmd *cmd, const nh_args *a, eos_cfg *f) {
     } /* else eos_default_lrs, from the initial sharpness */
 }
 
-static unsigned long long eos_sig(const eos_cfg *f, size_t i) {
-    char b[8][64];
-    snprintf(b[0], 64, "%zu,%zu,%zu", f->n, f->size, f->nh);
-    snprintf(b[1], 64, "%zu,%zu,%zu", f->hidden[0], f->hidden[f->nh / 2], f->hidden[f->nh - 1]);
-    snprintf(b[2], 64, "%d", (int)f->param);
-    snprintf(b[3], 64, "%.17g", f->eta[i]);
-    snprintf(b[4], 64, "%lld,%lld", f->steps, f->every);
-    snprintf(b[5], 64, "%.17g", f->tol);
-    snprintf(b[6], 64, "%llu", (unsigned long long)f->seed);
-    snprintf(b[7], 64, "%zu", i);
-    const char *parts[] = {"eos", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]};
-    return nh_ckpt_signature(parts, 9);
+static void eos_id(const eos_cfg *f, size_t i, nh_ckpt_id *id) {
+    memset(id, 0, sizeof *id);
+    nh_ckpt_id_add(id, "command", "eos");
+    nh_ckpt_id_add(id, "data", "%zu,%zu,%llu", f->n, f->size, (unsigned long long)f->seed);
+    char hid[80] = "";
+    for (size_t j = 0; j < f->nh; j++) snprintf(hid + strlen(hid), sizeof hid - strlen(hid), "%s%zu", j ? "," : "", f->hidden[j]);
+    nh_ckpt_id_add(id, "hidden", "%s", hid);
+    nh_ckpt_id_add(id, "param", "%d", (int)f->param);
+    nh_ckpt_id_add(id, "lr", "%.17g", f->eta[i]);
+    nh_ckpt_id_add(id, "steps", "%lld,%lld", f->steps, f->every);
+    nh_ckpt_id_add(id, "tol", "%.17g", f->tol);
+    nh_ckpt_id_add(id, "run", "%zu", i);
 }
 
 /* Per step size: where lam_H first reaches 2/eta, and the mean and SD of
@@ -285,22 +286,23 @@ static void eos_plot(const nh_cmd *cmd, const char *out, const eos_cfg *f, sh_ta
     for (size_t k = 0; k < nown; k++) free(own[k]);
 }
 
-/* sh_run, skipped when CSV.done names the same signature: a rerun after a
+/* sh_run, skipped when CSV.done names the same identity: a rerun after a
  * kill resumes at the step size it was in, not from the first.  The marker
  * holds the status and the last step, so a diverged run is reported again. */
 static nh_status eos_run_one(const nh_cmd *cmd, nh_net **net, const nh_dataset *d, const sh_opts *o, const char *csv,
-                             unsigned long long sig, long long *kend) {
-    char done[4200], text[128];
-    unsigned long long s0 = 0;
-    int st0 = -1;
+                             const nh_ckpt_id *id, long long *kend) {
+    char done[4200], key[2048] = "", text[2200], have[2200] = "";
+    for (size_t j = 0; j < id->n; j++)
+        snprintf(key + strlen(key), sizeof key - strlen(key), "%s=%s;", id->name[j], id->value[j]);
     snprintf(done, sizeof done, "%s.done", csv);
     FILE *f = fopen(done, "r");
-    int ok = f && fscanf(f, "%llx %d %lld", &s0, &st0, kend) == 3 && s0 == sig;
+    int st0 = -1, ok = f && fgets(have, sizeof have, f) && fscanf(f, "%d %lld", &st0, kend) == 2;
     if (f) fclose(f);
-    if (ok) return (nh_status)st0;
+    have[strcspn(have, "\n")] = 0;
+    if (ok && strcmp(have, key) == 0 && !o->restart) return (nh_status)st0;
     remove(done);
-    nh_status st = sh_run(cmd, net, d, NH_LOSS_MSE, o, csv, sig, kend);
-    snprintf(text, sizeof text, "%llx %d %lld\n", sig, (int)st, *kend);
+    nh_status st = sh_run(cmd, net, d, NH_LOSS_MSE, o, csv, id, kend);
+    snprintf(text, sizeof text, "%s\n%d %lld\n", key, (int)st, *kend);
     nh_cli_write_text(cmd, done, text);
     return st;
 }
@@ -352,11 +354,14 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
         nh_net *net = eos_net(cmd, d.n0, f.hidden, f.nh, 10, NH_ACT_TANH, f.param, f.seed);
         /* lam_NTK is skipped: for MSE it equals lam_I (tested), at N x 10 dimensions. */
         sh_opts o = {.eta = f.eta[i], .steps = f.steps, .every = f.every, .ckev = 100, .top = 1, .maxit = 200,
-                     .minsteps = 4, .tol = f.tol, .cold = 0, .ntk = 0, .quiet = 1};
+                     .minsteps = 4, .tol = f.tol, .cold = 0, .ntk = 0, .quiet = 1,
+                     .restart = nh_arg_flag(&a, "restart")};
         char csv[4096], name[64];
         snprintf(name, sizeof name, "eta%zu.csv", i);
         long long kend;
-        nh_status st = eos_run_one(cmd, &net, &d, &o, nh_cli_path(csv, sizeof csv, out, name), eos_sig(&f, i), &kend);
+        nh_ckpt_id id;
+        eos_id(&f, i, &id);
+        nh_status st = eos_run_one(cmd, &net, &d, &o, nh_cli_path(csv, sizeof csv, out, name), &id, &kend);
         sh_table_read(cmd, csv, &t[i]);
         eos_stat s;
         eos_stats(&t[i], f.eta[i], &s);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ operators */
 
@@ -220,20 +221,19 @@ static void sh_state_init(const nh_cmd *cmd, sh_state *s, size_t P, size_t nm, s
 
 static void sh_state_free(sh_state *s) { free(s->buf); free(s->grad); }
 
-static void sh_header(FILE *f, const sh_opts *o) {
-    fprintf(f, "step,t,loss,grad_norm,lam_H,lam_I,lam_S,lam_NTK,grad_overlap,uIu,uSu,matvecs_H,matvecs_I,matvecs_S,"
-               "matvecs_NTK");
+static void sh_header(char *buf, size_t cap, const sh_opts *o) {
+    size_t n = (size_t)snprintf(buf, cap, "step,t,loss,grad_norm,lam_H,lam_I,lam_S,lam_NTK,grad_overlap,uIu,uSu,"
+                                          "matvecs_H,matvecs_I,matvecs_S,matvecs_NTK");
     const char *nm = "HIS";
     for (int op = 0; op < 3 && o->top > 1; op++)
-        for (size_t j = 1; j <= o->top; j++) fprintf(f, ",%c_%zu", nm[op], j);
-    fputc('\n', f);
+        for (size_t j = 1; j <= o->top && n < cap; j++) n += (size_t)snprintf(buf + n, cap - n, ",%c_%zu", nm[op], j);
 }
 
 /* One record at `step`: eigen-solves warm-started from s (unless cold), the
  * gradient and its overlap |g . u_H| / |g| with the top eigenvector of H. */
-static void sh_record(const nh_cmd *cmd, nh_curv *c, const sh_opts *o, sh_state *s, long long step, FILE *log) {
+static void sh_record(const nh_cmd *cmd, nh_curv *c, const sh_opts *o, sh_state *s, long long step, nh_log *log) {
     size_t P = nh_net_nparams(nh_curv_net(c));
-    double lam[3][64], lamk = NAN;
+    double lam[3][SH_MAXTOP], lamk = NAN;
     size_t nprod[SH_NOPS] = {0};
     int unconv = 0;
     for (int op = 0; op < SH_NOPS; op++) {
@@ -261,13 +261,13 @@ static void sh_record(const nh_cmd *cmd, nh_curv *c, const sh_opts *o, sh_state 
     if (unconv && !o->quiet)
         fprintf(stderr, "ntkhess %s: warning: step %lld: %d eigen-solve(s) not converged in --maxit %zu products\n",
                 cmd->name, step, unconv, o->maxit);
-    fprintf(log, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%zu,%zu,%zu,%zu", step,
-            (double)step * o->eta, nh_curv_loss(c), gn, lam[SH_H][0], lam[SH_I][0], lam[SH_S][0], lamk, ov, uiu, usu,
-            nprod[0], nprod[1], nprod[2], nprod[3]);
+    char row[2048]; /* nh_log's row limit: 15 + 3 x SH_MAXTOP numbers of <= 24 characters fit */
+    size_t n = (size_t)snprintf(row, sizeof row, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                                "%zu,%zu,%zu,%zu", step, (double)step * o->eta, nh_curv_loss(c), gn, lam[SH_H][0],
+                                lam[SH_I][0], lam[SH_S][0], lamk, ov, uiu, usu, nprod[0], nprod[1], nprod[2], nprod[3]);
     for (int op = 0; op < 3 && o->top > 1; op++)
-        for (size_t j = 0; j < o->top; j++) fprintf(log, ",%.17g", lam[op][j]);
-    fputc('\n', log);
-    if (fflush(log) != 0) nh_die(cmd, "cannot write the records");
+        for (size_t j = 0; j < o->top && n < sizeof row; j++) n += (size_t)snprintf(row + n, sizeof row - n, ",%.17g", lam[op][j]);
+    nh_log_row(cmd, log, "%s", row);
 }
 
 /* ------------------------------------------------------- resumable run */
@@ -297,57 +297,77 @@ static void sh_warm_load(const nh_cmd *cmd, const char *csv, sh_state *s, long l
     s->have = 1;
 }
 
-/* Open the record file: truncated to the checkpoint's step on resume, new
- * (with its header) otherwise. */
-static FILE *sh_open_log(const nh_cmd *cmd, const char *csv, const sh_opts *o, long long start) {
-    FILE *log;
-    if (start >= 0) {
-        nh_ckpt_truncate_csv(cmd, csv, start);
-        log = fopen(csv, "a");
-    } else {
-        log = fopen(csv, "w");
-        if (log) sh_header(log, o);
+/* Open the record file: on resume, checked against the checkpoint (header,
+ * rows, last row) and cut after its last checkpointed row, with that row
+ * remembered for the next checkpoint; else new, with its header. */
+static void sh_open_log(const nh_cmd *cmd, const char *csv, const char *header, const nh_ckpt_state *cs,
+                        long long start, nh_log *log) {
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s", csv);
+    if (start < 0) {
+        log->f = fopen(csv, "w");
+        if (!log->f) nh_die(cmd, "cannot write %s: %s", csv, strerror(errno));
+        nh_log_row(cmd, log, "%s", header);
+        return;
     }
-    if (!log) nh_die(cmd, "cannot write %s: %s", csv, strerror(errno));
-    return log;
+    nh_ckpt_log_check(cmd, csv, header, cs);
+    FILE *f = fopen(csv, "r");
+    char line[sizeof log->last];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        memcpy(log->last, line, sizeof line);
+    }
+    if (f) fclose(f);
+    log->rows = cs->rows;
+    log->f = fopen(csv, "a");
+    if (!log->f) nh_die(cmd, "cannot append to %s: %s", csv, strerror(errno));
+}
+
+/* Warm vectors first, then the checkpoint (model, identity, log state), then
+ * the previous warm file: a kill anywhere leaves a checkpoint with its own. */
+static void sh_checkpoint(const nh_cmd *cmd, const char *csv, const nh_ckpt_id *id, const sh_state *s, nh_log *log,
+                          long long k, long long *saved, const nh_net *net) {
+    char ck[4096], old[4096];
+    if (fflush(log->f) != 0 || fsync(fileno(log->f)) != 0) nh_die(cmd, "cannot write %s: %s", csv, strerror(errno));
+    sh_warm_save(cmd, csv, s, k);
+    nh_ckpt_save(cmd, (snprintf(ck, sizeof ck, "%s.ckpt", csv), ck), id, k, net, log->rows, log->last);
+    if (*saved > 0) remove(sh_warm_path(old, sizeof old, csv, *saved));
+    *saved = k;
 }
 
 nh_status sh_run(const nh_cmd *cmd, nh_net **net, const nh_dataset *d, nh_loss loss, const sh_opts *o,
-                 const char *csv, unsigned long long sig, long long *kend) {
-    char ck[4096], wd[4096];
+                 const char *csv, const nh_ckpt_id *id, long long *kend) {
+    char ck[4096], wd[4096], header[2048];
     snprintf(ck, sizeof ck, "%s.ckpt", csv);
     snprintf(wd, sizeof wd, "%s.warm", csv);
-    long long start = nh_ckpt_load(cmd, ck, sig, net);
+    sh_header(header, sizeof header, o);
+    if (o->restart) { NH_CHECK(cmd, nh_file_remove_tree(ck)); NH_CHECK(cmd, nh_file_remove_tree(wd)); }
+    nh_ckpt_state cs;
+    long long start = nh_ckpt_load(cmd, ck, id, o->steps, net, &cs);
     sh_state s;
-    size_t nm = d->n * d->nout;
-    sh_state_init(cmd, &s, nh_net_nparams(*net), nm, o->top);
+    sh_state_init(cmd, &s, nh_net_nparams(*net), d->n * d->nout, o->top);
     if (start >= 0) sh_warm_load(cmd, csv, &s, start);
     if (start >= 0 && !o->quiet) fprintf(stderr, "ntkhess %s: resuming from step %lld (%s)\n", cmd->name, start, ck);
-    FILE *log = sh_open_log(cmd, csv, o, start);
+    nh_log log;
+    sh_open_log(cmd, csv, header, &cs, start, &log);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(*net, d->X, d->T, d->n, loss, &c));
-    if (start < 0) { start = 0; sh_record(cmd, c, o, &s, 0, log); }
+    if (start < 0) { start = 0; sh_record(cmd, c, o, &s, 0, &log); }
     nh_status st = NH_OK;
     long long k, saved = start;
     double t0 = nh_cli_now();
     for (k = start + 1; k <= o->steps; k++) {
         st = nh_curv_gd_step(c, *net, o->eta);
         if (st != NH_OK) break;
-        if (k % o->every == 0 || k == o->steps) sh_record(cmd, c, o, &s, k, log);
-        if (k % o->ckev == 0 && k < o->steps) {
-            char old[4096];
-            sh_warm_save(cmd, csv, &s, k);
-            nh_ckpt_save(cmd, ck, sig, k, *net);
-            if (saved > 0) remove(sh_warm_path(old, sizeof old, csv, saved));
-            saved = k;
-        }
+        if (k % o->every == 0 || k == o->steps) sh_record(cmd, c, o, &s, k, &log);
+        if (k % o->ckev == 0 && k < o->steps) sh_checkpoint(cmd, csv, id, &s, &log, k, &saved, *net);
         if (!o->quiet) nh_cli_progress("sharpness: step", (size_t)(k - start), (size_t)(o->steps - start), nh_cli_now() - t0);
     }
-    if (fclose(log) != 0) nh_die(cmd, "cannot write %s", csv);
+    if (fclose(log.f) != 0) nh_die(cmd, "cannot write %s", csv);
     nh_curv_free(c);
     sh_state_free(&s);
     *kend = st == NH_OK ? o->steps : k;
-    if (st == NH_OK) { nh_ckpt_remove(ck); nh_ckpt_remove(wd); }
+    if (st == NH_OK) { NH_CHECK(cmd, nh_file_remove_tree(ck)); NH_CHECK(cmd, nh_file_remove_tree(wd)); }
     return st;
 }
 
@@ -410,7 +430,7 @@ static const nh_optspec sharp_opts[] = {
     {"lr", "ETA", NULL, "learning rate eta (> 0)"},
     {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
     {"every", "E", "1", "a record every E steps (and at steps 0 and K)"},
-    {"top", "k", "1", "eigenvalues per operator (1..64): k > 1 adds columns H_1..H_k, I_1..I_k, S_1..S_k"},
+    {"top", "k", "1", "eigenvalues per operator (1..16): k > 1 adds columns H_1..H_k, I_1..I_k, S_1..S_k"},
     {"batch", "B", "all", "batch for the curvature: only 'all' (or N) for now; minibatch streaming is issue 12"},
     {"tol", "TOL", "1e-7", "converged when the Ritz residual is <= TOL x the largest |Ritz value|"},
     {"maxit", "M", "100", "at most M products per eigen-solve (memory: M vectors of P doubles)"},
@@ -418,6 +438,7 @@ static const nh_optspec sharp_opts[] = {
     {"cold", NULL, NULL, "no warm starts: every solve from a seeded random vector (for checks and benchmarks)"},
     {"no-ntk", NULL, NULL, "skip lam_NTK (written as nan)"},
     {"checkpoint-every", "C", "50", "save a checkpoint (FILE.csv.ckpt, FILE.csv.warm) every C steps"},
+    {"restart", NULL, NULL, "drop an unfinished run's checkpoint and start over"},
     {"out", "FILE.csv", NULL, "the records"},
     {"threads", "T", "auto", "threads for BLAS and OpenMP (a resumed run must use the same)"},
     {NULL, NULL, NULL, NULL}};
@@ -429,13 +450,14 @@ static void sharp_parse(const nh_cmd *cmd, const nh_args *a, size_t n, sh_opts *
     o->steps = nh_arg_int(a, "steps", 0, (long long)1 << 40);
     o->every = nh_arg_int(a, "every", 1, (long long)1 << 40);
     o->ckev = nh_arg_int(a, "checkpoint-every", 1, (long long)1 << 40);
-    o->top = (size_t)nh_arg_int(a, "top", 1, 64);
+    o->top = (size_t)nh_arg_int(a, "top", 1, SH_MAXTOP);
     o->tol = nh_arg_double(a, "tol");
     if (!(o->tol > 0 && o->tol < 1)) nh_die_usage(cmd, "--tol must be in (0, 1), got %g", o->tol);
     o->maxit = (size_t)nh_arg_int(a, "maxit", 2, 100000);
     o->minsteps = (size_t)nh_arg_int(a, "min-steps", 1, 100000);
     o->cold = nh_arg_flag(a, "cold");
     o->ntk = !nh_arg_flag(a, "no-ntk");
+    o->restart = nh_arg_flag(a, "restart");
     const char *b = nh_arg_req(a, "batch");
     char nb[32];
     snprintf(nb, sizeof nb, "%zu", n);
@@ -456,21 +478,23 @@ static int run_sharpness(const nh_cmd *cmd, int argc, char **argv) {
     nh_cli_load_data(cmd, xp, tp, net, loss, &d);
     sh_opts o;
     sharp_parse(cmd, &a, d.n, &o);
-    /* The checkpoint signature: everything that changes a record. */
-    char cfg[4096], sg[7][64];
-    nh_cli_path(cfg, sizeof cfg, model, "config.json");
-    snprintf(sg[0], 64, "%.17g", o.eta);
-    snprintf(sg[1], 64, "%lld", o.every);
-    snprintf(sg[2], 64, "%zu", o.top);
-    snprintf(sg[3], 64, "%.17g", o.tol);
-    snprintf(sg[4], 64, "%zu,%zu", o.maxit, o.minsteps);
-    snprintf(sg[5], 64, "%d,%d", o.cold, o.ntk);
-    snprintf(sg[6], 64, "%lld", o.steps);
-    const char *parts[] = {"sharpness", cfg, xp, tp, nh_loss_name(loss), sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], sg[6]};
-    unsigned long long sig = nh_ckpt_signature(parts, sizeof parts / sizeof *parts);
+    /* The checkpoint identity: everything that changes a record. */
+    nh_ckpt_id id = {0};
+    nh_ckpt_id_add(&id, "command", "sharpness");
+    nh_ckpt_id_model(cmd, &id, model, net);
+    nh_ckpt_id_file(cmd, &id, "data", xp);
+    nh_ckpt_id_file(cmd, &id, "targets", tp);
+    nh_ckpt_id_add(&id, "loss", "%s", nh_loss_name(loss));
+    nh_ckpt_id_add(&id, "lr", "%.17g", o.eta);
+    nh_ckpt_id_add(&id, "steps", "%lld", o.steps);
+    nh_ckpt_id_add(&id, "every", "%lld", o.every);
+    nh_ckpt_id_add(&id, "top", "%zu", o.top);
+    nh_ckpt_id_add(&id, "tol", "%.17g", o.tol);
+    nh_ckpt_id_add(&id, "maxit", "%zu,%zu", o.maxit, o.minsteps);
+    nh_ckpt_id_add(&id, "cold-ntk", "%d,%d", o.cold, o.ntk); /* names: [a-z0-9_-] */
     long long kend;
     double t0 = nh_cli_now();
-    nh_status st = sh_run(cmd, &net, &d, loss, &o, out, sig, &kend);
+    nh_status st = sh_run(cmd, &net, &d, loss, &o, out, &id, &kend);
     if (st != NH_OK) nh_die(cmd, "%s at step %lld: %s", nh_strerror(st), kend, nh_last_error());
     fprintf(stderr, "ntkhess sharpness: %lld steps, records in %s (%.1f s)\n", o.steps, out, nh_cli_now() - t0);
     nh_net_free(net);

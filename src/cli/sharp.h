@@ -6,6 +6,7 @@
 
 /* Which operator a record's eigen-solve uses. */
 enum { SH_H = 0, SH_I, SH_S, SH_K, SH_NOPS };
+#define SH_MAXTOP 16 /* --top: a record row stays within nh_log's 2048 characters */
 
 /* Top eigenpairs by Lanczos with full reorthogonalization and no restart,
  * testing convergence after every product (so a good warm start stops
@@ -41,14 +42,16 @@ typedef struct sh_opts {
     int       cold; /* 1: no warm starts (for checks and benchmarks) */
     int       ntk;  /* 1: lam_NTK column computed                    */
     int       quiet;
+    int       restart; /* 1: drop an unfinished run's checkpoint first */
 } sh_opts;
 
 /* Full-batch GD from *net for o->steps steps, writing records to csv; resumes
- * from csv's checkpoint when one with signature sig exists.  Returns NH_OK or
+ * from csv's checkpoint (CSV.ckpt, CSV.warm) when one with identity id exists
+ * (and exits refusing one of another identity: ckpt.c).  Returns NH_OK or
  * NH_EDIVERGED (then *kend is the step that diverged; *net holds the last
  * finite state).  Dies on other errors. */
 nh_status sh_run(const nh_cmd *cmd, nh_net **net, const nh_dataset *d, nh_loss loss, const sh_opts *o,
-                 const char *csv, unsigned long long sig, long long *kend);
+                 const char *csv, const nh_ckpt_id *id, long long *kend);
 
 /* A numeric CSV with a header: rows x cols doubles (malloc'ed), column
  * index by name (-1 when absent). */

@@ -126,6 +126,37 @@ NH__ACT_ARRAY(nh__pt_identity)
 NH__ACT_ARRAY(nh__pt_silu)
 NH__ACT_ARRAY(nh__pt_leaky_relu)
 
+/* float32 paths (nh__act_row.eval_f) for the single-precision engine, where
+ * libm's double functions would dominate a float32 forward pass (softplus:
+ * 34 ns per entry in double).  Softplus: one expf for softplus and the
+ * logistic, log1p(e) by Goldberg's log(u) e / (u - 1), u = fl(1 + e) (a few
+ * ulps; glibc's logf is several times faster than its log1pf); with beta b,
+ * sigma = softplus(b x)/b, sigma' = s, sigma'' = b s (1 - s).  nsoftplus is
+ * (softplus - mu)/sd.  Tested against the double rows (tests/test_f32.c). */
+static void nh__softplus_f(float b, float mu, float r, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    for (size_t i = 0; i < n; i++) {
+        const float z = b * x[i], e = expf(-fabsf(z)), u = 1.0f + e, r1 = 1.0f / u;
+        const float s = z >= 0 ? r1 : e * r1, lp = u == 1.0f ? e : logf(u) * (e / (u - 1.0f));
+        d0[i] = (((z > 0 ? z : 0.0f) + lp) / b - mu) * r;
+        d1[i] = s * r;
+        d2[i] = b * s * (1.0f - s) * r;
+    }
+}
+static void nh__f_softplus(double beta, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    nh__softplus_f(isfinite(beta) && beta > 0 ? (float)beta : 1.0f, 0.0f, 1.0f, n, x, d0, d1, d2);
+}
+static void nh__f_nsoftplus(double p, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    (void)p;
+    nh__softplus_f(1.0f, (float)NH_NSOFTPLUS_MU, (float)(1.0 / NH_NSOFTPLUS_SD), n, x, d0, d1, d2);
+}
+static void nh__f_tanh(double p, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    (void)p;
+    for (size_t i = 0; i < n; i++) {
+        float t = tanhf(x[i]), q = 1.0f - t * t;
+        d0[i] = t; d1[i] = q; d2[i] = -2.0f * t * q;
+    }
+}
+
 /* ------------------------------------------------------------------ the table */
 
 /* Nodes per unit variance (nq_per_var) are measured: the smallest nq whose
@@ -136,9 +167,9 @@ NH__ACT_ARRAY(nh__pt_leaky_relu)
  * arctan i).  Kinks converge only algebraically: a fixed 256. */
 #define NH__NOPARAM NULL, NAN, 0
 static const nh__act_row nh__act_table[] = {
-    [NH_ACT_SOFTPLUS] = {"softplus", "smooth ReLU (softplus)", "beta", 1.0, 1, 1, 45.0, 0, nh__pt_softplus_n},
-    [NH_ACT_NSOFTPLUS] = {"nsoftplus", "normalized smooth ReLU", NH__NOPARAM, 1, 45.0, 0, nh__pt_nsoftplus_n},
-    [NH_ACT_TANH] = {"tanh", NULL, NH__NOPARAM, 1, 220.0, 0, nh__pt_tanh_n},
+    [NH_ACT_SOFTPLUS] = {"softplus", "smooth ReLU (softplus)", "beta", 1.0, 1, 1, 45.0, 0, nh__pt_softplus_n, nh__f_softplus},
+    [NH_ACT_NSOFTPLUS] = {"nsoftplus", "normalized smooth ReLU", NH__NOPARAM, 1, 45.0, 0, nh__pt_nsoftplus_n, nh__f_nsoftplus},
+    [NH_ACT_TANH] = {"tanh", NULL, NH__NOPARAM, 1, 220.0, 0, nh__pt_tanh_n, nh__f_tanh},
     [NH_ACT_ARCTAN] = {"arctan", NULL, NH__NOPARAM, 1, 400.0, 0, nh__pt_arctan_n},
     [NH_ACT_ERF] = {"erf", NULL, NH__NOPARAM, 1, 100.0, 0, nh__pt_erf_n},
     [NH_ACT_SIGMOID] = {"sigmoid", NULL, NH__NOPARAM, 1, 48.0, 0, nh__pt_sigmoid_n},
@@ -245,4 +276,11 @@ void nh_act_eval_p(nh_act a, double param, size_t n, const double *x, double *d0
     /* An unknown value evaluates as identity (as before the table). */
     const nh__act_row *r = nh__act_row_of(a);
     (r ? r->eval : nh__act_table[NH_ACT_IDENTITY].eval)(param, n, x, d0, d1, d2, d3);
+}
+
+int nh__act_eval_f(nh_act a, double param, size_t n, const float *x, float *d0, float *d1, float *d2) {
+    const nh__act_row *r = nh__act_row_of(a);
+    if (!r || !r->eval_f) return 0;
+    r->eval_f(param, n, x, d0, d1, d2);
+    return 1;
 }

@@ -9,6 +9,10 @@
 typedef void (*nh__act_fn)(double p, size_t n, const double *x, double *d0, double *d1, double *d2,
                            double *d3);
 
+/* sigma, sigma', sigma'' in float32 at n points (the single-precision
+ * curvature engine); a row without one (NULL) is evaluated in double. */
+typedef void (*nh__act_fn_f)(double p, size_t n, const float *x, float *d0, float *d1, float *d2);
+
 typedef struct nh__act_row {
     const char *name;     /* command-line and file name                        */
     const char *title;    /* display name for plots (NULL: the name)           */
@@ -19,6 +23,8 @@ typedef struct nh__act_row {
     double nq_per_var;    /* Gauss-Hermite nodes per unit variance for ~1e-13  */
     size_t nq_fixed;      /* nonzero: nodes independent of the variance        */
     nh__act_fn eval;
+    nh__act_fn_f eval_f;  /* float32 path or NULL (only where double libm would
+                             dominate a float32 forward pass; docs/precision.md) */
 } nh__act_row;
 
 /* The row of a, NULL for a value outside 0..NH_ACT_COUNT-1. */

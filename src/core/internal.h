@@ -53,6 +53,11 @@ NH_INTERNAL void  nh__alloc_fail_at(long k);
 /* Count of non-finite entries, index of first in *first. */
 NH_INTERNAL size_t nh__count_nonfinite(const double *x, size_t n, size_t *first);
 
+/* sigma, sigma', sigma'' in float32 for the activations whose table row
+ * has a float path (act.c, nh__act_row.eval_f); 0 (nothing written) for the
+ * others: evaluate those with nh_act_eval_p in double. */
+NH_INTERNAL int nh__act_eval_f(nh_act a, double param, size_t n, const float *x, float *d0, float *d1, float *d2);
+
 /* Threads for OpenMP loops (from nh_set_threads or the environment). */
 int nh__threads(void);
 
