@@ -60,7 +60,19 @@ def dense_values(tmp, row, w, depth, n0, data, loss):
     must(cli("curvature", "--model", model, "--data", data + "/X.npy", "--targets", data + "/Y.npy",
              "--loss", loss, "--dense", "--out", cur), "curvature --dense")
     H, I, S = (np.load(os.path.join(cur, k + ".npy")) for k in ("H", "I", "S"))
-    return (math.sqrt(w) * np.trace(H), w * np.sum(H * H), np.linalg.norm(S) / np.linalg.norm(I))
+    return (math.sqrt(w) * np.trace(H), w * np.sum(H * H), np.linalg.norm(S) / np.linalg.norm(I),
+            math.sqrt(w) * np.trace(I))
+
+
+def g_lin(tmp, row, w, depth, n0, data):
+    """G_ntk . grad C(0) for the MSE: the MF net's G is G_ntk / sqrt(w)."""
+    model, cur = os.path.join(tmp, "m"), os.path.join(tmp, "c")
+    widths = ",".join(str(v) for v in [n0] + [w] * (depth - 1) + [1])
+    must(cli("init", "--widths", widths, "--param", "mf", "--seed", row["seed"], "--out", model), "init")
+    must(cli("curvature", "--model", model, "--data", data + "/X.npy", "--targets", data + "/Y.npy",
+             "--out", cur), "curvature")
+    Y = np.load(data + "/Y.npy").reshape(-1)
+    return math.sqrt(w) * np.load(cur + "/G.npy").reshape(-1) @ (-Y / len(Y))
 
 
 def test_dense_case(tmp):
@@ -91,6 +103,8 @@ def test_dense_case(tmp):
         close(got[:, 0], vals[:, 0], "w=%d: tr_h = sqrt(w) Tr Hc vs numpy trace of dense H" % w, 1e-10)
         close(got[:, 1], vals[:, 1], "w=%d: tr_h2 = w ||Hc||_F^2 vs numpy" % w, 1e-10)
         close(got[:, 2], vals[:, 2], "w=%d: ||S||_F/||I||_F vs numpy" % w, 1e-10)
+        close([float(r["tr_i"]) for r in mine], vals[:, 3], "w=%d: tr_i = sqrt(w) Tr Ic vs numpy" % w, 1e-10)
+        close(float(mine[0]["tr_lin"]), g_lin(tmp, mine[0], w, depth, 5, data), "w=%d: tr_lin" % w, 1e-12)
         h, h2 = vals[:, 0], vals[:, 1]
         m2 = np.mean((h - h.mean()) ** 2) * R
         m4 = np.sum((h - h.mean()) ** 4)
@@ -147,7 +161,8 @@ def test_bce(tmp):
              "5", "--depth", "2", "--trials", "8", "--out", out, "--threads", "1"), "meanfield bce")
     rows = read_trials(os.path.join(out, "trials.csv"))
     v = dense_values(tmp, rows[0], 5, 2, 4, data, "bce")
-    close([float(rows[0][k]) for k in ("tr_h", "tr_h2", "ratio_S_I")], v, "bce: one network vs numpy", 1e-10)
+    close([float(rows[0][k]) for k in ("tr_h", "tr_h2", "ratio_S_I", "tr_i")], v, "bce: one network vs numpy",
+          1e-10)
 
 
 def test_errors(tmp, data):

@@ -33,6 +33,7 @@ typedef struct mf_cfg {
 /* One network: paper-scaled values and how they were obtained. */
 typedef struct mf_trial {
     double tr_h, tr_h2, tr_h2_se, tr_i2, tr_s2, ratio;
+    double tr_i, tr_lin; /* (1/sqrt(w)) Tr I and G_ntk . grad C(0): tr_h = tr_i + tr_lin + rest */
     int exact;
 } mf_trial;
 
@@ -174,12 +175,14 @@ static void mf_predict(const nh_cmd *cmd, const mf_cfg *f, const double *X, cons
 
 /* ------------------------------------------------------------- one trial */
 
-/* Exact Tr Hc and Tr I, Tr I^2 of the library's Hessian Hc. */
-static void mf_exact_parts(const nh_cmd *cmd, nh_curv *c, size_t n, size_t q, double *trh, double tri[2]) {
+/* Exact Tr Hc and Tr I, Tr I^2 of the library's Hessian Hc, and lin =
+ * G . grad C(0), the part of Tr S whose law the limit describes. */
+static void mf_exact_parts(const nh_cmd *cmd, nh_curv *c, nh_loss loss, const double *T, size_t n, size_t q, double *trh,
+                           double tri[2], double *lin) {
     size_t m = n * q;
     double *K = malloc(m * m * sizeof *K), *hc = malloc(m * q * sizeof *hc);
-    double *G = malloc(m * sizeof *G), *dC = malloc(m * sizeof *dC);
-    if (!K || !hc || !G || !dC) nh_die(cmd, "out of memory");
+    double *G = malloc(m * sizeof *G), *dC = malloc(m * sizeof *dC), *d0 = malloc(m * sizeof *d0);
+    if (!K || !hc || !G || !dC || !d0) nh_die(cmd, "out of memory");
     NH_CHECK(cmd, nh_curv_ntk(c, K));
     nh_curv_hloss(c, hc);
     NH_CHECK(cmd, nh_ntk_trace_powers(n, q, K, hc, 2, tri));
@@ -188,7 +191,11 @@ static void mf_exact_parts(const nh_cmd *cmd, nh_curv *c, size_t n, size_t q, do
     double trs = 0;
     for (size_t i = 0; i < m; i++) trs += G[i] * dC[i];
     *trh = tri[0] + trs;
-    free(K); free(hc); free(G); free(dC);
+    memset(K, 0, m * sizeof *K); /* outputs Y = 0: grad C(0) into d0 */
+    NH_CHECK(cmd, nh_loss_eval(loss, K, T, n, q, NULL, d0, NULL));
+    *lin = 0;
+    for (size_t i = 0; i < m; i++) *lin += G[i] * d0[i];
+    free(K); free(hc); free(G); free(dC); free(d0);
 }
 
 /* Tr Hc^2 and Tr S^2 from the dense P x P matrices (exact). */
@@ -213,8 +220,8 @@ static void mf_trial_run(const nh_cmd *cmd, const mf_cfg *f, size_t w, size_t r,
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, f->loss, &c));
     size_t P = nh_net_nparams(net);
-    double trh, tri[2], trh2, trs2, se = 0;
-    mf_exact_parts(cmd, c, f->n, f->nout, &trh, tri);
+    double trh, tri[2], trh2, trs2, se = 0, lin;
+    mf_exact_parts(cmd, c, f->loss, T, f->n, f->nout, &trh, tri, &lin);
     t->exact = P <= f->dense_max;
     if (t->exact) {
         mf_dense(cmd, c, P, &trh2, &trs2);
@@ -233,6 +240,8 @@ static void mf_trial_run(const nh_cmd *cmd, const mf_cfg *f, size_t w, size_t r,
     }
     double dw = (double)w;
     t->tr_h = sqrt(dw) * trh;
+    t->tr_i = sqrt(dw) * tri[0];
+    t->tr_lin = sqrt(dw) * lin; /* G of the MF net is G_ntk / sqrt(w) */
     t->tr_h2 = dw * trh2;
     t->tr_h2_se = dw * se;
     t->tr_i2 = dw * tri[1]; /* (1/w) Tr I^2 with I = w Ic */
@@ -246,7 +255,7 @@ static void mf_trial_run(const nh_cmd *cmd, const mf_cfg *f, size_t w, size_t r,
 
 typedef struct mf_width {
     size_t w;
-    mf_stat h, h2, ratio;
+    mf_stat h, h2, ratio, lin;
     double hutch_se, exact;
 } mf_width;
 
@@ -306,7 +315,8 @@ static void mf_widths_csv(const nh_cmd *cmd, const char *out, const mf_pred *pr,
            "# predicted var_tr_h=%.17g lim_tr_h2=%.17g bias1=%.17g tr_i2_limit=%.17g\n"
            "width,trials,mean_tr_h,se_mean_tr_h,z_mean_tr_h,bias_pred_tr_h,var_tr_h,se_var_tr_h,z_var_tr_h,"
            "ad_stat,normality_p,mean_tr_h2,se_mean_tr_h2,z_tr_h2,sd_tr_h2,hutch_se_tr_h2,exact_tr_h2,"
-           "ratio_S_I,se_ratio_S_I,ratio_over_sqrt_w,ratio_over_sqrt_w_limit\n",
+           "ratio_S_I,se_ratio_S_I,ratio_over_sqrt_w,ratio_over_sqrt_w_limit,var_tr_lin,se_var_tr_lin,z_var_tr_lin,"
+           "normality_p_lin\n",
            pr->var_tr_h, pr->lim_tr_h2, pr->bias1, pr->tr_i2);
     double rlim = sqrt(pr->lim_tr_h2 / pr->tr_i2);
     for (size_t i = 0; i < nw; i++) {
@@ -314,11 +324,12 @@ static void mf_widths_csv(const nh_cmd *cmd, const char *out, const mf_pred *pr,
         double sw = sqrt((double)x->w);
         mf_cat(cmd, &b, &len, &cap,
                "%zu,%zu,%.17g,%.17g,%.6g,%.17g,%.17g,%.17g,%.6g,%.6g,%.6g,%.17g,%.17g,%.6g,%.17g,%.17g,%g,%.17g,"
-               "%.17g,%.17g,%.17g\n",
+               "%.17g,%.17g,%.17g,%.17g,%.17g,%.6g,%.6g\n",
                x->w, R, x->h.mean, x->h.se_mean, x->h.mean / x->h.se_mean, pr->bias1 / sw, x->h.var, x->h.se_var,
                (x->h.var - pr->var_tr_h) / x->h.se_var, x->h.ad, x->h.ad_p, x->h2.mean, x->h2.se_mean,
                (x->h2.mean - pr->lim_tr_h2) / x->h2.se_mean, sqrt(x->h2.var), x->hutch_se, x->exact, x->ratio.mean,
-               x->ratio.se_mean, x->ratio.mean / sw, rlim);
+               x->ratio.se_mean, x->ratio.mean / sw, rlim, x->lin.var, x->lin.se_var,
+               (x->lin.var - pr->var_tr_h) / x->lin.se_var, x->lin.ad_p);
     }
     nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "widths.csv"), b);
     free(b);
@@ -335,8 +346,8 @@ static void mf_plot(const nh_cmd *cmd, const char *out, const mf_cfg *f, const m
         y[1][i] = ws[i].h2.mean; e[1][i] = ws[i].h2.se_mean; py[1][i] = pr->lim_tr_h2;
         y[2][i] = ws[i].ratio.mean / sw; e[2][i] = ws[i].ratio.se_mean / sw; py[2][i] = rlim;
     }
-    static const char *const titles[3] = {"Var[(1/#(2214)w) Tr H]", "E[(1/w) Tr H#u2#d]",
-                                          "||S||#dF#u / ||I||#dF#u / #(2214)w"};
+    static const char *const titles[3] = {"Var[Tr H / sqrt(w)]", "E[Tr H#u2#d / w]",
+                                          "(||S||#dF#u / ||I||#dF#u) / sqrt(w)"};
     nh_plot_series ser[6];
     nh_plot_panel pan[3];
     memset(ser, 0, sizeof ser);
@@ -344,11 +355,14 @@ static void mf_plot(const nh_cmd *cmd, const char *out, const mf_cfg *f, const m
     for (int k = 0; k < 3; k++) {
         nh_plot_series *sl = &ser[2 * k], *sp = &ser[2 * k + 1];
         sl->n = nw; sl->x = x; sl->y = py[k]; sl->style = NH_STYLE_LINE; sl->color = NH_COLOR_BLUE;
-        sl->label = "mean-field prediction (w -> #(2232))";
+        sl->label = "mean-field prediction (limit w -> infinity)";
         sp->n = nw; sp->x = x; sp->y = y[k]; sp->yerr = e[k]; sp->style = NH_STYLE_POINTS;
         sp->color = NH_COLOR_BLACK; sp->marker = NH_MARKER_CROSS; sp->label = "measured +/- s.e.";
         pan[k].title = titles[k]; pan[k].xlabel = "width w"; pan[k].nseries = 2; pan[k].series = &ser[2 * k];
         pan[k].logx = nw > 1; pan[k].legend = k == 0 ? NH_LEGEND_BELOW : NH_LEGEND_NONE;
+        double lo = py[k][0], hi = py[k][0];
+        for (size_t i = 0; i < nw; i++) { lo = fmin(lo, y[k][i] - e[k][i]); hi = fmax(hi, y[k][i] + e[k][i]); }
+        pan[k].logy = lo > 0 && hi > 30 * lo; /* log only when the values span decades */
     }
     char note[512], stem[4096];
     snprintf(note, sizeof note, "%s, L = %zu, N = %zu, %zu networks per width, %s loss, #gb = %g, mean-field parametrization at initialization",
@@ -421,27 +435,29 @@ static void mf_width_run(const nh_cmd *cmd, const mf_cfg *f, size_t w, const dou
                          mf_width *res, char **csv, size_t *len, size_t *cap) {
     size_t R = f->trials;
     double *h = malloc(R * sizeof *h), *h2 = malloc(R * sizeof *h2), *rt = malloc(R * sizeof *rt), ss = 0;
-    if (!h || !h2 || !rt) nh_die(cmd, "out of memory");
+    double *ln = malloc(R * sizeof *ln);
+    if (!h || !h2 || !rt || !ln) nh_die(cmd, "out of memory");
     double t0 = nh_cli_now();
     res->w = w;
     res->exact = 1;
     for (size_t r = 0; r < R; r++) {
         mf_trial t;
         mf_trial_run(cmd, f, w, r, X, T, &t);
-        h[r] = t.tr_h; h2[r] = t.tr_h2; rt[r] = t.ratio;
+        h[r] = t.tr_h; h2[r] = t.tr_h2; rt[r] = t.ratio; ln[r] = t.tr_lin;
         ss += t.tr_h2_se * t.tr_h2_se;
         if (!t.exact) res->exact = 0;
-        mf_cat(cmd, csv, len, cap, "%zu,%zu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d\n", w, r,
+        mf_cat(cmd, csv, len, cap, "%zu,%zu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%.17g,%.17g\n", w, r,
                (unsigned long long)mf_seed(f->seed, w, r), t.tr_h, t.tr_h2, t.tr_h2_se, t.tr_i2, t.tr_s2, t.ratio,
-               t.exact);
+               t.exact, t.tr_i, t.tr_lin);
         nh_cli_progress("meanfield", r + 1, R, nh_cli_now() - t0);
     }
     res->h = mf_stats(h, R);
     res->h2 = mf_stats(h2, R);
     res->ratio = mf_stats(rt, R);
+    res->lin = mf_stats(ln, R);
     res->hutch_se = sqrt(ss / (double)R);
     fprintf(stderr, "ntkhess meanfield: width %zu: %zu networks in %.1f s\n", w, R, nh_cli_now() - t0);
-    free(h); free(h2); free(rt);
+    free(h); free(h2); free(rt); free(ln);
 }
 
 static int run_meanfield(const nh_cmd *cmd, int argc, char **argv) {
@@ -465,7 +481,7 @@ static int run_meanfield(const nh_cmd *cmd, int argc, char **argv) {
     mf_width res[MF_MAXW];
     char *csv = NULL, path[4096];
     size_t len = 0, cap = 0;
-    mf_cat(cmd, &csv, &len, &cap, "width,trial,seed,tr_h,tr_h2,hutch_se_tr_h2,tr_i2,tr_s2,ratio_S_I,exact\n");
+    mf_cat(cmd, &csv, &len, &cap, "width,trial,seed,tr_h,tr_h2,hutch_se_tr_h2,tr_i2,tr_s2,ratio_S_I,exact,tr_i,tr_lin\n");
     for (size_t i = 0; i < nw; i++) mf_width_run(cmd, &f, ws[i], d.X, d.T, &res[i], &csv, &len, &cap);
     nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "trials.csv"), csv);
     free(csv);
