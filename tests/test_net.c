@@ -3,6 +3,7 @@
  * dense matrices built column by column, operator identities, for depths
  * 1..4, several nonlinearities, all three losses and both parametrizations. */
 #include "ntkhess.h"
+#include "core/act_table.h"
 #include "nh_test.h"
 
 #include <math.h>
@@ -208,8 +209,10 @@ static void test_losses(void) {
     nh_rng r; nh_rng_seed(&r, 3);
     for (int i = 0; i < 15; i++) { Y[i] = 1.7 * nh_rng_normal(&r); T[i] = nh_rng_normal(&r) > 0 ? 1 : -1; }
     for (int i = 0; i < 5; i++) Tc[i] = (double)(i % 3);
-    for (int L = 0; L < 3; L++) {
-        const double *TT = L == NH_LOSS_CE ? Tc : T;
+    nh_check(nh_loss_count() == NH_LOSS_COUNT, "nh_loss_count");
+    for (int L = 0; L < NH_LOSS_COUNT; L++) {
+        /* one class id per sample, or a value per output */
+        const double *TT = nh_loss_target_count((nh_loss)L, n, m) == n ? Tc : T;
         nh_loss_eval((nh_loss)L, Y, TT, n, m, NULL, g, hc);
         const double h = 6e-6;
         for (size_t q = 0; q < n * m; q++) {
@@ -230,21 +233,73 @@ static void test_losses(void) {
     nh_check_close(h0, 0.25, 0, 1e-15, "bce HC at Y=0 is 1/4");
 }
 
-static void test_activations(void) {
-    /* sigma^(k+1) vs central differences of sigma^(k); h = 1e-5, O(h^2) error. */
-    double xs[7] = {-7.3, -2.1, -0.37, 0.0, 0.41, 1.9, 6.8};
-    for (int a = 0; a < NH_ACT_COUNT; a++) {
-        if (a == NH_ACT_RELU || a == NH_ACT_LEAKY_RELU) continue; /* kink: checked below */
-        for (int i = 0; i < 7; i++) {
-            double x = xs[i], h = 1e-5, d[4], p[4], q[4], xp = x + h, xm = x - h;
-            nh_act_eval((nh_act)a, 1, &x, d, d + 1, d + 2, d + 3);
-            nh_act_eval((nh_act)a, 1, &xp, p, p + 1, p + 2, p + 3);
-            nh_act_eval((nh_act)a, 1, &xm, q, q + 1, q + 2, q + 3);
+/* sigma at x with parameter p from libm, written independently of act.c: the
+ * test of each activation's value.  A new activation needs a case here. */
+static int act_reference(nh_act a, double p, double x, double *v) {
+    double lg = 1.0 / (1.0 + exp(-x));
+    switch (a) {
+    case NH_ACT_SOFTPLUS: *v = log1p(exp(p * x)) / p; return 1;
+    case NH_ACT_NSOFTPLUS: *v = (log1p(exp(x)) - NH_NSOFTPLUS_MU) / NH_NSOFTPLUS_SD; return 1;
+    case NH_ACT_TANH: *v = tanh(x); return 1;
+    case NH_ACT_ARCTAN: *v = atan(x); return 1;
+    case NH_ACT_ERF: *v = erf(x); return 1;
+    case NH_ACT_SIGMOID: *v = lg; return 1;
+    case NH_ACT_GELU: *v = 0.5 * x * (1.0 + erf(x / sqrt(2.0))); return 1;
+    case NH_ACT_SIN: *v = sin(x); return 1;
+    case NH_ACT_RELU: *v = x > 0 ? x : 0.0; return 1;
+    case NH_ACT_IDENTITY: *v = x; return 1;
+    case NH_ACT_SILU: *v = x * lg; return 1;
+    case NH_ACT_LEAKY_RELU: *v = x > 0 ? x : p * x; return 1;
+    default: return 0;
+    }
+}
+
+/* Every row of the activation table: name round trip, value against libm,
+ * derivatives 1..3 against central differences of the one below (at the
+ * default parameter and one other), kinks with sigma'' = sigma''' = 0. */
+static void test_act_table_row(nh_act a, const double *xs, size_t nx) {
+    const nh__act_row *row = nh__act_row_of(a);
+    nh_check(row && row->name && *row->name && row->eval, "act %d: table row filled", (int)a);
+    if (!row) return;
+    nh_act b = NH_ACT_COUNT;
+    double prm = 0;
+    nh_check(nh_act_from_name(row->name, &b) == NH_OK && b == a, "act %s: name round trip", row->name);
+    nh_check(nh_act_parse(row->name, &b, &prm) == NH_OK && b == a &&
+                 (row->param ? prm == row->param_default : isnan(prm)),
+             "act %s: parse gives the default parameter", row->name);
+    nh_check(strcmp(nh_act_title(a), row->title ? row->title : row->name) == 0, "act %s: title", row->name);
+    nh_check(nh_act_param_name(a) == row->param && (row->param == NULL) == isnan(row->param_default),
+             "act %s: parameter name and default go together", row->name);
+    /* default parameter, and one more where there is a parameter (positive
+     * for softplus's beta). */
+    double ps[2] = {row->param_default, row->param_positive ? 2.5 : 0.2};
+    for (int ip = 0; ip < (row->param ? 2 : 1); ip++) {
+        const double p = ps[ip], pa = isnan(p) ? 1.0 : fabs(p);
+        char lab[64];
+        nh_act_format(a, p, lab, sizeof lab);
+        for (size_t i = 0; i < nx; i++) {
+            double x = xs[i], h = 1e-5, d[4], u[4], w[4], xp = x + h, xm = x - h, ref;
+            if (!row->smooth && x == 0.0) continue; /* the kink: no derivative */
+            nh_act_eval_p(a, p, 1, &x, d, d + 1, d + 2, d + 3);
+            nh_act_eval_p(a, p, 1, &xp, u, u + 1, u + 2, u + 3);
+            nh_act_eval_p(a, p, 1, &xm, w, w + 1, w + 2, w + 3);
+            nh_check(act_reference(a, p, x, &ref), "act %s: the test has a reference value", row->name);
+            /* libm against libm through other identities: a few ulps of O(1..7) values. */
+            nh_check_close(d[0], ref, 1e-14, 1e-14, "act %s: value at %g", lab, x);
+            /* central differences: error O(h^2 sigma'''') ~ 1e-10 p^3, plus rounding 1e-16/h */
             for (int k = 0; k < 3; k++)
-                nh_check_close(d[k + 1], (p[k] - q[k]) / (2 * h), 1e-8, 1e-8, "act %s: derivative %d at %g",
-                               nh_act_name((nh_act)a), k + 1, x);
+                nh_check_close(d[k + 1], (u[k] - w[k]) / (2 * h), 1e-8 * (1 + pa * pa * pa), 1e-8,
+                               "act %s: derivative %d at %g", lab, k + 1, x);
+            if (!row->smooth) nh_check(d[2] == 0.0 && d[3] == 0.0, "act %s: sigma'' = sigma''' = 0 (kink)", row->name);
         }
     }
+}
+
+static void test_activations(void) {
+    double xs[7] = {-7.3, -2.1, -0.37, 0.0, 0.41, 1.9, 6.8};
+    nh_check(nh_act_count() == NH_ACT_COUNT, "nh_act_count");
+    for (int a = 0; a < NH_ACT_COUNT; a++) test_act_table_row((nh_act)a, xs, 7);
+    nh_check(strcmp(nh_act_name(NH_ACT_COUNT), "unknown") == 0, "name past the table");
     double x = 0.3, d[4], x2 = -0.3;
     nh_act_eval(NH_ACT_RELU, 1, &x, d, d + 1, d + 2, d + 3);
     nh_check(d[0] == 0.3 && d[1] == 1 && d[2] == 0 && d[3] == 0, "relu at 0.3");

@@ -39,13 +39,18 @@ typedef enum nh_status {
     NH_EMAXITER,    /* iteration limit reached without convergence           */
     NH_EDIVERGED,   /* training diverged (non-finite loss or parameters)     */
     NH_ELAPACK,     /* LAPACK reported a failure                             */
-    NH_ENUMERIC     /* numerical breakdown (e.g. ODE step underflow)         */
+    NH_ENUMERIC,    /* numerical breakdown (e.g. ODE step underflow)         */
+    NH_EBUSY        /* in use by another process (an output folder's lock)   */
 } nh_status;
 
 /* Static name of a status ("invalid argument", ...). */
 NH_API const char *nh_strerror(nh_status s);
-/* Detail of the last failure in this thread ("" if none). */
+/* Detail of the last failure in this thread ("" if none), as
+ * "function: detail".  nh_last_error_detail is the same text without the
+ * "function: " prefix: a sentence fit for an end user ("unknown activation
+ * 'swish' (expected softplus, ...)"). */
 NH_API const char *nh_last_error(void);
+NH_API const char *nh_last_error_detail(void);
 
 /* Memory limit (bytes) that size checks compare against before allocating.
  * Default: the machine's physical memory.  0 restores the default. */
@@ -80,10 +85,16 @@ typedef enum nh_act {
 #define NH_NSOFTPLUS_MU 0.8060591833474398
 #define NH_NSOFTPLUS_SD 0.5210705343814393
 
-/* Parse a command-line name ("softplus", "nsoftplus", "tanh", "arctan", "erf",
- * "sigmoid", "gelu", "sin", "relu", "identity"). NH_EINVAL if unknown. */
+/* Names come from one table in act.c: nh_act_name(a) for a = 0 ..
+ * nh_act_count() - 1 lists every activation (bindings and the CLI read it
+ * from here instead of keeping a copy).  nh_act_from_name: NH_EINVAL if
+ * unknown, with a message listing the known names. */
+NH_API size_t      nh_act_count(void);
 NH_API nh_status   nh_act_from_name(const char *name, nh_act *out);
 NH_API const char *nh_act_name(nh_act a);
+/* Display name for plots and tables ("smooth ReLU (softplus)"; the name when
+ * there is no longer one). */
+NH_API const char *nh_act_title(nh_act a);
 /* Activations with a parameter: softplus (beta: log(1+e^(beta x))/beta, as
  * PyTorch's Softplus(beta)) and leaky_relu (negative slope).  The others have
  * none.  nh_act_default_param: 1 (softplus), 0.01 (leaky_relu), NaN (none).
@@ -93,6 +104,8 @@ NH_API const char *nh_act_name(nh_act a);
  * non-positive softplus beta.  nh_act_format writes the inverse ("softplus"
  * for the default parameter) into buf[len] and returns buf. */
 NH_API double      nh_act_default_param(nh_act a);
+/* The parameter's name ("beta", "slope"), NULL for an activation without one. */
+NH_API const char *nh_act_param_name(nh_act a);
 NH_API nh_status   nh_act_parse(const char *spec, nh_act *out, double *param);
 NH_API const char *nh_act_format(nh_act a, double param, char *buf, size_t len);
 /* sigma and its derivatives 1..3 at n points, with the activation's parameter
@@ -113,8 +126,16 @@ typedef enum nh_loss {
     NH_LOSS_COUNT
 } nh_loss;
 
+/* Names: nh_loss_name(l) for l = 0 .. nh_loss_count() - 1 ("mse", "bce", "ce"). */
+NH_API size_t      nh_loss_count(void);
 NH_API nh_status   nh_loss_from_name(const char *name, nh_loss *out);
 NH_API const char *nh_loss_name(nh_loss l);
+/* What the targets of a loss are, for messages and help: "real targets"
+ * (mse), "-1/+1 labels" (bce), "class ids" (ce). */
+NH_API const char *nh_loss_targets(nh_loss l);
+/* Number of target entries for n samples and nout outputs: n class ids for
+ * ce, an n x nout matrix otherwise. */
+NH_API size_t      nh_loss_target_count(nh_loss loss, size_t n, size_t nout);
 
 /* Check targets T for a loss: shape, finiteness, BCE labels in {-1,+1}
  * (0/1 are not accepted: map them first), CE labels integers in [0, nout). */

@@ -17,9 +17,38 @@ extern "C" {
  * nh_curv_refresh().  All products below are exact (no finite differences). */
 typedef struct nh_curv nh_curv;
 
+/* Arithmetic of a context.  NH_PREC_SINGLE keeps every batch-sized buffer,
+ * a float32 copy of theta and every matrix product (cblas_sgemm) in single
+ * precision -- about half the memory and up to twice the BLAS speed.  The
+ * API stays in double either way: P-vectors, outputs, the NTK Gram and G are
+ * double arrays, converted at the boundary; the loss, dC/dY, the HC blocks
+ * and their application, and the sums the caller sees (NTK layer sum, G)
+ * are evaluated in double.  Measured float32 errors per operation:
+ * docs/precision.md (~1e-7..1e-5 relative).  In single precision:
+ * NH_ENONFINITE for a vector or X entry beyond the float32 range,
+ * NH_ENUMERIC when a result overflows float32, NH_EDIVERGED when theta does
+ * (nh_curv_refresh re-takes the float copy of theta: call it after theta
+ * changes, as for double). */
+typedef enum nh_precision { NH_PREC_DOUBLE = 0, NH_PREC_SINGLE } nh_precision;
+
+typedef struct nh_curv_opts {
+    nh_precision precision; /* NH_PREC_DOUBLE (default) or NH_PREC_SINGLE */
+    size_t batch;           /* rows per pass; 0 = all rows (the only value
+                               accepted for now: streaming is reserved) */
+} nh_curv_opts;
+
+NH_API nh_curv_opts nh_curv_opts_default(void);
+
+/* A context with options opts (NULL = nh_curv_opts_default()); errors as
+ * nh_curv_create, plus NH_EINVAL for an unknown precision or batch != 0. */
+NH_API nh_status nh_curv_create_ex(const nh_net *net, const double *X,
+                                   const double *T, size_t n, nh_loss loss,
+                                   const nh_curv_opts *opts, nh_curv **out);
+/* The float64 context (nh_curv_create_ex with the default options). */
 NH_API nh_status nh_curv_create(const nh_net *net, const double *X,
                                 const double *T, size_t n, nh_loss loss,
                                 nh_curv **out);
+NH_API nh_precision nh_curv_precision(const nh_curv *c);
 NH_API void      nh_curv_free(nh_curv *c); /* NULL-safe */
 /* Recompute the cached passes; NH_EDIVERGED if the loss is not finite. */
 NH_API nh_status nh_curv_refresh(nh_curv *c);
@@ -74,79 +103,6 @@ NH_API nh_status nh_curv_dense(nh_curv *c, double *Hm, double *Im, double *Sm);
 NH_API nh_status nh_eigvalsh(size_t p, const double *A, double *w);
 /* Eigenvalues (ascending) and eigenvectors (columns of V, row-major P x P). */
 NH_API nh_status nh_eigh(size_t p, const double *A, double *w, double *V);
-
-/* ------------------------------------------------- curvature in float32 */
-
-/* A float32 curvature context: the semantics of nh_curv (same network,
- * batch, loss, cached forward/backward passes, exact R-operator products)
- * with every batch-sized buffer and every matrix product (cblas_sgemm) in
- * single precision -- about half the memory and up to twice the BLAS speed.
- * The API stays in double: P-vectors, outputs, the NTK Gram and G are
- * double arrays, converted at the boundary.  The loss, dC/dY and the HC
- * blocks are evaluated in double from the float outputs.  Relative errors
- * against the double engine (docs/precision.md) are ~1e-7..1e-5 depending on
- * quantity and width; the theory (kernels, ODEs) has no float32 path.
- *
- * The context borrows the double network (it must outlive the context) and
- * keeps a float32 copy of theta, taken at create and at every
- * nh_curv32_refresh(): after theta changes, call nh_curv32_refresh (the
- * float copy is otherwise stale).  X and T are copied (X converted to
- * float).  Shapes, ordering and the meaning of every output are those of
- * the nh_curv function of the same name (docs/conventions.md).
- *
- * Errors: NH_EINVAL (NULL, n == 0, unknown loss), NH_ENONFINITE (NaN/Inf in
- * X, or X entries beyond the float32 range), NH_ETOOLARGE (workspace over the
- * memory limit or the BLAS integer range; checked before allocating),
- * NH_ENOMEM, NH_EDIVERGED (theta beyond the float32 range, or non-finite
- * outputs or loss), target errors as nh_loss_check_targets. */
-typedef struct nh_curv32 nh_curv32;
-
-NH_API nh_status nh_curv32_create(const nh_net *net, const double *X,
-                                  const double *T, size_t n, nh_loss loss,
-                                  nh_curv32 **out);
-NH_API void      nh_curv32_free(nh_curv32 *c); /* NULL-safe */
-/* Re-copy theta to float32 and recompute the cached passes; NH_EDIVERGED
- * if theta overflows float32 or the outputs or loss are not finite. */
-NH_API nh_status nh_curv32_refresh(nh_curv32 *c);
-
-NH_API size_t        nh_curv32_nsamples(const nh_curv32 *c);
-NH_API const nh_net *nh_curv32_net(const nh_curv32 *c); /* borrowed */
-/* C(Y), in double, of the float32 outputs. */
-NH_API double nh_curv32_loss(const nh_curv32 *c);
-/* Y[n x n_L] (the float32 outputs, widened) and dC/dY[n x n_L]. */
-NH_API void nh_curv32_outputs(const nh_curv32 *c, double *Y);
-NH_API void nh_curv32_dloss(const nh_curv32 *c, double *dC);
-
-/* grad[P] = dC/dtheta (computed in float32, returned in double).
- * NH_ENUMERIC if the float32 result overflowed. */
-NH_API nh_status nh_curv32_grad(nh_curv32 *c, double *grad);
-
-/* out[P] = H v, I v, S v; iv, sv from one shared forward R-pass.  v[P] is
- * converted to float32: NH_ENONFINITE if it has NaN/Inf or an entry beyond
- * the float32 range; NH_ENUMERIC if a result overflowed float32.  v and the
- * outputs must not overlap.  H v = I v + S v to float32 rounding. */
-NH_API nh_status nh_curv32_hvp(nh_curv32 *c, const double *v, double *out);
-NH_API nh_status nh_curv32_ivp(nh_curv32 *c, const double *v, double *out);
-NH_API nh_status nh_curv32_svp(nh_curv32 *c, const double *v, double *out);
-NH_API nh_status nh_curv32_isvp(nh_curv32 *c, const double *v, double *iv,
-                                double *sv);
-
-/* Empirical NTK Gram K[(n n_L) x (n n_L)] (double, caller-owned) = J J^T:
- * per-layer Gram matrices in float32 (sgemm), summed over layers in double.
- * Workspace O(n^2 n_L^2 + n n_L max n_l) floats, checked before allocating. */
-NH_API nh_status nh_curv32_ntk(nh_curv32 *c, double *K);
-
-/* G[n x n_L] = Tr Hess_theta f_k(x_i), the algorithm of nh_curv_G in
- * float32 (same cost; for L >= 4 the per-sample layer kernels are float32
- * n_l x n_l matrices). */
-NH_API nh_status nh_curv32_G(nh_curv32 *c, double *G);
-
-/* One gradient step theta -= eta * grad on the double parameters of net
- * (which must be the context's network), with the float32 gradient, then
- * refresh.  NH_EDIVERGED (theta restored, context refreshed) when the new
- * theta, outputs or loss are not finite; NH_EINVAL for eta <= 0 or not
- * finite, or another network. */
-NH_API nh_status nh_curv32_gd_step(nh_curv32 *c, nh_net *net, double eta);
 
 /* --------------------------------------------------------------- training */
 

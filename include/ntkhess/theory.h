@@ -44,7 +44,8 @@ typedef struct nh_gauss nh_gauss;
 /* Create a rule of nq nodes per axis for act.  exact != 0 uses closed forms
  * where they exist (erf: arcsine kernel and its covariance derivatives;
  * relu: arc-cosine kernels of degrees 1 and 0, second-order moments 0;
- * sin; identity) and quadrature otherwise; exact == 0 always uses
+ * leaky_relu at its default slope a: (1-a) relu + a x; sin; identity) and
+ * quadrature otherwise; exact == 0 always uses
  * quadrature (for tests).  Cost O(nq^2).  Free with nh_gauss_free.
  * Errors: NH_EINVAL (NULL out, unknown act, nq outside
  * 1..NH_GAUSS_NQ_MAX), NH_ENOMEM, NH_ELAPACK. */
@@ -56,9 +57,10 @@ NH_API size_t    nh_gauss_nq(const nh_gauss *g);
  * moments of the smooth activations then agree with nq = 1600 to ~1e-13.
  * The error decays like exp(-c sqrt(nq / kmax)) (c set by the activation's
  * strip of analyticity), so nq = ceil(per * kmax) with a measured per:
- * softplus/nsoftplus 45, sigmoid 48, gelu 75, erf 100, tanh 220, arctan
- * 400, sin 10; at least 24, at most NH_GAUSS_NQ_MAX.  identity: 4; relu:
- * 256 (kinks: algebraic convergence only; its closed form is the default). */
+ * softplus/nsoftplus 45, sigmoid 48, silu 60, gelu 75, erf 100, tanh 220,
+ * arctan 400, sin 10 (the activation table, src/core/act.c); at least 24, at most
+ * NH_GAUSS_NQ_MAX.  identity: 4; relu, leaky_relu: 256 (kinks: algebraic
+ * convergence only; their closed forms are the default). */
 NH_API size_t nh_gauss_default_nq(nh_act act, double kmax);
 
 /* All seven moments at once, one pass over a pruned tensor grid (nodes with
@@ -105,7 +107,7 @@ typedef struct nh_kernel_opts {
     size_t depth; /* L >= 1, number of weight layers; default 2              */
     double beta;  /* bias scale, finite; default 0.1                         */
     /* Engine for the Gaussian moments.  0 (default): closed forms where
-     * they exist (see exact), relu by tensor quadrature with
+     * they exist (see exact), relu and leaky_relu (kinks) by tensor quadrature with
      * nh_gauss_default_nq, every other activation by Mehler's Hermite
      * series E[f(u) h(u')] = sum_n rho^n a_n b_n with per-input
      * coefficients (1-D Gauss-Hermite, rule doubled until each series'
@@ -115,7 +117,7 @@ typedef struct nh_kernel_opts {
      * nq nodes per axis at every layer (nh_gauss_moments), the reference
      * for convergence studies. */
     size_t nq;
-    int    exact; /* closed forms for erf, relu, sin, identity; default 1 */
+    int    exact; /* closed forms for erf, relu, leaky_relu, sin, identity; default 1 */
 } nh_kernel_opts;
 
 NH_API nh_kernel_opts nh_kernel_opts_default(void);

@@ -17,14 +17,25 @@ What it builds:
     ntkhess/);
   * an editable wheel (PEP 660) holding one .pth file that puts this source
     directory on sys.path.
-Metadata comes from the [project] table of pyproject.toml (name, version,
-description, requires-python).
+Metadata comes from the [project] table of pyproject.toml (name,
+description, requires-python); the version is dynamic, read from
+include/ntkhess/core.h (NH_VERSION_*) next to python/ -- the one place it is
+kept -- or, in an unpacked sdist, from its PKG-INFO.  The wheel's
+ntkhess/_version.py carries that number written in.
+
+Bundled library: when the repository's build/ holds libntkhess.so (after
+`make`), the wheel also carries ntkhess/_libs/libntkhess.so.0 and
+libntkhess-io.so (the io library finds the core beside it through its
+$ORIGIN rpath), so an installed package works alone; the wheel is then
+tagged for this platform (py3-none-<platform>) instead of py3-none-any.
+NTKHESS_NO_BUNDLE=1 builds the pure-Python wheel regardless.
 """
 import base64
 import hashlib
 import io
 import os
 import re
+import sysconfig
 import tarfile
 import time
 import zipfile
@@ -32,6 +43,32 @@ import zipfile
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)  # the python/ directory (the project root)
 _PKG = "ntkhess"
+_REPO = os.path.dirname(_ROOT)  # the repository, when building from its python/
+_HEADER = os.path.join(_REPO, "include", "ntkhess", "core.h")
+
+
+def _header_version(path):
+    with open(path) as f:
+        text = f.read()
+    parts = []
+    for k in ("MAJOR", "MINOR", "PATCH"):
+        m = re.search(r"^\s*#\s*define\s+NH_VERSION_%s\s+(\d+)\s*$" % k, text, re.M)
+        if not m:
+            raise RuntimeError("%s: no NH_VERSION_%s" % (path, k))
+        parts.append(m.group(1))
+    return ".".join(parts)
+
+
+def _dynamic_version():
+    if os.path.isfile(_HEADER):
+        return _header_version(_HEADER)
+    pkg_info = os.path.join(_ROOT, "PKG-INFO")  # an unpacked sdist
+    if os.path.isfile(pkg_info):
+        with open(pkg_info) as f:
+            for line in f:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+    raise RuntimeError("version: neither %s nor an sdist's PKG-INFO found" % _HEADER)
 
 
 def _project():
@@ -51,6 +88,8 @@ def _project():
             m = re.match(r'^([A-Za-z-]+)\s*=\s*"([^"]*)"\s*$', s)
             if inside and m:
                 proj[m.group(1)] = m.group(2)
+    if "version" not in proj:
+        proj["version"] = _dynamic_version()
     for key in ("name", "version"):
         if key not in proj:
             raise RuntimeError("pyproject.toml: [project] has no %r" % key)
@@ -92,19 +131,61 @@ def _package_files():
     return out
 
 
+def _bundled_libs():
+    """(archive name, bytes) of the built shared libraries, or [] when the
+    repository has no build (or NTKHESS_NO_BUNDLE=1)."""
+    if os.environ.get("NTKHESS_NO_BUNDLE") == "1":
+        return []
+    build = os.path.join(_REPO, os.environ.get("BUILD", "build"))
+    core = os.path.join(build, "libntkhess.so")
+    if not os.path.isfile(core):
+        return []
+    out = [(_PKG + "/_libs/libntkhess.so.0", _read(core))]
+    io_lib = os.path.join(build, "libntkhess-io.so")
+    if os.path.isfile(io_lib):
+        out.append((_PKG + "/_libs/libntkhess-io.so", _read(io_lib)))
+    return out
+
+
+def _wheel_files(proj):
+    """The package's files for a wheel: _version.py with the version written
+    in, plus the bundled libraries."""
+    files = []
+    for rel, full in _package_files():
+        if rel == _PKG + "/_version.py":
+            data = ('"""Written by python/_backend from include/ntkhess/core.h."""\n'
+                    '__version__ = "%s"\n' % proj["version"]).encode("utf-8")
+        else:
+            data = _read(full)
+        files.append((rel, data))
+    return files + _bundled_libs()
+
+
+def _platform_tag():
+    return re.sub(r"[^A-Za-z0-9]", "_", sysconfig.get_platform())
+
+
 def _record_line(name, data):
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
     return "%s,sha256=%s,%d" % (name, digest, len(data))
+
+
+def _wheel_meta(tag):
+    pure = "true" if tag == "py3-none-any" else "false"
+    return ("Wheel-Version: 1.0\nGenerator: ntkhess_backend\nRoot-Is-Purelib: %s\nTag: %s\n"
+            % (pure, tag)).encode("ascii")
 
 
 def _write_wheel(wheel_directory, files, proj):
     """files: list of (archive name, bytes).  Returns the wheel's basename."""
     dist, version = _dist_name(proj)
     info = "%s-%s.dist-info" % (dist, version)
-    wheel_name = "%s-%s-py3-none-any.whl" % (dist, version)
+    binary = any(n.startswith(_PKG + "/_libs/") for n, _ in files)
+    tag = "py3-none-" + _platform_tag() if binary else "py3-none-any"
+    wheel_name = "%s-%s-%s.whl" % (dist, version, tag)
     meta = [
         (info + "/METADATA", _metadata(proj)),
-        (info + "/WHEEL", b"Wheel-Version: 1.0\nGenerator: ntkhess_backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+        (info + "/WHEEL", _wheel_meta(tag)),
         (info + "/top_level.txt", (_PKG + "\n").encode("ascii")),
     ]
     entries = list(files) + meta
@@ -117,7 +198,7 @@ def _write_wheel(wheel_directory, files, proj):
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name, data in entries:
             zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            zi.external_attr = 0o644 << 16
+            zi.external_attr = (0o755 if name.endswith((".so", ".so.0")) else 0o644) << 16
             zi.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(zi, data)
     os.replace(tmp, path)
@@ -152,7 +233,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     with open(os.path.join(d, "METADATA"), "wb") as f:
         f.write(_metadata(proj))
     with open(os.path.join(d, "WHEEL"), "wb") as f:
-        f.write(b"Wheel-Version: 1.0\nGenerator: ntkhess_backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        f.write(_wheel_meta("py3-none-" + _platform_tag() if _bundled_libs() else "py3-none-any"))
     with open(os.path.join(d, "top_level.txt"), "wb") as f:
         f.write((_PKG + "\n").encode("ascii"))
     return info
@@ -163,8 +244,7 @@ prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     proj = _project()
-    files = [(rel, _read(full)) for rel, full in _package_files()]
-    return _write_wheel(wheel_directory, files, proj)
+    return _write_wheel(wheel_directory, _wheel_files(proj), proj)
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
@@ -195,6 +275,9 @@ def build_sdist(sdist_directory, config_settings=None):
     with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tf:
         add(tf, "PKG-INFO", _metadata(proj))
         for arc, full in members:
-            add(tf, arc, _read(full))
+            if arc == _PKG + "/_version.py":
+                add(tf, arc, ('__version__ = "%s"\n' % version).encode("utf-8"))
+            else:
+                add(tf, arc, _read(full))
     os.replace(tmp, path)
     return name

@@ -73,6 +73,23 @@ def act_id(name):
     return out.value
 
 
+def act_spec(spec):
+    """(nh_act, parameter) for "name" or "name:param" (nh_act_parse: the
+    parameter is the default, NaN for activations without one, when absent)."""
+    if ":" not in str(spec):  # plain names: nh_act_from_name's own message
+        a = act_id(spec)
+        return a, lib().nh_act_default_param(a)
+    out, par = ctypes.c_int(), ctypes.c_double()
+    lib().nh_act_parse(str(spec).encode(), ctypes.addressof(out), ctypes.addressof(par))
+    return out.value, par.value
+
+
+def act_format(a, param):
+    """"name" or "name:param" (nh_act_format, the inverse of act_spec)."""
+    buf = ctypes.create_string_buffer(64)
+    return lib().nh_act_format(a, float(param), buf, len(buf)).decode()
+
+
 def act_name(a):
     return lib().nh_act_name(a).decode()
 

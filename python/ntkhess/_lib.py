@@ -17,14 +17,16 @@ from ctypes import POINTER, Structure, c_char_p, c_double, c_int, c_size_t, c_ui
 STATUS_NAMES = (
     "NH_OK", "NH_EINVAL", "NH_ESHAPE", "NH_ENONFINITE", "NH_ENOMEM", "NH_ETOOLARGE",
     "NH_EIO", "NH_EFORMAT", "NH_EMAXITER", "NH_EDIVERGED", "NH_ELAPACK", "NH_ENUMERIC",
+    "NH_EBUSY",
 )
 NH_OK, NH_EINVAL, NH_ESHAPE, NH_ENONFINITE, NH_ENOMEM, NH_ETOOLARGE = range(6)
-NH_EIO, NH_EFORMAT, NH_EMAXITER, NH_EDIVERGED, NH_ELAPACK, NH_ENUMERIC = range(6, 12)
+NH_EIO, NH_EFORMAT, NH_EMAXITER, NH_EDIVERGED, NH_ELAPACK, NH_ENUMERIC, NH_EBUSY = range(6, 13)
 
 # nh_strerror's texts, used when the library itself is not available.
 _STRERROR = (
     "ok", "invalid argument", "shape mismatch", "non-finite value", "out of memory", "too large",
     "i/o error", "malformed file", "no convergence", "diverged", "LAPACK failure", "numerical breakdown",
+    "in use",
 )
 
 
@@ -68,7 +70,8 @@ class NtkhessError(Exception):
 
 class NetConfig(Structure):
     _fields_ = [("depth", c_size_t), ("widths", POINTER(c_size_t)), ("act", c_int),
-                ("beta", c_double), ("param", c_int)]
+                ("beta", c_double), ("param", c_int), ("acts", POINTER(c_int)),
+                ("act_params", POINTER(c_double)), ("bias", POINTER(ctypes.c_ubyte))]
 
 
 class TraceOpts(Structure):
@@ -89,7 +92,7 @@ class OrthoResult(Structure):
 
 class LanczosOpts(Structure):
     _fields_ = [("which", c_int), ("ncv", c_size_t), ("tol", c_double), ("maxprod", c_size_t),
-                ("seed", c_uint64), ("require", c_int)]
+                ("seed", c_uint64), ("require", c_int), ("start", c_void_p)]
 
 
 class LanczosInfo(Structure):
@@ -157,7 +160,7 @@ OPS = {"H": 0, "I": 1, "S": 2}
 WHICH = {"LA": 0, "SA": 1, "LM": 2}
 PROBES = {"rademacher": 0, "gaussian": 1}
 TRACE_METHODS = {"hutchinson": 0, "hutchpp": 1, "exact": 2}
-PARAMS = {"ntk": 0, "mf": 1}
+PARAMS = {"ntk": 0, "mf": 1, "standard": 2}
 DATASETS = {"sphere": 0, "disk": 1}
 NH_K_COUNT = 8
 NH_NPY_MAXDIM = 8
@@ -181,6 +184,10 @@ _PROTOS = {
     "nh_act_from_name": (_S, [c_char_p, _P], True),
     "nh_act_name": (c_char_p, [_S], False),
     "nh_act_eval": (None, [_S, _Z, _P, _P, _P, _P, _P], False),
+    "nh_act_default_param": (_D, [_S], False),
+    "nh_act_parse": (_S, [c_char_p, _P, _P], True),
+    "nh_act_format": (c_char_p, [_S, _D, c_char_p, _Z], False),
+    "nh_act_eval_p": (None, [_S, _D, _Z, _P, _P, _P, _P, _P], False),
     "nh_loss_from_name": (_S, [c_char_p, _P], True),
     "nh_loss_name": (c_char_p, [_S], False),
     "nh_loss_check_targets": (_S, [_S, _P, _Z, _Z], True),
@@ -190,10 +197,15 @@ _PROTOS = {
     "nh_net_free": (None, [_P], False),
     "nh_net_clone": (_S, [_P, _PP], True),
     "nh_net_init_normal": (None, [_P, c_uint64], False),
+    "nh_net_init_uniform_fanin": (None, [_P, c_uint64], False),
     "nh_net_depth": (_Z, [_P], False),
     "nh_net_widths": (POINTER(c_size_t), [_P], False),
     "nh_net_nparams": (_Z, [_P], False),
     "nh_net_act": (_S, [_P], False),
+    "nh_net_act_at": (_S, [_P, _Z], False),
+    "nh_net_act_param_at": (_D, [_P, _Z], False),
+    "nh_net_is_plain": (c_int, [_P], False),
+    "nh_net_has_bias": (c_int, [_P, _Z], False),
     "nh_net_beta": (_D, [_P], False),
     "nh_net_param": (_S, [_P], False),
     "nh_net_offset_W": (_Z, [_P, _Z], False),
@@ -317,22 +329,34 @@ def library_candidates():
     """The paths tried, in order, when no library was loaded explicitly.
 
     1. ``$NTKHESS_LIB`` when set (then nothing else is tried);
-    2. ``build/libntkhess.so`` next to the package's source directory
-       (``python/ntkhess/../../build``: the in-tree build from ``make``);
-    3. ``ctypes.util.find_library("ntkhess")`` (an installed copy known to
+    2. ``ntkhess/_libs/libntkhess.so.0`` inside the package: the copy that
+       ``pip install ./python`` bundles when the repository was built with
+       ``make`` first, so an installed package works alone;
+    3. ``build/libntkhess.so`` of the source tree the package is imported
+       from (``python/ntkhess/../../build``: the in-tree build from ``make``);
+    4. ``ctypes.util.find_library("ntkhess")`` (an installed copy known to
        ldconfig);
-    4. ``libntkhess.so.0`` through the dynamic loader's own search
+    5. ``libntkhess.so.0`` through the dynamic loader's own search
        (``LD_LIBRARY_PATH``, ``/etc/ld.so.cache``);
-    5. ``/usr/local/lib/libntkhess.so.0`` (``make install``'s default prefix,
+    6. ``/usr/local/lib/libntkhess.so.0`` (``make install``'s default prefix,
        in case ``ldconfig`` has not been run since).
+
+    For each, ``libntkhess-io.so`` beside it is preferred (it pulls the core
+    library in through its ``$ORIGIN`` rpath and adds the file functions).
     """
     env = os.environ.get("NTKHESS_LIB")
     if env:
         return [env]
     out = []
     here = os.path.dirname(os.path.abspath(__file__))
-    intree = os.path.join(os.path.dirname(os.path.dirname(here)), "build", "libntkhess.so")
-    if os.path.isfile(intree):
+    bundled = os.path.join(here, "_libs", "libntkhess.so.0")
+    if os.path.isfile(bundled):
+        out.append(bundled)
+    top = os.path.dirname(os.path.dirname(here))
+    intree = os.path.join(top, "build", "libntkhess.so")
+    # Only a source tree (its header beside build/) counts: an installed
+    # package's ../../build is someone else's directory.
+    if os.path.isfile(intree) and os.path.isfile(os.path.join(top, "include", "ntkhess", "core.h")):
         out.append(intree)
     found = ctypes.util.find_library("ntkhess")
     if found:
@@ -340,6 +364,18 @@ def library_candidates():
     out.append("libntkhess.so.0")
     out.append("/usr/local/lib/libntkhess.so.0")
     return out
+
+
+def _io_candidates(cand):
+    """libntkhess-io next to a core library path (or by soname for a bare name)."""
+    d, b = os.path.split(cand)
+    if not b.startswith("libntkhess.so"):
+        return []
+    same = os.path.join(d, b.replace("libntkhess.so", "libntkhess-io.so", 1))
+    if not d:
+        return [same]
+    plain = os.path.join(d, "libntkhess-io.so")
+    return [plain] if plain == same else [plain, same]
 
 
 def load_library(path=None):
@@ -360,11 +396,11 @@ def load_library(path=None):
             # (libntkhess-io, which loads libntkhess.so.0 beside it): prefer
             # the io library next to the named core library; a core library
             # alone still serves everything but the file functions.
-            d, b = os.path.split(cand)
             cdll = None
-            if b.startswith("libntkhess.so"):
+            for io_path in _io_candidates(cand):
                 try:
-                    cdll = ctypes.CDLL(os.path.join(d, b.replace("libntkhess.so", "libntkhess-io.so", 1)))
+                    cdll = ctypes.CDLL(io_path)
+                    break
                 except OSError:
                     cdll = None
             try:

@@ -2,6 +2,7 @@
 losses, symmetric eigensolvers, synthetic data, Gauss-Hermite rules and the
 seeded generator."""
 import ctypes
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,11 +15,47 @@ __all__ = [
     "ACTIVATIONS", "LOSSES",
 ]
 
-#: Names accepted for ``act`` (nh_act order).
-ACTIVATIONS = ("softplus", "nsoftplus", "tanh", "arctan", "erf", "sigmoid", "gelu", "sin", "relu",
-               "identity")
-#: Names accepted for ``loss`` (nh_loss order).
-LOSSES = ("mse", "bce", "ce")
+class _TableNames(Sequence):
+    """The names of one of the library's tables (nh_act_name or nh_loss_name
+    for 0 .. count - 1), read from the library on first use: the tables are
+    declared once, in src/core/act.c and src/core/loss.c, never copied here."""
+
+    def __init__(self, count, name):
+        self._count, self._name, self._names = count, name, None
+
+    def _load(self):
+        if self._names is None:
+            L = lib()
+            count = getattr(L, self._count, None)
+            if count is None:  # not among _lib's prototypes: declare it here
+                count = getattr(L._cdll, self._count)
+                count.restype, count.argtypes = ctypes.c_size_t, []
+            name = getattr(L, self._name)
+            self._names = tuple(name(i).decode() for i in range(int(count())))
+        return self._names
+
+    def __getitem__(self, i):
+        return self._load()[i]
+
+    def __len__(self):
+        return len(self._load())
+
+    def __eq__(self, other):
+        if isinstance(other, (tuple, list, _TableNames)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._load())
+
+    def __repr__(self):
+        return repr(self._load())
+
+
+#: Names accepted for ``act`` (nh_act order), from the library's table.
+ACTIVATIONS = _TableNames("nh_act_count", "nh_act_name")
+#: Names accepted for ``loss`` (nh_loss order), from the library's table.
+LOSSES = _TableNames("nh_loss_count", "nh_loss_name")
 
 
 def library_version():
@@ -48,11 +85,15 @@ def get_mem_limit():
 
 def act_eval(act, x):
     """sigma and its first three derivatives at x: returns (d0, d1, d2, d3),
-    each of x's shape (nh_act_eval)."""
-    a = A.act_id(act)
+    each of x's shape (nh_act_eval_p).  act: a name or "name:param"
+    ("softplus:2" = log(1 + e^(2x))/2, "leaky_relu:0.2")."""
+    if isinstance(act, int):
+        a, par = act, lib().nh_act_default_param(act)
+    else:
+        a, par = A.act_spec(act)
     x = A.f64("x", x)
     outs = [np.empty_like(x) for _ in range(4)]
-    lib().nh_act_eval(a, x.size, A.ptr(x), *(A.ptr(o) for o in outs))
+    lib().nh_act_eval_p(a, par, x.size, A.ptr(x), *(A.ptr(o) for o in outs))
     return tuple(outs)
 
 

@@ -1,10 +1,22 @@
 """Finite-width networks (nh_net) and their exact curvature operators (nh_curv).
 
 Parameter vector theta (length P): for l = 0..L-1, W_l (n_{l+1} x n_l,
-row-major), then b_l -- the order of every P-vector here, of the CLI's
-grad.npy / Hv.npy and of ``torch.cat([W0.flatten(), b0, W1.flatten(), ...])``.
-The network is ``a~(l+1) = W_l a(l) / sqrt(n_l) + beta b_l``,
-``a(l+1) = sigma(a~(l+1))``, ``f = out_scale a~(L)`` (docs/conventions.md).
+row-major), then b_l if layer l has a bias -- the order of every P-vector
+here, of the CLI's grad.npy / Hv.npy and of
+``torch.cat([p.flatten() for p in model.parameters()])`` for an
+``nn.Sequential`` of ``nn.Linear`` layers.
+
+Parametrizations (``param``; docs/conventions.md):
+
+* ``"standard"``: ``a~(l+1) = W_l a(l) + b_l`` -- PyTorch's nn.Linear, the
+  arrays as they are (what :func:`ntkhess.from_torch` gives by default);
+  every gradient and Hessian is in these parameters; beta plays no role;
+* ``"ntk"`` (default of :class:`Net`): ``a~(l+1) = W_l a(l) / sqrt(n_l) +
+  beta b_l``, the parametrization of the infinite-width theory;
+* ``"mf"``: NTK layers with the output scaled by 1/sqrt(n_{L-1}).
+
+``a(l+1) = sigma_l(a~(l+1))`` (one activation per hidden layer, or one for
+all), ``f = a~(L)`` (times the output scale).
 """
 import ctypes
 import os
@@ -21,37 +33,71 @@ __all__ = ["Net", "Curvature"]
 class Net:
     """A fully connected network (wraps ``nh_net``).
 
-    ``Net(widths, act="softplus", beta=0.1, param="ntk", seed=0)`` creates
-    the network ``n_0 -> ... -> n_L`` with every parameter iid N(0, 1) drawn
-    from the documented generator (the same theta as ``ntkhess init --seed``
-    on every machine); ``seed=None`` leaves all parameters 0.
+    ``Net(widths, act="softplus", beta=0.1, param="ntk", seed=0, bias=None)``
+    creates the network ``n_0 -> ... -> n_L`` in the parametrization
+    ``param`` ("ntk", "mf" or "standard", see the module doc).  ``act`` is one
+    activation for every hidden layer or a list of L-1, each a name or
+    "name:param" ("softplus:2" = PyTorch's Softplus(beta=2),
+    "leaky_relu:0.2"); ``bias`` a list of L flags (False: layer l has no b_l
+    and theta no entries for it), None = all.  ``seed`` draws the parameters
+    from the documented generator, as ``ntkhess init --seed`` does: iid
+    N(0, 1) for ntk/mf, PyTorch's default nn.Linear init U(-1/sqrt(n_l),
+    1/sqrt(n_l)) for standard; ``seed=None`` leaves all parameters 0.
     ``Net.load(dir)`` reads a model directory (config.json + W{l}.npy,
-    b{l}.npy), :meth:`save` writes one.
+    b{l}.npy), :meth:`save` writes one; :func:`ntkhess.from_torch` imports a
+    PyTorch model.
 
     :attr:`params` is a writable NumPy *view* of theta (writes change the
     network; refresh any :class:`Curvature` on it afterwards), and
     :meth:`get_params` a copy.  A view keeps the network alive.
     """
 
-    def __init__(self, widths, act="softplus", beta=0.1, param="ntk", seed=0):
+    def __init__(self, widths, act="softplus", beta=0.1, param="ntk", seed=0, bias=None):
         L = lib()
         widths = [int(w) for w in widths]
         if len(widths) < 2 or min(widths) < 1:
             raise NtkhessError(NH_EINVAL, "widths: need n_0, ..., n_L (at least two entries, each >= 1),"
                                " got %r" % (widths,))
         self._h = None
+        depth = len(widths) - 1
         cfg = L.nh_net_config_default()
         wc = (ctypes.c_size_t * len(widths))(*widths)
-        cfg.depth = len(widths) - 1
+        cfg.depth = depth
         cfg.widths = ctypes.cast(wc, ctypes.POINTER(ctypes.c_size_t))
-        cfg.act = A.act_id(act)
+        specs = [act] * (depth - 1) if isinstance(act, (str, int)) else list(act)
+        if len(specs) != depth - 1:
+            raise NtkhessError(NH_EINVAL, "act: a list needs one activation per hidden layer (%d), got %d"
+                               % (depth - 1, len(specs)))
+        parsed = [(s, L.nh_act_default_param(s)) if isinstance(s, int) else A.act_spec(s) for s in specs]
+        if isinstance(act, int):
+            cfg.act = act
+        elif isinstance(act, str):
+            cfg.act = A.act_spec(act)[0]
+        elif parsed:
+            cfg.act = parsed[0][0]
+        keep = [wc]  # the arrays must outlive nh_net_create
+        plain = isinstance(act, (str, int)) and all(
+            p == L.nh_act_default_param(a) or (p != p) for a, p in parsed)
+        if not plain and depth > 1:  # per-layer activations or parameters
+            ac = (ctypes.c_int * (depth - 1))(*[a for a, _ in parsed])
+            pc = (ctypes.c_double * (depth - 1))(*[p for _, p in parsed])
+            cfg.acts = ctypes.cast(ac, ctypes.POINTER(ctypes.c_int))
+            cfg.act_params = ctypes.cast(pc, ctypes.POINTER(ctypes.c_double))
+            keep += [ac, pc]
+        if bias is not None:
+            flags = [1 if b else 0 for b in bias]
+            if len(flags) != depth:
+                raise NtkhessError(NH_EINVAL, "bias: one flag per layer (%d), got %d" % (depth, len(flags)))
+            bc = (ctypes.c_ubyte * depth)(*flags)
+            cfg.bias = ctypes.cast(bc, ctypes.POINTER(ctypes.c_ubyte))
+            keep.append(bc)
         cfg.beta = float(beta)
         cfg.param = A.enum(PARAMS, "parametrization", param)
         h = ctypes.c_void_p()
         L.nh_net_create(ctypes.byref(cfg), ctypes.byref(h))
         self._h = h
         if seed is not None:
-            L.nh_net_init_normal(h, int(seed))
+            self.init(seed)
 
     @classmethod
     def _wrap(cls, h):
@@ -90,6 +136,20 @@ class Net:
         """Redraw every parameter iid N(0, 1) from ``seed`` (nh_net_init_normal)."""
         lib().nh_net_init_normal(self._h, int(seed))
 
+    def init_uniform_fanin(self, seed):
+        """Redraw every parameter of layer l iid U(-1/sqrt(n_l), 1/sqrt(n_l))
+        from ``seed``: PyTorch's default nn.Linear init, with the documented
+        generator (nh_net_init_uniform_fanin)."""
+        lib().nh_net_init_uniform_fanin(self._h, int(seed))
+
+    def init(self, seed):
+        """The parametrization's init, as ``ntkhess init``: uniform fan-in for
+        standard, N(0, 1) otherwise."""
+        if self.param == "standard":
+            self.init_uniform_fanin(seed)
+        else:
+            self.init_normal(seed)
+
     # -------------------------------------------------------- properties
     @property
     def depth(self):
@@ -104,8 +164,28 @@ class Net:
 
     @property
     def act(self):
-        """The nonlinearity's name ("softplus", ...)."""
+        """The nonlinearity's name ("softplus", ...): that of every hidden
+        layer when they share one, else the first hidden layer's (see
+        :attr:`acts`)."""
         return A.act_name(lib().nh_net_act(self._h))
+
+    @property
+    def acts(self):
+        """The L-1 hidden layers' activations as "name" or "name:param"."""
+        h = self._h
+        return [A.act_format(lib().nh_net_act_at(h, i), lib().nh_net_act_param_at(h, i))
+                for i in range(self.depth - 1)]
+
+    @property
+    def bias(self):
+        """L flags: whether layer l has a bias b_l."""
+        return tuple(bool(lib().nh_net_has_bias(self._h, l)) for l in range(self.depth))
+
+    @property
+    def is_plain(self):
+        """One default activation everywhere and every bias present: with
+        param="ntk", the networks the infinite-width theory describes."""
+        return bool(lib().nh_net_is_plain(self._h))
 
     @property
     def beta(self):
@@ -113,7 +193,7 @@ class Net:
 
     @property
     def param(self):
-        """"ntk" or "mf"."""
+        """"ntk", "mf" or "standard"."""
         p = lib().nh_net_param(self._h)
         return {v: k for k, v in PARAMS.items()}[p]
 
@@ -130,8 +210,10 @@ class Net:
         return lib().nh_net_offset_W(self._h, int(l))
 
     def offset_b(self, l):
-        """Offset of b_l in theta."""
+        """Offset of b_l in theta (NtkhessError if layer l has no bias)."""
         self._check_layer(l)
+        if not lib().nh_net_has_bias(self._h, int(l)):
+            raise NtkhessError(NH_EINVAL, "layer %d has no bias" % int(l))
         return lib().nh_net_offset_b(self._h, int(l))
 
     def _check_layer(self, l):
@@ -168,7 +250,7 @@ class Net:
         return self.params[o:o + w[l + 1] * w[l]].reshape(w[l + 1], w[l])
 
     def b(self, l):
-        """View of b_l, shape (n_{l+1},)."""
+        """View of b_l, shape (n_{l+1},) (NtkhessError if layer l has no bias)."""
         o = self.offset_b(l)
         return self.params[o:o + self.widths[l + 1]]
 
@@ -188,8 +270,12 @@ class Net:
     __call__ = forward
 
     def __repr__(self):
-        return "Net(widths=%r, act=%r, beta=%r, param=%r, P=%d)" % (
-            list(self.widths), self.act, self.beta, self.param, self.nparams)
+        acts = self.acts
+        act = acts[0] if acts and len(set(acts)) == 1 else (acts or self.act)
+        extra = "" if all(self.bias) else ", bias=%r" % (list(self.bias),)
+        beta = "" if self.param == "standard" else ", beta=%r" % self.beta
+        return "Net(widths=%r, act=%r%s, param=%r%s, P=%d)" % (
+            list(self.widths), act, beta, self.param, extra, self.nparams)
 
 
 def _op(op):
@@ -204,6 +290,13 @@ class Curvature:
     class ids for ce.  The loss is ``C = (1/N) sum_i c_i(f(x_i))``;
     ``H = I + S`` with ``I = J^T HC J`` (Gauss-Newton) and
     ``S = sum dC/dY_ik Hess f_k(x_i)``.
+
+    Every P-vector and operator is in the parameters of ``net``'s own
+    parametrization (``net.param``): for ``from_torch(model)`` (standard),
+    the torch model's own ``parameters()``, so grad, H v and the spectrum are
+    those of the model's loss; for an "ntk" network they are the NTK
+    parametrization's (the theory's), which differ from the standard ones by
+    the congruence D H D (docs/conventions.md).
 
     The context caches the forward and backward passes at the network's
     current theta: after changing the parameters (``net.params[...] = ``,
@@ -457,14 +550,15 @@ class Curvature:
         return {f: getattr(r, f) for f, _ in OrthoResult._fields_}
 
     def lanczos(self, k, op="H", which="LA", ncv=0, tol=1e-10, maxprod=0, seed=0, require=True,
-                vectors=True, residuals=True):
+                vectors=True, residuals=True, start=None):
         """The k wanted eigenpairs of A = op by thick-restart Lanczos
         (nh_curv_lanczos).
 
         which: "LA" (largest algebraic, descending; default), "SA" (smallest,
         ascending) or "LM" (largest magnitude); ncv (0 = automatic), tol
         (relative residual, 1e-10), maxprod (0 = 100 ncv), seed (start
-        vector), require (raise NH_EMAXITER unless all converged).
+        vector), require (raise NH_EMAXITER unless all converged), start (a
+        start vector (P,), e.g. the previous top eigenvector: a warm start).
 
         Returns {"eigenvalues": (k,), "eigenvectors": (k, P) rows or None,
         "residuals": ||A x - lambda x|| (k,) or None, "nconv", "nproducts",
@@ -477,6 +571,9 @@ class Curvature:
         o.which = A.enum(WHICH, "which", which)
         o.ncv, o.tol, o.maxprod, o.seed = int(ncv), float(tol), int(maxprod), int(seed)
         o.require = 1 if require else 0
+        if start is not None:
+            start = A.vector("start", start, self.P)
+            o.start = A.ptr(start)
         ev = A.empty(k)
         V = A.empty(k, self.P) if vectors else None
         res = A.empty(k) if residuals else None
@@ -538,6 +635,55 @@ class Curvature:
         out = A.empty(int(G), int(G))
         lib().nh_curv_slice(self._h, self.net._h, A.ptr(u), A.ptr(v), float(R), int(G), A.ptr(out))
         return out
+
+    # ------------------------------------------------------ scipy views
+    def as_linear_operator(self, op="H"):
+        """A ``scipy.sparse.linalg.LinearOperator`` view of ``op``: "H", "I"
+        (Gauss-Newton) or "S" (P x P, in the parameters of ``self.net``'s own
+        parametrization -- for a :func:`ntkhess.from_torch` import with
+        param="standard", the torch model's own parameters), or "NTK" (the
+        empirical NTK Gram J J^T, (N n_L) x (N n_L), index i*n_L + k).
+
+        Symmetric, float64; products are exact (one C product per vector,
+        H blocks in one call), so ``scipy.sparse.linalg.eigsh(A, k=5,
+        which="LA")``, ``cg``, ``minres`` work on it.  float32 (or any
+        real) input vectors are converted to float64.  The view uses the
+        cached passes: :meth:`refresh` after changing theta.  Needs scipy
+        (ImportError with a message otherwise)."""
+        try:
+            from scipy.sparse.linalg import LinearOperator
+        except ImportError as e:
+            raise ImportError("Curvature.as_linear_operator needs scipy (Debian: python3-scipy; pip: "
+                              "scipy); the products themselves are available without it as c.hvp, "
+                              "c.ivp, c.svp, c.jvp/c.vjp (%s)" % e) from e
+        key = str(op).upper()
+        if key == "NTK":
+            m = self.N * self.nout
+            shape = (self.N, self.nout)
+
+            def mv(u):
+                u = np.asarray(u, dtype=np.float64).reshape(shape)
+                return self.jvp(self.vjp(u)).reshape(-1)
+
+            def mm(U):
+                U = np.asarray(U, dtype=np.float64)
+                return np.stack([mv(U[:, j]) for j in range(U.shape[1])], axis=1).reshape(m, -1)
+
+            return LinearOperator((m, m), matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
+        if key not in OPS:
+            raise NtkhessError(NH_EINVAL, "unknown operator %r (expected 'H', 'I', 'S' or 'NTK')" % (op,))
+        f = {"H": self.hvp, "I": self.ivp, "S": self.svp}[key]
+        P = self.P
+
+        def mv(v):
+            return f(np.asarray(v, dtype=np.float64).reshape(P))
+
+        def mm(V):
+            # the binding takes blocks of row vectors: (k, P) in, (k, P) out
+            V = np.asarray(V, dtype=np.float64).reshape(P, -1)
+            return f(np.ascontiguousarray(V.T)).T
+
+        return LinearOperator((P, P), matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
 
     def __repr__(self):
         return "Curvature(%r, N=%d, loss=%r)" % (self.net, self.N, self.loss_name)

@@ -12,7 +12,7 @@ static const nh_optspec data_opts[] = {
     {"n", "N", "256", "number of samples (sphere, disk, mnist, fashion-mnist)"},
     {"dim", "D", "", "input dimension (sphere: default 196; disk: 2)"},
     {"seed", "S", "0", "seed of the generator (sphere, disk) or of the sample selection (mnist, fashion-mnist)"},
-    {"loss", "NAME", "mse", "target type: mse (real), bce (-1/+1 labels) or ce (class ids)"},
+    NH_OPT_LOSS("mse"),
     {"classes", "K", "10", "number of classes for --loss ce (sphere, disk)"},
     {"size", "S", "", "mnist, fashion-mnist: side after mean pooling: 28, 14 (default, 2x2 blocks) or 7"},
     {"split", "NAME", "", "fashion-mnist: test (the 10,000 t10k images, default) or train (60,000)"},
@@ -45,13 +45,6 @@ static void only_options(const nh_cmd *cmd, const nh_args *a, const char *kind, 
     }
 }
 
-static nh_loss parse_loss(const nh_cmd *cmd, const nh_args *a) {
-    nh_loss loss;
-    if (nh_loss_from_name(nh_arg_req(a, "loss"), &loss) != NH_OK)
-        nh_die_usage(cmd, "--loss must be mse, bce or ce, got '%s'", nh_arg_str(a, "loss"));
-    return loss;
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -59,11 +52,12 @@ static int file_exists(const char *path) {
 
 /* Write X (n x d) and the targets: (n, k) for mse/bce, (n,) for ce. */
 static void write_xy(const nh_cmd *cmd, const char *out, const double *X, size_t n, size_t d, const double *T,
-                     size_t k, nh_loss loss) {
-    nh_cli_mkdir(cmd, out);
+                     size_t k, nh_loss loss, const char *const *inputs, size_t nin) {
+    const char *w = nh_out_open(cmd, out, 0, inputs, nin); /* both files or neither */
     size_t shX[2] = {n, d}, shY[2] = {n, k};
-    nh_cli_write_npy(cmd, out, "X.npy", X, 2, shX);
-    nh_cli_write_npy(cmd, out, "Y.npy", T, loss == NH_LOSS_CE ? 1 : 2, shY);
+    nh_cli_write_npy(cmd, w, "X.npy", X, 2, shX);
+    nh_cli_write_npy(cmd, w, "Y.npy", T, loss == NH_LOSS_CE ? 1 : 2, shY);
+    nh_out_commit(cmd);
 }
 
 /* ---------------------------------------------------------- sphere, disk */
@@ -73,7 +67,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
     size_t dim = k == NH_DATA_SPHERE ? 196 : 2;
     if (nh_arg_str(a, "dim")) dim = (size_t)nh_arg_int(a, "dim", 1, 1 << 24);
     size_t n = (size_t)nh_arg_int(a, "n", 1, (long long)1 << 32);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     size_t K = (size_t)nh_arg_int(a, "classes", 2, 1 << 20);
     const char *out = nh_arg_req(a, "out");
     double need = (double)n * ((double)dim + 1) * 8.0;
@@ -81,7 +75,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
     double *X = malloc(n * dim * sizeof *X), *T = malloc(n * sizeof *T);
     if (!X || !T) nh_die(cmd, "out of memory");
     NH_CHECK(cmd, nh_data_synth(k, n, dim, loss, K, nh_arg_u64(a, "seed"), X, T));
-    write_xy(cmd, out, X, n, dim, T, 1, loss);
+    write_xy(cmd, out, X, n, dim, T, 1, loss, NULL, 0);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy\n", out, n, dim, out);
     free(X);
     free(T);
@@ -93,7 +87,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
 static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int fashion) {
     only_options(cmd, a, kind, fashion ? "n seed loss size split dir" : "n seed loss size dir");
     size_t n = (size_t)nh_arg_int(a, "n", 1, (long long)1 << 32);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     size_t size = 14;
     if (nh_arg_str(a, "size")) {
         size = (size_t)nh_arg_int(a, "size", 1, 28);
@@ -160,7 +154,8 @@ static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int
     NH_CHECK(cmd, nh_images_prepare(&im, n, size, seed, loss, X, T, NULL));
     const size_t total = im.n;
     nh_images_free(&im);
-    write_xy(cmd, out, X, n, dim, T, 1, loss);
+    const char *in[] = {dir};
+    write_xy(cmd, out, X, n, dim, T, 1, loss, in, 1);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy: %zu of the %zu %s images in %s, seed %llu\n",
             out, n, dim, out, n, total, name, dir, (unsigned long long)seed);
     free(X);
@@ -173,12 +168,7 @@ static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int
 /* Check (and for ce, infer the class count of) user targets T[n x k]. */
 static void check_user_targets(const nh_cmd *cmd, const char *what, nh_loss loss, const double *T, size_t n, size_t k) {
     size_t nout = k;
-    if (loss == NH_LOSS_CE) {
-        double mx = 0;
-        for (size_t i = 0; i < n; i++)
-            if (T[i] > mx) mx = T[i];
-        nout = mx >= 1 && mx < 1e9 ? (size_t)mx + 1 : 2;
-    }
+    if (loss == NH_LOSS_CE) nout = nh_cli_ce_classes(cmd, what, T, n);
     if (nh_loss_check_targets(loss, T, n, nout) != NH_OK) nh_die(cmd, "%s: %s", what, nh_last_error());
 }
 
@@ -193,14 +183,14 @@ static int run_csv(const nh_cmd *cmd, const nh_args *a) {
     if (!file) nh_die_usage(cmd, "the csv data set needs --file F.csv");
     long lc = -1;
     if (nh_arg_str(a, "label-column")) lc = (long)nh_arg_int(a, "label-column", -(1 << 24), 1 << 24);
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     const char *out = nh_arg_req(a, "out");
     double *X = NULL, *T = NULL;
     size_t n = 0, d = 0;
     NH_CHECK(cmd, nh_csv_read(file, lc, &X, &T, &n, &d));
     check_user_targets(cmd, file, loss, T, n, 1);
     maybe_standardize(cmd, a, file, X, n, d);
-    write_xy(cmd, out, X, n, d, T, 1, loss);
+    write_xy(cmd, out, X, n, d, T, 1, loss, &file, 1);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy from %s\n", out, n, d, out, file);
     free(X);
     free(T);
@@ -211,7 +201,7 @@ static int run_npy(const nh_cmd *cmd, const nh_args *a) {
     only_options(cmd, a, "npy", "x y loss standardize");
     const char *xp = nh_arg_str(a, "x"), *yp = nh_arg_str(a, "y");
     if (!xp || !yp) nh_die_usage(cmd, "the npy data set needs --x X.npy and --y Y.npy");
-    nh_loss loss = parse_loss(cmd, a);
+    nh_loss loss = nh_arg_loss(cmd, a);
     const char *out = nh_arg_req(a, "out");
     double *X = NULL, *T = NULL;
     size_t nd, sh[NH_NPY_MAXDIM], ynd, ysh[NH_NPY_MAXDIM];
@@ -231,7 +221,8 @@ static int run_npy(const nh_cmd *cmd, const nh_args *a) {
         if (!isfinite(T[i])) nh_die(cmd, "%s: non-finite target at row %zu, column %zu", yp, i / k, i % k);
     check_user_targets(cmd, yp, loss, T, n, k);
     maybe_standardize(cmd, a, xp, X, n, d);
-    write_xy(cmd, out, X, n, d, T, k, loss);
+    const char *in[] = {xp, yp};
+    write_xy(cmd, out, X, n, d, T, k, loss, in, 2);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy from %s, %s\n", out, n, d, out, xp, yp);
     free(X);
     free(T);
@@ -261,8 +252,8 @@ static int run_data(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_data = {
     "data", "Write a data set (built-in, MNIST, Fashion-MNIST, CSV, .npy) as X.npy and Y.npy.",
-    "sphere|disk [--n N] [--dim D] [--seed S] [--loss mse|bce|ce] [--classes K] --out DIR\n"
-    "       ntkhess data mnist|fashion-mnist [--n N] [--size 28|14|7] [--seed S] [--loss mse|bce|ce]\n"
+    "sphere|disk [--n N] [--dim D] [--seed S] [--loss NAME] [--classes K] --out DIR\n"
+    "       ntkhess data mnist|fashion-mnist [--n N] [--size 28|14|7] [--seed S] [--loss NAME]\n"
     "                    [--split test|train] [--dir DIR] --out DIR\n"
     "       ntkhess data csv --file F.csv [--label-column K] [--loss L] [--standardize] --out DIR\n"
     "       ntkhess data npy --x X.npy --y Y.npy [--loss L] [--standardize] --out DIR",

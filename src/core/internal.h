@@ -25,6 +25,10 @@ NH_INTERNAL nh_status nh__fail(nh_status st, const char *func, const char *fmt, 
 #endif
     ;
 #define NH_FAIL(st, ...) return nh__fail((st), __func__, __VA_ARGS__)
+/* "a, b or c" from names[0..n-1] into buf[len] (truncated if too small); returns buf. */
+const char *nh__join_names(const char *const *names, size_t n, char *buf, size_t len);
+/* 1 if src/theory/gauss.c has closed Gaussian moments for act (they ignore nq). */
+int nh__gauss_has_closed(nh_act act);
 #define NH_TRY(expr) do { nh_status nh__st = (expr); if (nh__st != NH_OK) return nh__st; } while (0)
 
 /* Overflow-checked size arithmetic: *ok is cleared on overflow. */
@@ -48,6 +52,11 @@ NH_INTERNAL void  nh__alloc_fail_at(long k);
 
 /* Count of non-finite entries, index of first in *first. */
 NH_INTERNAL size_t nh__count_nonfinite(const double *x, size_t n, size_t *first);
+
+/* sigma, sigma', sigma'' in float32 for the activations whose table row
+ * has a float path (act.c, nh__act_row.eval_f); 0 (nothing written) for the
+ * others: evaluate those with nh_act_eval_p in double. */
+NH_INTERNAL int nh__act_eval_f(nh_act a, double param, size_t n, const float *x, float *d0, float *d1, float *d2);
 
 /* Threads for OpenMP loops (from nh_set_threads or the environment). */
 int nh__threads(void);

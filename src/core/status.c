@@ -12,6 +12,7 @@
 #endif
 
 static _Thread_local char nh__msg[512];
+static _Thread_local size_t nh__msg_detail; /* offset past "function: " */
 
 #define NH__STR2(x) #x
 #define NH__STR(x) NH__STR2(x)
@@ -33,15 +34,18 @@ const char *nh_strerror(nh_status s) {
     case NH_EDIVERGED: return "diverged";
     case NH_ELAPACK: return "LAPACK failure";
     case NH_ENUMERIC: return "numerical breakdown";
+    case NH_EBUSY: return "in use";
     }
     return "unknown status";
 }
 
 const char *nh_last_error(void) { return nh__msg; }
+const char *nh_last_error_detail(void) { return nh__msg + nh__msg_detail; }
 
 nh_status nh__fail(nh_status st, const char *func, const char *fmt, ...) {
     int k = snprintf(nh__msg, sizeof nh__msg, "%s: ", func);
     if (k < 0 || (size_t)k >= sizeof nh__msg) k = 0;
+    nh__msg_detail = (size_t)k;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(nh__msg + k, sizeof nh__msg - (size_t)k, fmt, ap);

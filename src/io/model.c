@@ -2,13 +2,18 @@
  * b{L-1}.npy (W_l of shape (n_{l+1}, n_l), b_l of shape (n_{l+1},)).
  *
  * config.json: {"widths": [n_0, ..., n_L], "act": "softplus", "beta": 0.1,
- * "param": "ntk"}; "beta" (default 0.1) and "param" (default "ntk") are
- * optional; other keys are ignored except "P", which, if present, must equal
- * the parameter count the widths give (a cheap consistency check).
+ * "param": "ntk"}; "beta" (default 0.1) and "param" ("ntk" (default), "mf"
+ * or "standard") are optional; "act" is one name ("softplus", "softplus:2",
+ * as nh_act_parse reads) for every hidden layer or a list of L-1 such names,
+ * one per hidden layer; "bias" (optional) is a list of L booleans, false for
+ * a layer without bias (its b_l.npy is then neither read nor written).
+ * Other keys are ignored except "P", which, if present, must equal the
+ * parameter count (a cheap consistency check).
  *
  * Every failure names the file (and key) at fault; every path frees what it
  * allocated through a single cleanup exit. */
 #include "core/internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -42,26 +47,15 @@ static void shape_str(char *buf, size_t cap, size_t ndim, const size_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, ndim == 1 ? ",)" : ")");
 }
 
-/* Read a whole (small) file into a NUL-terminated buffer.  Files over
- * CONFIG_MAX_BYTES are refused: they cannot be a config and would only cost
- * memory. */
+/* Read a whole (small) file into a NUL-terminated buffer (io/file.c, capped:
+ * a file over CONFIG_MAX_BYTES cannot be a config and would only cost memory). */
 static nh_status read_small_file(const char *path, char **text, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return nh__fail(NH_EIO, "nh_model_load", "%s: cannot open: %s", path, strerror(errno));
-    nh_status st = NH_OK;
-    char *buf = nh__malloc(CONFIG_MAX_BYTES + 1);
-    size_t got = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    if (!buf) st = nh__fail(NH_ENOMEM, "nh_model_load", "%s: cannot allocate a read buffer", path);
-    else if (ferror(f))
-        st = nh__fail(NH_EIO, "nh_model_load", "%s: read error: %s", path, strerror(errno));
-    else if (got > CONFIG_MAX_BYTES)
-        st = nh__fail(NH_ETOOLARGE, "nh_model_load", "%s: larger than the %u-byte limit for a config",
-                      path, CONFIG_MAX_BYTES);
-    fclose(f);
-    if (st != NH_OK) { free(buf); return st; }
-    buf[got] = '\0';
-    *text = buf;
-    *len = got;
+    nh_status st = nh_file_read(path, CONFIG_MAX_BYTES, text, len);
+    if (st != NH_OK) { /* the detail is in the buffer nh__fail writes: copy it first */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", nh_last_error_detail());
+        return nh__fail(st, "nh_model_load", "%s", detail);
+    }
     return NH_OK;
 }
 
@@ -88,9 +82,19 @@ static nh_status write_file_atomic(const char *path, const char *text, size_t le
 typedef struct model_cfg {
     nh_net_config net;
     size_t *widths;
+    nh_act *acts;         /* L-1, owned, or NULL */
+    double *act_params;   /* L-1, owned, or NULL */
+    unsigned char *bias;  /* L, owned, or NULL */
     int has_P;
     double P;
 } model_cfg;
+
+static void cfg_free(model_cfg *c) {
+    free(c->widths);
+    free(c->acts);
+    free(c->act_params);
+    free(c->bias);
+}
 
 #define CFG_FAIL(...) nh__fail(NH_EFORMAT, "nh_model_load", __VA_ARGS__)
 
@@ -116,19 +120,61 @@ static nh_status cfg_widths(const char *path, const cJSON *root, model_cfg *c) {
     return NH_OK;
 }
 
-/* "act" (required): a name nh_act_from_name knows. */
+/* One activation spec ("name" or "name:param") for hidden layer i (i < 0: all). */
+static nh_status cfg_act_one(const char *path, const cJSON *e, int i, nh_act *a, double *p) {
+    char where[48] = "";
+    if (i >= 0) snprintf(where, sizeof where, " entry %d", i);
+    if (!cJSON_IsString(e)) return CFG_FAIL("%s: key 'act'%s must be a string", path, where);
+    if (nh_act_parse(e->valuestring, a, p) == NH_OK) return NH_OK;
+    char why[300]; /* the library's message names the table's activations */
+    snprintf(why, sizeof why, "%s", nh_last_error_detail());
+    return CFG_FAIL("%s: key 'act'%s: %s", path, where, why);
+}
+
+/* "act" (required): one spec for every hidden layer, or a list of L-1. */
 static nh_status cfg_act(const char *path, const cJSON *root, model_cfg *c) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "act");
     if (!a) return CFG_FAIL("%s: key 'act' missing", path);
-    if (!cJSON_IsString(a)) return CFG_FAIL("%s: key 'act' must be a string", path);
-    if (nh_act_from_name(a->valuestring, &c->net.act) == NH_OK) return NH_OK;
-    char names[256] = "";
-    for (int k = 0; k < NH_ACT_COUNT; k++) {
-        size_t used = strlen(names);
-        snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", nh_act_name((nh_act)k));
+    const size_t nh = c->net.depth - 1;
+    if (!cJSON_IsArray(a) && !cJSON_IsString(a))
+        return CFG_FAIL("%s: key 'act' must be a string or a list of %zu strings", path, nh);
+    if (cJSON_IsArray(a) && (size_t)cJSON_GetArraySize(a) != nh)
+        return CFG_FAIL("%s: key 'act' lists %d activations but the widths give %zu hidden layer(s)", path,
+                        cJSON_GetArraySize(a), nh);
+    c->acts = nh__malloc((nh ? nh : 1) * sizeof *c->acts);
+    c->act_params = nh__malloc((nh ? nh : 1) * sizeof *c->act_params);
+    if (!c->acts || !c->act_params) return nh__fail(NH_ENOMEM, "nh_model_load", "out of memory");
+    if (cJSON_IsString(a)) {
+        NH_TRY(cfg_act_one(path, a, -1, &c->net.act, &c->act_params[0]));
+        for (size_t i = 0; i < nh; i++) { c->acts[i] = c->net.act; c->act_params[i] = c->act_params[0]; }
+    } else {
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, a) { NH_TRY(cfg_act_one(path, e, i, &c->acts[i], &c->act_params[i])); i++; }
+        if (nh) c->net.act = c->acts[0];
     }
-    return CFG_FAIL("%s: key 'act': unknown activation '%.64s' (expected one of %s)", path,
-                    a->valuestring, names);
+    c->net.acts = c->acts;
+    c->net.act_params = c->act_params;
+    return NH_OK;
+}
+
+/* "bias" (optional): a list of L booleans. */
+static nh_status cfg_bias(const char *path, const cJSON *root, model_cfg *c) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "bias");
+    if (!b) return NH_OK;
+    const size_t L = c->net.depth;
+    if (!cJSON_IsArray(b) || (size_t)cJSON_GetArraySize(b) != L)
+        return CFG_FAIL("%s: key 'bias' must be a list of %zu booleans (one per layer)", path, L);
+    c->bias = nh__malloc(L * sizeof *c->bias);
+    if (!c->bias) return nh__fail(NH_ENOMEM, "nh_model_load", "out of memory");
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, b) {
+        if (!cJSON_IsBool(e)) return CFG_FAIL("%s: key 'bias': entry %d is not true or false", path, i);
+        c->bias[i++] = cJSON_IsTrue(e) ? 1 : 0;
+    }
+    c->net.bias = c->bias;
+    return NH_OK;
 }
 
 /* "beta" (optional): a finite number. */
@@ -141,7 +187,7 @@ static nh_status cfg_beta(const char *path, const cJSON *root, model_cfg *c) {
     return NH_OK;
 }
 
-/* "param" (optional): "ntk" or "mf".  "P" (optional): a number, checked
+/* "param" (optional): "ntk", "mf" or "standard".  "P" (optional): a number, checked
  * against the network once it is built. */
 static nh_status cfg_param(const char *path, const cJSON *root, model_cfg *c) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "param");
@@ -149,7 +195,8 @@ static nh_status cfg_param(const char *path, const cJSON *root, model_cfg *c) {
         const char *s = cJSON_IsString(p) ? p->valuestring : "";
         if (strcmp(s, "ntk") == 0) c->net.param = NH_PARAM_NTK;
         else if (strcmp(s, "mf") == 0) c->net.param = NH_PARAM_MF;
-        else return CFG_FAIL("%s: key 'param' must be \"ntk\" or \"mf\"", path);
+        else if (strcmp(s, "standard") == 0) c->net.param = NH_PARAM_STANDARD;
+        else return CFG_FAIL("%s: key 'param' must be \"ntk\", \"mf\" or \"standard\"", path);
     }
     const cJSON *P = cJSON_GetObjectItemCaseSensitive(root, "P");
     if (P && !cJSON_IsNumber(P)) return CFG_FAIL("%s: key 'P' must be a number", path);
@@ -160,19 +207,14 @@ static nh_status cfg_param(const char *path, const cJSON *root, model_cfg *c) {
 
 /* Parse and validate the JSON text of config.json into c. */
 static nh_status cfg_parse(const char *path, const char *text, size_t len, model_cfg *c) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        /* Position of the error as line:column for the message. */
-        size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0, line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) { if (text[i] == '\n') { line++; col = 1; } else col++; }
-        return CFG_FAIL("%s: invalid JSON near line %zu, column %zu", path, line, col);
-    }
+    cJSON *root = NULL;
+    NH_TRY(nh__json_parse_strict("nh_model_load", path, text, len, &root)); /* duplicates, NUL, trailing bytes */
     nh_status st = cJSON_IsObject(root) ? NH_OK
                                         : CFG_FAIL("%s: top level must be a JSON object", path);
     c->net = nh_net_config_default();
     if (st == NH_OK) st = cfg_widths(path, root, c);
     if (st == NH_OK) st = cfg_act(path, root, c);
+    if (st == NH_OK) st = cfg_bias(path, root, c);
     if (st == NH_OK) st = cfg_beta(path, root, c);
     if (st == NH_OK) st = cfg_param(path, root, c);
     cJSON_Delete(root);
@@ -222,6 +264,7 @@ static nh_status load_layers(const char *dir, nh_net *net) {
         size_t shapeW[2] = {w[l + 1], w[l]};
         snprintf(name, sizeof name, "W%zu.npy", l);
         NH_TRY(load_array(dir, name, 2, shapeW, theta + nh_net_offset_W(net, l)));
+        if (!nh_net_has_bias(net, l)) continue; /* b_l.npy, if present, is not ours */
         snprintf(name, sizeof name, "b%zu.npy", l);
         NH_TRY(load_array(dir, name, 1, &w[l + 1], theta + nh_net_offset_b(net, l)));
     }
@@ -250,7 +293,7 @@ nh_status nh_model_load(const char *dir, nh_net **out) {
     if (st == NH_OK) st = check_P(path, &cfg, net);
     if (st == NH_OK) st = load_layers(dir, net);
     free(text);
-    free(cfg.widths);
+    cfg_free(&cfg);
     if (st != NH_OK) nh_net_free(net);
     else *out = net;
     return st;
@@ -278,6 +321,7 @@ static nh_status save_layers(const char *dir, const nh_net *net) {
         snprintf(name, sizeof name, "W%zu.npy", l);
         NH_TRY(join_path(path, dir, name, "nh_model_save"));
         NH_TRY(nh_npy_write(path, theta + nh_net_offset_W(net, l), 2, shapeW));
+        if (!nh_net_has_bias(net, l)) continue;
         snprintf(name, sizeof name, "b%zu.npy", l);
         NH_TRY(join_path(path, dir, name, "nh_model_save"));
         NH_TRY(nh_npy_write(path, theta + nh_net_offset_b(net, l), 1, &w[l + 1]));
@@ -309,6 +353,57 @@ static int add_number(cJSON *to, const char *name, double x) {
     return 1;
 }
 
+/* "name" or "name:param" with the shortest param that reads back exactly
+ * ("leaky_relu:0.2" rather than 17 digits). */
+static const char *act_spec(char *buf, size_t cap, nh_act a, double p) {
+    if (isnan(p) || p == nh_act_default_param(a)) { snprintf(buf, cap, "%s", nh_act_name(a)); return buf; }
+    char num[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(num, sizeof num, "%.*g", digits, p);
+        if (strtod(num, NULL) == p) break;
+    }
+    snprintf(buf, cap, "%s:%s", nh_act_name(a), num);
+    return buf;
+}
+
+/* "act": one spec when every hidden layer shares activation and parameter
+ * (the plain name for the default parameter), else the list of L-1 specs. */
+static int add_act(cJSON *root, const nh_net *net) {
+    const size_t nh = nh_net_depth(net) - 1;
+    char buf[64];
+    int same = 1;
+    for (size_t i = 1; i < nh; i++) {
+        double p0 = nh_net_act_param_at(net, 0), p = nh_net_act_param_at(net, i);
+        same = same && nh_net_act_at(net, i) == nh_net_act_at(net, 0) && (isnan(p0) ? isnan(p) : p == p0);
+    }
+    if (nh == 0) return cJSON_AddStringToObject(root, "act", nh_act_name(nh_net_act(net))) != NULL;
+    if (same)
+        return cJSON_AddStringToObject(root, "act", act_spec(buf, sizeof buf, nh_net_act_at(net, 0),
+                                                             nh_net_act_param_at(net, 0))) != NULL;
+    cJSON *a = cJSON_AddArrayToObject(root, "act");
+    for (size_t i = 0; a && i < nh; i++) {
+        cJSON *s = cJSON_CreateString(act_spec(buf, sizeof buf, nh_net_act_at(net, i), nh_net_act_param_at(net, i)));
+        if (!s) return 0;
+        cJSON_AddItemToArray(a, s);
+    }
+    return a != NULL;
+}
+
+/* "bias": only when some layer has none (older readers then refuse nothing else). */
+static int add_bias(cJSON *root, const nh_net *net) {
+    const size_t L = nh_net_depth(net);
+    int all = 1;
+    for (size_t l = 0; l < L; l++) all = all && nh_net_has_bias(net, l);
+    if (all) return 1;
+    cJSON *b = cJSON_AddArrayToObject(root, "bias");
+    for (size_t l = 0; b && l < L; l++) {
+        cJSON *e = cJSON_CreateBool(nh_net_has_bias(net, l));
+        if (!e) return 0;
+        cJSON_AddItemToArray(b, e);
+    }
+    return b != NULL;
+}
+
 /* The config as a cJSON tree, NULL if an allocation failed. */
 static cJSON *config_json(const nh_net *net) {
     cJSON *root = cJSON_CreateObject(), *ws = cJSON_CreateArray();
@@ -317,9 +412,11 @@ static cJSON *config_json(const nh_net *net) {
     else cJSON_Delete(ws);
     for (size_t l = 0; ok && l <= nh_net_depth(net); l++)
         ok = add_number(ws, NULL, (double)nh_net_widths(net)[l]);
-    ok = ok && cJSON_AddStringToObject(root, "act", nh_act_name(nh_net_act(net))) &&
-         add_number(root, "beta", nh_net_beta(net)) &&
-         cJSON_AddStringToObject(root, "param", nh_net_param(net) == NH_PARAM_MF ? "mf" : "ntk") &&
+    const nh_param pm = nh_net_param(net);
+    ok = ok && add_act(root, net) && add_bias(root, net);
+    /* beta means nothing in the standard parametrization: not written. */
+    if (pm != NH_PARAM_STANDARD) ok = ok && add_number(root, "beta", nh_net_beta(net));
+    ok = ok && cJSON_AddStringToObject(root, "param", pm == NH_PARAM_MF ? "mf" : pm == NH_PARAM_STANDARD ? "standard" : "ntk") &&
          add_number(root, "P", (double)nh_net_nparams(net)) &&
          cJSON_AddStringToObject(root, "ntkhess_version", nh_version());
     if (!ok) { cJSON_Delete(root); return NULL; }

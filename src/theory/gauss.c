@@ -6,6 +6,7 @@
  * formula sheet (Sec. 2), with closed forms for erf, ReLU, sin and identity. */
 #include "core/internal.h"
 #include "core/blas.h"
+#include "core/act_table.h"
 
 #include <float.h>
 #include <math.h>
@@ -101,27 +102,13 @@ nh_status nh_gauss_hermite(size_t nq, double *z, double *w) {
 }
 
 size_t nh_gauss_default_nq(nh_act act, double kmax) {
-    /* The error decays like exp(-c sqrt(nq / kmax)), c ~ twice the half-width
-     * of the activation's strip of analyticity (softplus and sigmoid: poles
-     * at i pi; tanh i pi/2; arctan i), so nq grows linearly with kmax.
-     * Nodes per unit variance below are measured (tests/test_kernels.c
-     * prints the table with NH_TEST_VERBOSE=1): the smallest nq whose
-     * moments agree with nq = 1600 to ~1e-13 at kmax = 0.3, 1.3, 2.6, 5.2. */
-    double per;
-    switch (act) {
-    case NH_ACT_SOFTPLUS: case NH_ACT_NSOFTPLUS: per = 45.0; break;
-    case NH_ACT_SIGMOID: per = 48.0; break;
-    case NH_ACT_TANH: per = 220.0; break;
-    case NH_ACT_ARCTAN: per = 400.0; break;
-    case NH_ACT_ERF: per = 100.0; break;
-    case NH_ACT_GELU: per = 75.0; break;
-    case NH_ACT_SILU: per = 48.0; break;       /* logistic's poles at i pi, as sigmoid */
-    case NH_ACT_LEAKY_RELU: return 256;        /* a kink, as relu */
-    case NH_ACT_SIN: per = 10.0; break;
-    case NH_ACT_IDENTITY: return 4; /* polynomial: exact for nq >= 2 */
-    case NH_ACT_RELU: return 256;   /* kinks: algebraic convergence only */
-    default: per = 400.0; break;
-    }
+    /* Nodes per unit variance (or a fixed count for kinks and polynomials)
+     * come from the activation's row in src/core/act.c, where they are
+     * measured; the error decays like exp(-c sqrt(nq / kmax)), so nq grows
+     * linearly with kmax. */
+    const nh__act_row *r = nh__act_row_of(act);
+    if (r && r->nq_fixed) return r->nq_fixed;
+    double per = r ? r->nq_per_var : 400.0;
     double n = (kmax > 0.0) ? ceil(per * kmax) : 0.0; /* NaN -> 0 */
     if (!(n >= 24.0)) n = 24.0;
     if (n > NH_GAUSS_NQ_MAX) n = NH_GAUSS_NQ_MAX;
@@ -169,84 +156,110 @@ size_t nh_gauss_nq(const nh_gauss *g) { return g ? g->nq : 0; }
 
 /* ------------------------------------------------------- closed forms */
 
-/* 1 if act has closed forms here. */
-static int nh__has_closed(nh_act act) {
-    return act == NH_ACT_ERF || act == NH_ACT_RELU || act == NH_ACT_SIN ||
-           act == NH_ACT_IDENTITY;
+/* Closed forms of the Gaussian moments, per activation (the activations
+ * without a row in nh__closed use quadrature). */
+static void nh__erf_moments(double k11, double k12, double k22, nh_gmoments *m) {
+    /* Arcsine kernel (Williams 1997) and its covariance derivatives by
+     * Price's theorem: d/dk12 E[f g] = E[f' g'], d/dk11 E[f g] = E[f'' g]/2. */
+    double A = 1.0 + 2.0 * k11, B = 1.0 + 2.0 * k22, D = A * B - 4.0 * k12 * k12;
+    if (D < 1.0) D = 1.0; /* D >= 1 for every PSD covariance */
+    double sD = sqrt(D), r = 2.0 * k12 / sqrt(A * B);
+    if (r > 1.0) r = 1.0;
+    if (r < -1.0) r = -1.0;
+    m->e00 = M_2_PI * asin(r);
+    m->e11 = 2.0 * M_2_PI / sD;
+    m->e22 = 8.0 * M_2_PI * k12 / (D * sD);
+    m->e20 = -4.0 * M_2_PI * k12 / (A * sD);
+    m->e02 = -4.0 * M_2_PI * k12 / (B * sD);
+    m->e31 = -4.0 * M_2_PI * B / (D * sD);
+    m->e13 = -4.0 * M_2_PI * A / (D * sD);
+}
+static void nh__erf_mean(double k, double out[4]) {
+    /* E[erf'] = (2/sqrt(pi)) (1+2k)^{-1/2}; Price for erf''' */
+    out[1] = M_2_SQRTPI / sqrt(1.0 + 2.0 * k);
+    out[3] = -2.0 * M_2_SQRTPI / ((1.0 + 2.0 * k) * sqrt(1.0 + 2.0 * k));
+}
+static void nh__relu_moments(double k11, double k12, double k22, nh_gmoments *m) {
+    /* Arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009); relu'' = 0
+     * by convention, so the second-order moments are 0. */
+    if (k11 <= 0.0 || k22 <= 0.0) return; /* relu(0) = step(0) = 0 */
+    double s = sqrt(k11 * k22), c = k12 / s;
+    if (c > 1.0) c = 1.0;
+    if (c < -1.0) c = -1.0;
+    double t = acos(c);
+    m->e00 = s / (2.0 * M_PI) * (sin(t) + (M_PI - t) * c);
+    m->e11 = (M_PI - t) / (2.0 * M_PI);
+}
+static void nh__relu_mean(double k, double out[4]) {
+    out[0] = sqrt(k / (2.0 * M_PI));
+    out[1] = k > 0.0 ? 0.5 : 0.0;
+}
+/* leaky_relu = (1-a) relu + a x at its default slope a (the kernels use the
+ * default parameter): the arc-cosine moments plus the linear part, with
+ * E[relu(u) u'] = k12/2 and E[step(u)] = 1/2 (0 when k = 0, as relu). */
+static void nh__leaky_moments(double k11, double k12, double k22, nh_gmoments *m) {
+    const double a = nh_act_default_param(NH_ACT_LEAKY_RELU), b = 1.0 - a;
+    nh__relu_moments(k11, k12, k22, m);
+    const double h1 = k11 > 0.0 ? 0.5 : 0.0, h2 = k22 > 0.0 ? 0.5 : 0.0;
+    m->e00 = b * b * m->e00 + a * k12; /* a b k12 (both cross terms) + a^2 k12 */
+    m->e11 = b * b * m->e11 + a * b * (h1 + h2) + a * a;
+}
+static void nh__leaky_mean(double k, double out[4]) {
+    const double a = nh_act_default_param(NH_ACT_LEAKY_RELU), b = 1.0 - a;
+    nh__relu_mean(k, out);
+    out[0] *= b;
+    out[1] = b * out[1] + a;
+}
+
+static void nh__sin_moments(double k11, double k12, double k22, nh_gmoments *m) {
+    /* E[e^{i(u +- u')}] = exp(-(k11 + k22 +- 2 k12)/2). */
+    double e = exp(-0.5 * (k11 + k22));
+    m->e00 = e * sinh(k12);
+    m->e11 = e * cosh(k12);
+    m->e22 = m->e00;  /* sin'' = -sin */
+    m->e20 = -m->e00;
+    m->e02 = -m->e00;
+    m->e31 = -m->e11; /* sin''' = -cos */
+    m->e13 = -m->e11;
+}
+static void nh__sin_mean(double k, double out[4]) {
+    out[1] = exp(-0.5 * k);
+    out[3] = -out[1];
+}
+static void nh__identity_moments(double k11, double k12, double k22, nh_gmoments *m) {
+    (void)k11; (void)k22;
+    m->e00 = k12;
+    m->e11 = 1.0;
+}
+static void nh__identity_mean(double k, double out[4]) {
+    (void)k;
+    out[1] = 1.0;
+}
+
+typedef struct nh__closed_row {
+    void (*moments)(double k11, double k12, double k22, nh_gmoments *m); /* m zeroed first */
+    void (*mean)(double k, double out[4]);                               /* out zeroed first */
+} nh__closed_row;
+static const nh__closed_row nh__closed[NH_ACT_COUNT] = {
+    [NH_ACT_ERF] = {nh__erf_moments, nh__erf_mean},
+    [NH_ACT_RELU] = {nh__relu_moments, nh__relu_mean},
+    [NH_ACT_SIN] = {nh__sin_moments, nh__sin_mean},
+    [NH_ACT_IDENTITY] = {nh__identity_moments, nh__identity_mean},
+    [NH_ACT_LEAKY_RELU] = {nh__leaky_moments, nh__leaky_mean},
+};
+
+int nh__gauss_has_closed(nh_act act) {
+    return act >= 0 && act < NH_ACT_COUNT && nh__closed[act].moments != NULL;
 }
 
 static void nh__closed_moments(nh_act act, double k11, double k12, double k22, nh_gmoments *m) {
     memset(m, 0, sizeof *m);
-    switch (act) {
-    case NH_ACT_ERF: {
-        /* Arcsine kernel (Williams 1997) and its covariance derivatives by
-         * Price's theorem: d/dk12 E[f g] = E[f' g'], d/dk11 E[f g] = E[f'' g]/2. */
-        double A = 1.0 + 2.0 * k11, B = 1.0 + 2.0 * k22, D = A * B - 4.0 * k12 * k12;
-        if (D < 1.0) D = 1.0; /* D >= 1 for every PSD covariance */
-        double sD = sqrt(D), r = 2.0 * k12 / sqrt(A * B);
-        if (r > 1.0) r = 1.0;
-        if (r < -1.0) r = -1.0;
-        m->e00 = M_2_PI * asin(r);
-        m->e11 = 2.0 * M_2_PI / sD;
-        m->e22 = 8.0 * M_2_PI * k12 / (D * sD);
-        m->e20 = -4.0 * M_2_PI * k12 / (A * sD);
-        m->e02 = -4.0 * M_2_PI * k12 / (B * sD);
-        m->e31 = -4.0 * M_2_PI * B / (D * sD);
-        m->e13 = -4.0 * M_2_PI * A / (D * sD);
-        break;
-    }
-    case NH_ACT_RELU: {
-        /* Arc-cosine kernels of degree 1 and 0 (Cho & Saul 2009); relu'' = 0
-         * by convention, so the second-order moments are 0. */
-        if (k11 <= 0.0 || k22 <= 0.0) break; /* relu(0) = step(0) = 0 */
-        double s = sqrt(k11 * k22), c = k12 / s;
-        if (c > 1.0) c = 1.0;
-        if (c < -1.0) c = -1.0;
-        double t = acos(c);
-        m->e00 = s / (2.0 * M_PI) * (sin(t) + (M_PI - t) * c);
-        m->e11 = (M_PI - t) / (2.0 * M_PI);
-        break;
-    }
-    case NH_ACT_SIN: {
-        /* E[e^{i(u +- u')}] = exp(-(k11 + k22 +- 2 k12)/2). */
-        double e = exp(-0.5 * (k11 + k22));
-        m->e00 = e * sinh(k12);
-        m->e11 = e * cosh(k12);
-        m->e22 = m->e00;  /* sin'' = -sin */
-        m->e20 = -m->e00;
-        m->e02 = -m->e00;
-        m->e31 = -m->e11; /* sin''' = -cos */
-        m->e13 = -m->e11;
-        break;
-    }
-    case NH_ACT_IDENTITY:
-    default:
-        m->e00 = k12;
-        m->e11 = 1.0;
-        break;
-    }
+    nh__closed[act].moments(k11, k12, k22, m);
 }
 
 static void nh__closed_mean(nh_act act, double k, double out[4]) {
     out[0] = out[1] = out[2] = out[3] = 0.0;
-    switch (act) {
-    case NH_ACT_ERF: /* E[erf'] = (2/sqrt(pi)) (1+2k)^{-1/2}; Price for erf''' */
-        out[1] = M_2_SQRTPI / sqrt(1.0 + 2.0 * k);
-        out[3] = -2.0 * M_2_SQRTPI / ((1.0 + 2.0 * k) * sqrt(1.0 + 2.0 * k));
-        break;
-    case NH_ACT_RELU:
-        out[0] = sqrt(k / (2.0 * M_PI));
-        out[1] = k > 0.0 ? 0.5 : 0.0;
-        break;
-    case NH_ACT_SIN:
-        out[1] = exp(-0.5 * k);
-        out[3] = -out[1];
-        break;
-    case NH_ACT_IDENTITY:
-    default:
-        out[1] = 1.0;
-        break;
-    }
+    nh__closed[act].mean(k, out);
 }
 
 /* ---------------------------------------------------------- quadrature */
@@ -350,7 +363,7 @@ nh_status nh_gauss_moments(const nh_gauss *g, double k11, double k12, double k22
                            nh_gmoments *m) {
     if (!g || !m) NH_FAIL(NH_EINVAL, "NULL argument");
     NH_TRY(nh__check_cov(__func__, k11, k12, k22));
-    if (g->exact && nh__has_closed(g->act)) nh__closed_moments(g->act, k11, k12, k22, m);
+    if (g->exact && nh__gauss_has_closed(g->act)) nh__closed_moments(g->act, k11, k12, k22, m);
     else nh__quad_moments(g, k11, k12, k22, m);
     return NH_OK;
 }
@@ -359,7 +372,7 @@ nh_status nh_gauss_mean(const nh_gauss *g, double k, double out[4]) {
     if (!g || !out) NH_FAIL(NH_EINVAL, "NULL argument");
     if (!isfinite(k)) NH_FAIL(NH_ENONFINITE, "variance %g", k);
     if (k < 0.0) NH_FAIL(NH_EINVAL, "variance %g < 0", k);
-    if (g->exact && nh__has_closed(g->act)) nh__closed_mean(g->act, k, out);
+    if (g->exact && nh__gauss_has_closed(g->act)) nh__closed_mean(g->act, k, out);
     else nh__quad_mean(g, sqrt(k), out);
     return NH_OK;
 }
