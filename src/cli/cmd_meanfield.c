@@ -386,7 +386,7 @@ static const nh_optspec mf_opts[] = {
     {"targets", "Y.npy", NULL, "targets (N, n_L), or (N,) labels for ce"},
     {"loss", "NAME", "mse", "mse, bce or ce"},
     {"widths", "LIST", NULL, "hidden widths w, comma-separated"},
-    {"trials", "R", "50", "independent networks per width (>= 8 for the normality test)"},
+    {"trials", "R", "50", "independent networks per width (>= 8: the normality test needs them)"},
     {"probes", "M", "32", "Hutchinson probes for Tr H^2 and Tr S^2 when P > --dense-max"},
     {"dense-max", "P", "1500", "exact (dense) Tr H^2 when the parameter count is at most P"},
     {"seed", "S", "0", "seed of the networks and probes"},
@@ -423,7 +423,7 @@ static void mf_parse(const nh_cmd *cmd, nh_args *a, mf_cfg *f, size_t *ws, size_
         nh_die_usage(cmd, "--loss: unknown loss '%s'", nh_arg_req(a, "loss"));
     f->depth = (size_t)nh_arg_int(a, "depth", 2, 32);
     f->beta = nh_arg_double(a, "beta");
-    f->trials = (size_t)nh_arg_int(a, "trials", 3, 1 << 20);
+    f->trials = (size_t)nh_arg_int(a, "trials", 8, 1 << 20); /* the normality test needs 8 */
     f->M = (size_t)nh_arg_int(a, "probes", 2, 1 << 20);
     f->dense_max = (size_t)nh_arg_int(a, "dense-max", 0, 20000);
     f->seed = nh_arg_u64(a, "seed");
@@ -475,7 +475,8 @@ static int run_meanfield(const nh_cmd *cmd, int argc, char **argv) {
     nh_cli_load_data(cmd, xp, tp, net0, f.loss, &d);
     nh_net_free(net0);
     f.n = d.n;
-    nh_cli_mkdir(cmd, out);
+    const char *inputs[2] = {xp, tp};
+    const char *w = nh_out_open(cmd, out, 0, inputs, 2); /* all or nothing (out.c) */
     mf_pred pr;
     mf_predict(cmd, &f, d.X, d.T, &pr);
     mf_width res[MF_MAXW];
@@ -483,11 +484,12 @@ static int run_meanfield(const nh_cmd *cmd, int argc, char **argv) {
     size_t len = 0, cap = 0;
     mf_cat(cmd, &csv, &len, &cap, "width,trial,seed,tr_h,tr_h2,hutch_se_tr_h2,tr_i2,tr_s2,ratio_S_I,exact,tr_i,tr_lin\n");
     for (size_t i = 0; i < nw; i++) mf_width_run(cmd, &f, ws[i], d.X, d.T, &res[i], &csv, &len, &cap);
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "trials.csv"), csv);
+    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, w, "trials.csv"), csv);
     free(csv);
-    mf_summary(cmd, out, &pr, res, nw, f.trials);
-    mf_widths_csv(cmd, out, &pr, res, nw, f.trials);
-    mf_plot(cmd, out, &f, &pr, res, nw);
+    mf_summary(cmd, w, &pr, res, nw, f.trials);
+    mf_widths_csv(cmd, w, &pr, res, nw, f.trials);
+    mf_plot(cmd, w, &f, &pr, res, nw);
+    nh_out_commit(cmd);
     fprintf(stderr, "ntkhess meanfield: wrote %s/summary.json, widths.csv, trials.csv, meanfield.png, meanfield.svg\n",
             out);
     nh_dataset_free(&d);
