@@ -174,7 +174,7 @@ def test_errors(tmp, data):
     expect_error("depth 1", base + ["--widths", "4", "--depth", "1"], "depth", codes=(2,))
     expect_error("missing data", ["meanfield", "--data", tmp + "/none.npy", "--targets", data + "/Y.npy",
                                   "--widths", "4", "--out", tmp + "/e"], "none.npy")
-    expect_error("ce labels not integers", base + ["--widths", "4", "--loss", "ce"], "ce")
+    expect_error("ce labels not integers", base + ["--widths", "4", "--loss", "ce"], "not an integer")
     expect_error("output folder holds the inputs", ["meanfield", "--data", data + "/X.npy", "--targets",
                                                     data + "/Y.npy", "--widths", "4", "--out", data], "input")
     check(not os.path.exists(tmp + "/e"), "no output folder left by the failed runs")

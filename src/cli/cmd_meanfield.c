@@ -404,13 +404,7 @@ static void mf_shapes(const nh_cmd *cmd, const char *xp, const char *tp, nh_loss
     free(buf);
     NH_CHECK(cmd, nh_npy_read(tp, &buf, &nd, sh));
     *nout = nd == 2 ? sh[1] : 1;
-    if (loss == NH_LOSS_CE) {
-        double mx = 0;
-        for (size_t i = 0; i < sh[0]; i++)
-            if (buf[i] > mx && isfinite(buf[i])) mx = buf[i];
-        *nout = (size_t)mx + 1;
-        if (*nout < 2) *nout = 2;
-    }
+    if (loss == NH_LOSS_CE) *nout = nh_cli_ce_classes(cmd, tp, buf, sh[0]); /* checked labels */
     free(buf);
     if (*nout == 0) nh_die(cmd, "%s: targets have no columns", tp);
 }
