@@ -101,13 +101,76 @@ static nh_status split_line(const csv_ctx *cx, const char *s, const char *e, csv
     return NH_OK;
 }
 
-static nh_status csv_parse(const csv_ctx *cx, const char *text, size_t len, long label_col, double **X, double **T,
-                           size_t *n_out, size_t *d_out) {
+/* Room for one more row of ncols values (doubling; the budget counts the
+ * values and the X, T copies made from them). */
+static nh_status grow_values(const csv_ctx *cx, size_t rows, size_t ncols, double **vals, size_t *vcap) {
+    if ((rows + 1) * ncols <= *vcap) return NH_OK;
+    int ok = 1;
+    size_t ncap = *vcap ? nh__mul(*vcap, 2, &ok) : nh__mul(ncols, 64, &ok);
+    size_t bytes = nh__mul(ncap, sizeof(double), &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(bytes, 2, &ok), cx->func, cx->name ? cx->name : "CSV data"));
+    double *nv = realloc(*vals, bytes);
+    if (!nv) return csv_fail(cx, NH_ENOMEM, "cannot allocate %zu values", ncap);
+    *vals = nv;
+    *vcap = ncap;
+    return NH_OK;
+}
+
+/* The nf fields of data line `line` as finite numbers into out[nf]. */
+static nh_status parse_row(const csv_ctx *cx, const csv_field *f, size_t nf, size_t line, locale_t loc,
+                           double *out) {
+    for (size_t c = 0; c < nf; c++) {
+        double v = 0;
+        char shown[48];
+        csv_quote(shown, sizeof shown, f[c].s, f[c].n);
+        if (f[c].n == 0) return csv_fail(cx, NH_EFORMAT, "line %zu, column %zu: empty field", line, c + 1);
+        if (!field_number(f[c].s, f[c].n, &v, loc))
+            return csv_fail(cx, NH_EFORMAT, "line %zu, column %zu: '%s' is not a number", line, c + 1, shown);
+        if (!isfinite(v))
+            return csv_fail(cx, NH_ENONFINITE, "line %zu, column %zu: '%s' is not finite%s", line, c + 1, shown,
+                            isnan(v) ? "" : " (NaN/Inf or out of double range)");
+        out[c] = v;
+    }
+    return NH_OK;
+}
+
+/* The parsed table: rows x ncols values, row-major. */
+typedef struct csv_table {
+    double *vals;
+    size_t vcap, ncols, rows, first_line;
+    int have_cols;
+} csv_table;
+
+/* One non-blank line: the first fixes the column count (and is skipped when
+ * no field is a number: a header); the others must match it. */
+static nh_status table_line(const csv_ctx *cx, csv_table *tb, const csv_field *f, size_t nf, size_t line,
+                            locale_t loc) {
+    if (!tb->have_cols) {
+        tb->have_cols = 1;
+        tb->ncols = nf;
+        tb->first_line = line;
+        int any = 0;
+        double v;
+        for (size_t c = 0; c < nf && !any; c++) any = field_number(f[c].s, f[c].n, &v, loc);
+        if (!any) return NH_OK; /* header */
+    }
+    if (nf != tb->ncols)
+        return csv_fail(cx, NH_EFORMAT, "line %zu has %zu fields, expected %zu (as on line %zu): ragged row", line,
+                        nf, tb->ncols, tb->first_line);
+    if (tb->ncols < 2)
+        return csv_fail(cx, NH_EFORMAT, "line %zu has one column; need inputs and a target (at least 2 columns; "
+                        "the separator is a comma)", line);
+    NH_TRY(grow_values(cx, tb->rows, tb->ncols, &tb->vals, &tb->vcap));
+    NH_TRY(parse_row(cx, f, nf, line, loc, tb->vals + tb->rows * tb->ncols));
+    tb->rows++;
+    return NH_OK;
+}
+
+/* Every line of text into tb (blank lines skipped, CRLF accepted). */
+static nh_status parse_lines(const csv_ctx *cx, const char *text, size_t len, csv_table *tb) {
     csv_field *f = NULL;
-    size_t fcap = 0, nf = 0, ncols = 0, rows = 0, vcap = 0, line = 0, first_line = 0;
-    double *vals = NULL;
+    size_t fcap = 0, nf = 0, line = 0;
     nh_status st = NH_OK;
-    int have_cols = 0;
     const char *p = text, *end = text + len;
     locale_t loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     while (st == NH_OK && p < end) {
@@ -118,98 +181,51 @@ static nh_status csv_parse(const csv_ctx *cx, const char *text, size_t len, long
         if (e > p && e[-1] == '\r') e--;
         const char *q = p;
         while (q < e && is_blank(*q)) q++;
-        if (q == e) { p = next; continue; } /* blank */
-        st = split_line(cx, p, e, &f, &fcap, &nf);
-        if (st != NH_OK) break;
-        if (!have_cols) {
-            have_cols = 1;
-            ncols = nf;
-            first_line = line;
-            int any = 0;
-            double v;
-            for (size_t c = 0; c < nf && !any; c++) any = field_number(f[c].s, f[c].n, &v, loc);
-            if (!any) { p = next; continue; } /* header */
+        if (q != e) {
+            st = split_line(cx, p, e, &f, &fcap, &nf);
+            if (st == NH_OK) st = table_line(cx, tb, f, nf, line, loc);
         }
-        if (nf != ncols) {
-            st = csv_fail(cx, NH_EFORMAT, "line %zu has %zu fields, expected %zu (as on line %zu): ragged row", line,
-                          nf, ncols, first_line);
-            break;
-        }
-        if (ncols < 2) {
-            st = csv_fail(cx, NH_EFORMAT, "line %zu has one column; need inputs and a target (at least 2 columns; "
-                          "the separator is a comma)",
-                          line);
-            break;
-        }
-        if ((rows + 1) * ncols > vcap) {
-            int ok = 1;
-            size_t ncap = vcap ? nh__mul(vcap, 2, &ok) : nh__mul(ncols, 64, &ok);
-            size_t bytes = nh__mul(ncap, sizeof(double), &ok);
-            /* the values, then X and T beside them */
-            st = nh__check_bytes(ok, nh__mul(bytes, 2, &ok), cx->func, cx->name ? cx->name : "CSV data");
-            if (st != NH_OK) break;
-            double *nv = realloc(vals, bytes);
-            if (!nv) { st = csv_fail(cx, NH_ENOMEM, "cannot allocate %zu values", ncap); break; }
-            vals = nv;
-            vcap = ncap;
-        }
-        for (size_t c = 0; c < nf; c++) {
-            double v = 0;
-            char shown[48];
-            csv_quote(shown, sizeof shown, f[c].s, f[c].n);
-            if (f[c].n == 0) {
-                st = csv_fail(cx, NH_EFORMAT, "line %zu, column %zu: empty field", line, c + 1);
-                break;
-            }
-            if (!field_number(f[c].s, f[c].n, &v, loc)) {
-                st = csv_fail(cx, NH_EFORMAT, "line %zu, column %zu: '%s' is not a number", line, c + 1, shown);
-                break;
-            }
-            if (!isfinite(v)) {
-                st = csv_fail(cx, NH_ENONFINITE, "line %zu, column %zu: '%s' is not finite%s", line, c + 1, shown,
-                              isnan(v) ? "" : " (NaN/Inf or out of double range)");
-                break;
-            }
-            vals[rows * ncols + c] = v;
-        }
-        if (st == NH_OK) rows++;
         p = next;
     }
     free(f);
     if (loc) freelocale(loc);
-    if (st == NH_OK && rows == 0)
-        st = csv_fail(cx, NH_EFORMAT, "no data rows%s", have_cols ? " (only a header line)" : " (empty file)");
-    size_t lc = 0;
-    if (st == NH_OK) {
-        long nc = (long)ncols;
-        long k = label_col < 0 ? nc + label_col : label_col;
-        if (k < 0 || k >= nc)
-            st = csv_fail(cx, NH_EINVAL, "label column %ld is out of range for %zu columns (0..%zu, or -1..-%zu)",
-                          label_col, ncols, ncols - 1, ncols);
-        else lc = (size_t)k;
+    if (st == NH_OK && tb->rows == 0)
+        st = csv_fail(cx, NH_EFORMAT, "no data rows%s", tb->have_cols ? " (only a header line)" : " (empty file)");
+    return st;
+}
+
+/* Split the table into X (rows x (ncols-1)) and T (the label column). */
+static nh_status split_xt(const csv_ctx *cx, const csv_table *tb, long label_col, double **X, double **T) {
+    const size_t ncols = tb->ncols, rows = tb->rows, d = ncols - 1;
+    long nc = (long)ncols;
+    long k = label_col < 0 ? nc + label_col : label_col;
+    if (k < 0 || k >= nc)
+        return csv_fail(cx, NH_EINVAL, "label column %ld is out of range for %zu columns (0..%zu, or -1..-%zu)",
+                        label_col, ncols, ncols - 1, ncols);
+    const size_t lc = (size_t)k;
+    double *x = nh__malloc(rows * d * sizeof *x), *t = nh__malloc(rows * sizeof *t);
+    if (!x || !t) { free(x); free(t); return csv_fail(cx, NH_ENOMEM, "cannot allocate %zu rows", rows); }
+    for (size_t i = 0; i < rows; i++) {
+        const double *r = tb->vals + i * ncols;
+        size_t j = 0;
+        for (size_t c = 0; c < ncols; c++)
+            if (c != lc) x[i * d + j++] = r[c];
+        t[i] = r[lc];
     }
-    double *x = NULL, *t = NULL;
-    const size_t d = ncols - 1;
-    if (st == NH_OK) {
-        x = nh__malloc(rows * d * sizeof *x);
-        t = nh__malloc(rows * sizeof *t);
-        if (!x || !t) st = csv_fail(cx, NH_ENOMEM, "cannot allocate %zu rows", rows);
-    }
-    if (st == NH_OK) {
-        for (size_t i = 0; i < rows; i++) {
-            const double *r = vals + i * ncols;
-            size_t k = 0;
-            for (size_t c = 0; c < ncols; c++)
-                if (c != lc) x[i * d + k++] = r[c];
-            t[i] = r[lc];
-        }
-    }
-    free(vals);
-    if (st != NH_OK) { free(x); free(t); return st; }
     *X = x;
     *T = t;
-    *n_out = rows;
-    *d_out = d;
+    return NH_OK;
+}
+
+static nh_status csv_parse(const csv_ctx *cx, const char *text, size_t len, long label_col, double **X, double **T,
+                           size_t *n_out, size_t *d_out) {
+    csv_table tb = {0};
+    nh_status st = parse_lines(cx, text, len, &tb);
+    if (st == NH_OK) st = split_xt(cx, &tb, label_col, X, T);
+    free(tb.vals);
+    if (st != NH_OK) return st;
+    *n_out = tb.rows;
+    *d_out = tb.ncols - 1;
     return NH_OK;
 }
 
