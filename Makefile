@@ -1,6 +1,8 @@
-# ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check, bench, install,
-# uninstall, asan, clean.  Options: NATIVE=1 (-march=native), MPI=0 (no MPI;
-# default: OpenMPI when found, see docs/mpi.md), MPI=1 (require it).
+# ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check (quick tests,
+# T=NAME filters by name), check-long (figures, Monte Carlo, installs, MPI,
+# sanitizers, fuzzing), asan, tsan, bench, install, uninstall, clean.
+# Options: NATIVE=1 (-march=native), MPI=0 (no MPI; default: OpenMPI when
+# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -64,10 +66,12 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 STATIC_LIBS := $(BUILD)/libntkhess-plot.a $(BUILD)/libntkhess-io.a $(BUILD)/libntkhess.a
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LONG_TEST_SRC := $(wildcard tests/long/test_*.c)
+LONG_TEST_BIN := $(LONG_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib check bench install uninstall clean asan
+.PHONY: all lib check check-long bench install uninstall clean asan tsan
 all: $(BUILD)/ntkhess lib $(BUILD)/ntkhess.1
 LIBNAMES := ntkhess ntkhess-io ntkhess-plot
 lib: $(foreach n,$(LIBNAMES),$(BUILD)/lib$(n).a $(BUILD)/lib$(n).so $(BUILD)/$(n).pc)
@@ -123,16 +127,39 @@ $(PC_FILES):
 	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $(notdir $@).in > $@
 
+# Tests (tests/run): quick ones in parallel (JOBS, default 2), T=NAME keeps
+# those whose name contains NAME.  check-long: tests/long/ (figures, Monte
+# Carlo, kill loops, installs, MPI, make asan / make tsan, fuzzing, README).
+JOBS ?= 2
+T ?=
 check: all $(TEST_BIN)
-	BUILD=$(BUILD) bash tests/run
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run quick '$(T)'
+check-long: all $(TEST_BIN) $(LONG_TEST_BIN)
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run long '$(T)'
 
 bench: all $(BENCH_BIN)
 
+# The sanitizer runs do not start themselves again, nor the fresh-clone test.
+SAN_EXCLUDE := test_asan.sh test_tsan.sh test_fuzz.sh test_readme.sh
+# AddressSanitizer + UndefinedBehaviorSanitizer over the quick and long suites.
 asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NH_TEST_EXCLUDE="$(SAN_EXCLUDE)" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  LDEXTRA="-fsanitize=address,undefined" check
+	  LDEXTRA="-fsanitize=address,undefined" check check-long
+
+# ThreadSanitizer over the C tests (clang: its libomp with the Archer tool
+# tells TSan about OpenMP's barriers and locks, which GCC's libgomp cannot).
+# OpenBLAS is not instrumented: it runs single-threaded here
+# (OPENBLAS_NUM_THREADS=1) and races inside it are not seen.  See docs/tsan.md.
+TSAN_CC ?= clang
+ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
+tsan:
+	$(MAKE) BUILD=build-tsan CC=$(TSAN_CC) OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+	  LDEXTRA="-fsanitize=thread" $(addprefix build-tsan/tests/,$(notdir $(TEST_BIN)))
+	OMP_TOOL_LIBRARIES=$(ARCHER) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4 \
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  BUILD=build-tsan JOBS=$(JOBS) TEST_KINDS=c bash tests/run quick '$(T)'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
@@ -156,4 +183,4 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-tsan

@@ -31,68 +31,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.abspath(os.environ.get("NTKHESS", os.path.join(ROOT, os.environ.get("BUILD", "build"), "ntkhess")))
-LIB = os.path.abspath(os.environ.get("NTKHESS_LIB", os.path.join(os.path.dirname(BIN), "libntkhess.so")))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import ROOT, BIN, LIB, asan_reexec, check, close, finish, rel, section  # noqa: E402
 SCRIPT = os.path.join(ROOT, "scripts", "torch_import.py")
-VERBOSE = os.environ.get("NH_TEST_VERBOSE") == "1"
 OUT_TOL, HVP_TOL = 1e-12, 1e-10
-passed = failed = 0
-
-
-def asan_reexec():
-    """`make asan` builds libntkhess.so with ASan/UBSan instrumentation but
-    without linking their runtimes (the CLI and C tests link them); Python
-    can load such a library only with the runtimes preloaded.  Re-execute
-    this script once with LD_PRELOAD set (leak detection off: CPython keeps
-    its objects until exit).  A normal build loads directly and nothing
-    happens."""
-    if os.environ.get("NH_TEST_ASAN_REEXEC") or not os.path.isfile(LIB):
-        return
-    # An instrumented library either names the ASan runtime (it aborts the
-    # process if loaded without it first) or leaves its symbols undefined.
-    if b"libasan.so" not in open(LIB, "rb").read():
-        import ctypes
-        try:
-            ctypes.CDLL(LIB)
-            return
-        except OSError as e:
-            if "__asan" not in str(e) and "__ubsan" not in str(e):
-                return
-    cc = os.environ.get("CC", "cc")
-    pre = []
-    for name in ("asan", "ubsan"):
-        r = subprocess.run([cc, "-print-file-name=lib%s.so" % name], stdout=subprocess.PIPE,
-                           universal_newlines=True)
-        if r.returncode == 0 and os.path.isabs(r.stdout.strip()):
-            pre.append(r.stdout.strip())
-    env = dict(os.environ, NH_TEST_ASAN_REEXEC="1",
-               LD_PRELOAD=" ".join(pre + [os.environ.get("LD_PRELOAD", "")]).strip(),
-               ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
 
 asan_reexec()
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if VERBOSE:
-            print("PASS: %s %s" % (what, str(detail).strip().splitlines()[-1][:200] if str(detail).strip() else ""))
-    else:
-        failed += 1
-        print("FAIL: %s %s" % (what, detail))
-    sys.stdout.flush()
-    return ok
-
-
-def finish():
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
 
 
 # Missing pieces fail visibly (no skipping).
@@ -122,28 +67,6 @@ except Exception as e:  # noqa: BLE001
 
 torch.set_default_dtype(torch.float64)
 TMP = tempfile.mkdtemp(prefix="nh_test_torch_import_")
-
-
-def rel(a, b):
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
-def close(a, b, what, tol):
-    e = rel(a, b)
-    return check(e <= tol, what, "(rel err %.3g, tol %.0e)" % (e, tol))
-
-
-def section(name, fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001
-        check(False, name, "raised %s: %s" % (type(e).__name__, e))
-        if VERBOSE:
-            traceback.print_exc()
 
 
 def torch_loss(model, X, T):

@@ -3,7 +3,7 @@
 # against the installed copy with pkg-config, run it, check the man page, then
 # make uninstall removes every installed file.  Prints 'N passed, N failed'.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 p=0; f=0
 ok() { if [ "$1" -eq 0 ]; then p=$((p+1)); else f=$((f+1)); echo "FAIL: $2"; fi; }
