@@ -5,6 +5,7 @@
 # found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2).
 PREFIX  ?= /usr/local
 DESTDIR ?=
+DOCDIR  ?= $(PREFIX)/share/doc/ntkhess
 BUILD   ?= build
 CC      ?= cc
 # The version lives in include/ntkhess/core.h only; everything else reads it.
@@ -116,9 +117,10 @@ $(BUILD)/bench/%: bench/%.c $(STATIC_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(STATIC_LIBS) $(LDLIBS)
 
-# The man page is generated from the CLI's --help, so they cannot drift.
+# The man page is generated from the CLI's --help, so they cannot drift; it
+# names the installed docs (DOCDIR), so `make install` writes it again.
 $(BUILD)/ntkhess.1: $(BUILD)/ntkhess scripts/gen_man.sh
-	bash scripts/gen_man.sh $(BUILD)/ntkhess > $@.tmp && mv $@.tmp $@
+	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $@.tmp && mv $@.tmp $@
 
 # Remade every time: PREFIX may differ between `make` and `make install`.
 PC_FILES := $(foreach n,$(LIBNAMES),$(BUILD)/$(n).pc)
@@ -165,7 +167,7 @@ tsan:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(DOCDIR)/img
 	install -d $(DESTDIR)$(PREFIX)/include/ntkhess
 	for n in $(LIBNAMES); do \
 	  install -m 644 $(BUILD)/lib$$n.a $(DESTDIR)$(PREFIX)/lib/ && \
@@ -175,7 +177,10 @@ install: all
 	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/ntkhess/*.h $(DESTDIR)$(PREFIX)/include/ntkhess/
 	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
+	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $(BUILD)/ntkhess.1
 	install -m 644 $(BUILD)/ntkhess.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 docs/img/* $(DESTDIR)$(DOCDIR)/img/
 
 uninstall:
 	for n in $(LIBNAMES); do rm -f $(DESTDIR)$(PREFIX)/lib/lib$$n.a $(DESTDIR)$(PREFIX)/lib/lib$$n.so \
@@ -183,6 +188,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/ntkhess
 	rm -f $(DESTDIR)$(PREFIX)/include/ntkhess.h $(DESTDIR)$(PREFIX)/bin/ntkhess \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
