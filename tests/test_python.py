@@ -34,6 +34,7 @@ import csv
 import gc
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,9 @@ from nhtest import close as _close  # noqa: E402
 
 BIN, LIB = os.path.abspath(BIN), os.path.abspath(LIB)
 PY = sys.executable
+# The version lives in include/ntkhess/core.h only.
+with open(os.path.join(ROOT, "include", "ntkhess", "core.h")) as _fh:
+    VERSION = ".".join(re.findall(r"^#define NH_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", _fh.read(), re.M))
 RTOL = 1e-12          # CLI vs binding: same code, same inputs (see above)
 LANCZOS_TOL = 1e-10   # the Lanczos tolerance used on both sides
 
@@ -84,7 +88,7 @@ try:
 except Exception as e:  # noqa: BLE001
     check(False, "import ntkhess", "(%s: %s)" % (type(e).__name__, e))
     finish()
-check(nh.__version__ == nh.library_version() == "0.1.0", "package and library versions",
+check(nh.__version__ == nh.library_version() == VERSION, "package and library versions",
       "(%s, %s)" % (nh.__version__, nh.library_version()))
 check(os.path.samefile(nh.library_path(), LIB), "NTKHESS_LIB selects the library", "(%s)" % nh.library_path())
 

@@ -9,6 +9,7 @@ tests/test_python.py (make check).  Prints a FAIL line per failure (PASS
 lines with NH_TEST_VERBOSE=1) and ends with 'N passed, N failed'.
 """
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,6 +19,9 @@ from nhtest import ROOT, BIN, LIB, asan_reexec, check, finish, run, section  # n
 
 BIN, LIB = os.path.abspath(BIN), os.path.abspath(LIB)
 PY = sys.executable
+# The version lives in include/ntkhess/core.h only.
+with open(os.path.join(ROOT, "include", "ntkhess", "core.h")) as _fh:
+    VERSION = ".".join(re.findall(r"^#define NH_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", _fh.read(), re.M))
 
 asan_reexec(LIB)
 
@@ -55,8 +59,8 @@ if installed:
     check(os.path.dirname(os.path.abspath(nh.__file__)) == os.path.join(TARGET, "ntkhess"),
           "the tests use the installed copy", "(%s)" % nh.__file__)
 dist = [d for d in os.listdir(TARGET) if d.endswith(".dist-info")] if installed else []
-check(dist == ["ntkhess-0.1.0.dist-info"], "installed metadata", "(%s)" % dist)
-check(nh.__version__ == nh.library_version() == "0.1.0", "package and library versions",
+check(dist == ["ntkhess-%s.dist-info" % VERSION], "installed metadata", "(%s)" % dist)
+check(nh.__version__ == nh.library_version() == VERSION, "package and library versions",
       "(%s, %s)" % (nh.__version__, nh.library_version()))
 check(os.path.samefile(nh.library_path(), LIB), "NTKHESS_LIB selects the library", "(%s)" % nh.library_path())
 
@@ -87,10 +91,10 @@ def t_install_more():
     r = run([PY, "-m", "pip", "wheel", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
              "-w", wh, SRC])
     wheels = sorted(os.listdir(wh)) if os.path.isdir(wh) else []
-    if check(r.returncode == 0 and wheels == ["ntkhess-0.1.0-py3-none-any.whl"], "pip wheel", str(wheels)):
+    if check(r.returncode == 0 and wheels == ["ntkhess-%s-py3-none-any.whl" % VERSION], "pip wheel", str(wheels)):
         import zipfile
         names = zipfile.ZipFile(os.path.join(wh, wheels[0])).namelist()
-        check(all(n.startswith(("ntkhess/", "ntkhess-0.1.0.dist-info/")) for n in names)
+        check(all(n.startswith(("ntkhess/", "ntkhess-%s.dist-info/" % VERSION)) for n in names)
               and "ntkhess/network.py" in names and not any(n.endswith((".so", ".pyc")) for n in names),
               "wheel contents", str(names))
     # The build writes nothing into the source tree.
