@@ -177,8 +177,8 @@ install: all
 	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/ntkhess/*.h $(DESTDIR)$(PREFIX)/include/ntkhess/
 	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
-	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $(BUILD)/ntkhess.1
-	install -m 644 $(BUILD)/ntkhess.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $(BUILD)/ntkhess.1.install
+	install -m 644 $(BUILD)/ntkhess.1.install $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
 	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -m 644 docs/img/* $(DESTDIR)$(DOCDIR)/img/
 
