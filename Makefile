@@ -72,7 +72,7 @@ LONG_TEST_BIN := $(LONG_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib check check-long bench install uninstall clean asan tsan
+.PHONY: all lib check check-long check-all bench install uninstall clean asan tsan
 all: $(BUILD)/ntkhess lib $(BUILD)/ntkhess.1
 LIBNAMES := ntkhess ntkhess-io ntkhess-plot
 lib: $(foreach n,$(LIBNAMES),$(BUILD)/lib$(n).a $(BUILD)/lib$(n).so $(BUILD)/$(n).pc)
@@ -138,6 +138,8 @@ check: all $(TEST_BIN)
 	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run quick '$(T)'
 check-long: all $(TEST_BIN) $(LONG_TEST_BIN)
 	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run long '$(T)'
+check-all: all $(TEST_BIN) $(LONG_TEST_BIN)
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run all '$(T)'
 
 bench: all $(BENCH_BIN)
 
@@ -148,7 +150,7 @@ asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NH_TEST_EXCLUDE="$(SAN_EXCLUDE)" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  LDEXTRA="-fsanitize=address,undefined" check check-long
+	  LDEXTRA="-fsanitize=address,undefined" check-all
 
 # ThreadSanitizer over the C tests (clang: its libomp with the Archer tool
 # tells TSan about OpenMP's barriers and locks, which GCC's libgomp cannot).
