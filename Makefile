@@ -1,8 +1,11 @@
-# ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check, bench, install,
-# uninstall, asan, clean.  Options: NATIVE=1 (-march=native), MPI=0 (no MPI;
-# default: OpenMPI when found, see docs/mpi.md), MPI=1 (require it).
+# ntkhess -- GNU Makefile.  Targets: all (lib + CLI), check (quick tests,
+# T=NAME filters by name), check-long (figures, Monte Carlo, installs, MPI,
+# sanitizers, fuzzing), asan, tsan, bench, install, uninstall, clean.
+# Options: NATIVE=1 (-march=native), MPI=0 (no MPI; default: OpenMPI when
+# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2).
 PREFIX  ?= /usr/local
 DESTDIR ?=
+DOCDIR  ?= $(PREFIX)/share/doc/ntkhess
 BUILD   ?= build
 CC      ?= cc
 # The version lives in include/ntkhess/core.h only; everything else reads it.
@@ -64,10 +67,12 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 STATIC_LIBS := $(BUILD)/libntkhess-plot.a $(BUILD)/libntkhess-io.a $(BUILD)/libntkhess.a
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LONG_TEST_SRC := $(wildcard tests/long/test_*.c)
+LONG_TEST_BIN := $(LONG_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib check bench install uninstall clean asan
+.PHONY: all lib check check-long check-all bench install uninstall clean asan tsan
 all: $(BUILD)/ntkhess lib $(BUILD)/ntkhess.1
 LIBNAMES := ntkhess ntkhess-io ntkhess-plot
 lib: $(foreach n,$(LIBNAMES),$(BUILD)/lib$(n).a $(BUILD)/lib$(n).so $(BUILD)/$(n).pc)
@@ -112,9 +117,10 @@ $(BUILD)/bench/%: bench/%.c $(STATIC_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibench -o $@ $< $(STATIC_LIBS) $(LDLIBS)
 
-# The man page is generated from the CLI's --help, so they cannot drift.
+# The man page is generated from the CLI's --help, so they cannot drift; it
+# names the installed docs (DOCDIR), so `make install` writes it again.
 $(BUILD)/ntkhess.1: $(BUILD)/ntkhess scripts/gen_man.sh
-	bash scripts/gen_man.sh $(BUILD)/ntkhess > $@.tmp && mv $@.tmp $@
+	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $@.tmp && mv $@.tmp $@
 
 # Remade every time: PREFIX may differ between `make` and `make install`.
 PC_FILES := $(foreach n,$(LIBNAMES),$(BUILD)/$(n).pc)
@@ -123,20 +129,47 @@ $(PC_FILES):
 	@mkdir -p $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $(notdir $@).in > $@
 
+# Tests (tests/run): quick ones in parallel (JOBS, default 2), T=NAME keeps
+# those whose name contains NAME.  check-long: tests/long/ (figures, Monte
+# Carlo, kill loops, installs, MPI, make asan / make tsan, fuzzing, README).
+JOBS ?= 2
+T ?=
 check: all $(TEST_BIN)
-	BUILD=$(BUILD) bash tests/run
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run quick '$(T)'
+check-long: all $(TEST_BIN) $(LONG_TEST_BIN)
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run long '$(T)'
+check-all: all $(TEST_BIN) $(LONG_TEST_BIN)
+	BUILD=$(BUILD) JOBS=$(JOBS) bash tests/run all '$(T)'
 
 bench: all $(BENCH_BIN)
 
+# The sanitizer runs do not start themselves again, nor the fresh-clone test.
+SAN_EXCLUDE := test_asan.sh test_tsan.sh test_fuzz.sh test_readme.sh
+# AddressSanitizer + UndefinedBehaviorSanitizer over the quick and long suites.
 asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 NH_TEST_EXCLUDE="$(SAN_EXCLUDE)" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  LDEXTRA="-fsanitize=address,undefined" check
+	  LDEXTRA="-fsanitize=address,undefined" check-all
+
+# ThreadSanitizer over the C tests (clang: its libomp with the Archer tool
+# tells TSan about OpenMP's barriers and locks, which GCC's libgomp cannot).
+# OpenBLAS is not instrumented: it runs single-threaded here
+# (OPENBLAS_NUM_THREADS=1) and races inside it are not seen.  Limits and
+# suppressions: tests/tsan.supp.  About 7 minutes here.
+TSAN_CC ?= clang
+ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
+tsan:
+	@test -n "$(ARCHER)" || { echo 'make tsan: libarcher.so not found (Debian: clang libomp-14-dev)' >&2; exit 1; }
+	$(MAKE) BUILD=build-tsan CC=$(TSAN_CC) OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+	  LDEXTRA="-fsanitize=thread" $(addprefix build-tsan/tests/,$(notdir $(TEST_BIN)))
+	OMP_TOOL_LIBRARIES=$(ARCHER) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4 \
+	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  BUILD=build-tsan JOBS=$(JOBS) TEST_KINDS=c NH_TEST_EXCLUDE=test_theory_mc bash tests/run quick '$(T)'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(DOCDIR)/img
 	install -d $(DESTDIR)$(PREFIX)/include/ntkhess
 	for n in $(LIBNAMES); do \
 	  install -m 644 $(BUILD)/lib$$n.a $(DESTDIR)$(PREFIX)/lib/ && \
@@ -146,7 +179,10 @@ install: all
 	install -m 644 include/ntkhess.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/ntkhess/*.h $(DESTDIR)$(PREFIX)/include/ntkhess/
 	install -m 755 $(BUILD)/ntkhess $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/ntkhess.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	bash scripts/gen_man.sh $(BUILD)/ntkhess $(DOCDIR) > $(BUILD)/ntkhess.1.install
+	install -m 644 $(BUILD)/ntkhess.1.install $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 docs/img/* $(DESTDIR)$(DOCDIR)/img/
 
 uninstall:
 	for n in $(LIBNAMES); do rm -f $(DESTDIR)$(PREFIX)/lib/lib$$n.a $(DESTDIR)$(PREFIX)/lib/lib$$n.so \
@@ -154,6 +190,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/ntkhess
 	rm -f $(DESTDIR)$(PREFIX)/include/ntkhess.h $(DESTDIR)$(PREFIX)/bin/ntkhess \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/ntkhess.1
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-tsan

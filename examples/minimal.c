@@ -1,6 +1,14 @@
-/* minimal.c -- ntkhess from C using only the public header.
- * Build against an installed copy:
- *   cc minimal.c $(pkg-config --cflags --libs ntkhess) -o minimal
+/* minimal.c -- ntkhess from C using only the public header and only the
+ * core library (libntkhess: no file formats, no plots).
+ * Build against an installed copy (make install PREFIX=DIR; set
+ * PKG_CONFIG_PATH=DIR/lib/pkgconfig and LD_LIBRARY_PATH=DIR/lib when DIR is
+ * not a system prefix), from this folder:
+ *   cc minimal.c $(pkg-config --cflags --libs ntkhess) -lm -o minimal
+ * (-lm for this program's own pow and sqrt).  After a staged install
+ * (make install DESTDIR=STAGE PREFIX=/usr), the same line with
+ *   PKG_CONFIG_PATH=STAGE/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=STAGE
+ * in the environment.  From the repository root, without installing:
+ *   cc -Iinclude examples/minimal.c -Lbuild -lntkhess -Wl,-rpath,'$ORIGIN/build' -lm -o minimal
  * A 3-layer softplus network on 32 points of the built-in sphere data:
  * loss, exact H v against I v + S v, Tr(I) from the NTK, and the top
  * eigenvalue of H by Lanczos. */

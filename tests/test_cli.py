@@ -9,36 +9,13 @@ Prints PASS/FAIL lines and a closing 'N passed, N failed'.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-BIN = os.environ.get("NTKHESS", os.path.join(os.path.dirname(__file__), "..", "build", "ntkhess"))
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("NH_TEST_VERBOSE") == "1":
-            print(f"PASS: {what}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}")
-
-
-def run(*args, timeout=120):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def expect_error(what, args, keyword, codes=(1, 2)):
-    r = run(*args)
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    ok = r.returncode in codes and len(lines) == 1 and keyword.lower() in r.stderr.lower()
-    check(ok, f"bad input: {what}", f"(rc={r.returncode}, stderr={r.stderr.strip()!r})")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import check, cli as run, expect_error, finish  # noqa: E402
 
 
 def write_raw_npy(path, descr, shape, payload, fortran=False, version=1):
@@ -189,8 +166,7 @@ def main():
         np.save(j("mshape", "W1.npy"), np.full((5, 7), np.nan))
         expect_error("NaN weights", ["curvature", "--model", j("mshape"), "--out", j("bad"), "--data", j("X.npy"),
                                      "--targets", j("Y.npy")], "W1.npy")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    finish()
 
 
 if __name__ == "__main__":

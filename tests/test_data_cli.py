@@ -24,28 +24,14 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-BIN = os.path.abspath(os.environ.get("NTKHESS", os.path.join(REPO, "build", "ntkhess")))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import check, cli, finish, BIN  # noqa: E402
 DATA = os.path.abspath(os.environ.get("NTKHESS_DATA") or os.path.join(REPO, "data"))
 FASHION = "/usr/share/datasets/fashion-mnist"
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("NH_TEST_VERBOSE") == "1":
-            print(f"PASS: {what}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}")
-    return ok
 
 
 def run(*args, data=DATA, cwd=None, timeout=300):
-    env = dict(os.environ)
-    env["NTKHESS_DATA"] = data
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    return cli(*args, timeout=timeout, env=dict(os.environ, NTKHESS_DATA=data), cwd=cwd)
 
 
 def expect_error(what, args, keywords, codes=(1, 2), data=DATA):
@@ -391,9 +377,8 @@ def test_general(t):
 
 def main():
     if not os.path.exists(BIN):
-        print(f"FAIL: {BIN} not built")
-        print("0 passed, 1 failed")
-        return 1
+        check(False, f"{BIN} built")
+        finish()
     with tempfile.TemporaryDirectory() as t:
         for f in (test_general, test_missing, test_user_data, test_fashion, test_mnist):
             sub = os.path.join(t, f.__name__)
@@ -404,8 +389,7 @@ def main():
                 import traceback
                 traceback.print_exc(limit=3)
                 check(False, f"{f.__name__} raised", repr(e))
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    finish()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,9 @@
 #!/usr/bin/python3
 """Tests of the Python package `ntkhess` (python/, ctypes bindings of libntkhess).
 
-1. Installation, offline, exactly as docs/python.md documents it:
-   `/usr/bin/python3 -m pip install --no-index --target DIR ./python`, and into a
-   venv made with --system-site-packages; the rest of the tests import the copy
-   installed in DIR (if that install fails, it is a FAIL and the tests go on
-   with the in-tree python/ so the other failures still show).  The library
-   lookup order ($NTKHESS_LIB, in-tree build/, installed soname) is checked in
-   subprocesses.
+1. The in-tree package (python/) with $NTKHESS_LIB: versions, the library
+   it loads.  The pip installs and the library lookup order are in
+   tests/long/test_python_install.py (make check-long).
 2. ABI: every ctypes structure has the size and field offsets that the C
    compiler gives for include/ntkhess.h, and every bound function exists.
 3. Agreement with the CLI on the same inputs: `kernel` JSON vs kernels_pair,
@@ -38,75 +34,24 @@ import csv
 import gc
 import json
 import os
+import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import traceback
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.abspath(os.environ.get("NTKHESS", os.path.join(ROOT, os.environ.get("BUILD", "build"), "ntkhess")))
-LIB = os.path.abspath(os.environ.get("NTKHESS_LIB", os.path.join(os.path.dirname(BIN), "libntkhess.so")))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import ROOT, BIN, LIB, asan_reexec, check, finish, rel, run, section  # noqa: E402
+from nhtest import close as _close  # noqa: E402
+
+BIN, LIB = os.path.abspath(BIN), os.path.abspath(LIB)
 PY = sys.executable
+# The version lives in include/ntkhess/core.h only.
+with open(os.path.join(ROOT, "include", "ntkhess", "core.h")) as _fh:
+    VERSION = ".".join(re.findall(r"^#define NH_VERSION_(?:MAJOR|MINOR|PATCH) (\d+)", _fh.read(), re.M))
 RTOL = 1e-12          # CLI vs binding: same code, same inputs (see above)
 LANCZOS_TOL = 1e-10   # the Lanczos tolerance used on both sides
-VERBOSE = os.environ.get("NH_TEST_VERBOSE") == "1"
 
-
-def asan_reexec():
-    """`make asan` builds libntkhess.so with ASan/UBSan instrumentation but
-    without linking their runtimes (the CLI and C tests link them); Python
-    can load such a library only with the runtimes preloaded.  Re-execute
-    this script once with LD_PRELOAD set (leak detection off: CPython keeps
-    its objects until exit).  A normal build loads directly and nothing
-    happens."""
-    if os.environ.get("NH_TEST_ASAN_REEXEC") or not os.path.isfile(LIB):
-        return
-    # An instrumented library either names the ASan runtime (it aborts the
-    # process if loaded without it first) or leaves its symbols undefined.
-    if b"libasan.so" not in open(LIB, "rb").read():
-        import ctypes
-        try:
-            ctypes.CDLL(LIB)
-            return
-        except OSError as e:
-            if "__asan" not in str(e) and "__ubsan" not in str(e):
-                return
-    cc = os.environ.get("CC", "cc")
-    pre = []
-    for name in ("asan", "ubsan"):
-        r = subprocess.run([cc, "-print-file-name=lib%s.so" % name], stdout=subprocess.PIPE,
-                           universal_newlines=True)
-        if r.returncode == 0 and os.path.isabs(r.stdout.strip()):
-            pre.append(r.stdout.strip())
-    env = dict(os.environ, NH_TEST_ASAN_REEXEC="1",
-               LD_PRELOAD=" ".join(pre + [os.environ.get("LD_PRELOAD", "")]).strip(),
-               ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
-
-asan_reexec()
-
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if VERBOSE:
-            print("PASS: %s %s" % (what, str(detail).strip().splitlines()[-1][:200] if str(detail).strip() else ""))
-    else:
-        failed += 1
-        print("FAIL: %s %s" % (what, detail))
-    sys.stdout.flush()
-    return ok
-
-
-def finish():
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
-
+asan_reexec(LIB)
 
 try:
     import numpy as np
@@ -115,21 +60,8 @@ except ImportError as e:  # fail visibly: NumPy is a requirement (python3-numpy)
     finish()
 
 
-def rel(a, b):
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
 def close(a, b, what, tol=RTOL):
-    e = rel(a, b)
-    return check(e <= tol, what, "(rel err %.3g, tol %.0e)" % (e, tol))
-
-
-def run(args, **kw):
-    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, **kw)
+    return _close(a, b, what, tol)
 
 
 def cli(*args):
@@ -140,116 +72,25 @@ def cli(*args):
     return r.stdout
 
 
-def section(name, fn):
-    """Run a group of checks; an unexpected exception is one FAIL, not a crash."""
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - report and continue
-        check(False, name, "raised %s: %s" % (type(e).__name__, e))
-        if VERBOSE:
-            traceback.print_exc()
-
-
 TMP = tempfile.mkdtemp(prefix="nh_test_python_")
 SRC = os.path.join(ROOT, "python")
 
-# ------------------------------------------------------------- 1. install
+# ------------------------------------------------------- 1. the package
 
 for path, what in ((BIN, "CLI"), (LIB, "shared library")):
     if not check(os.path.isfile(path), "%s exists" % what, "(%s; run make)" % path):
         finish()
 
-PIP_INSTALL = [PY, "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check"]
-TARGET = os.path.join(TMP, "site")
-r = run(PIP_INSTALL + ["--target", TARGET, SRC])
-installed = check(r.returncode == 0 and os.path.isfile(os.path.join(TARGET, "ntkhess", "__init__.py")),
-                  "offline pip install --no-index --target DIR ./python",
-                  "" if r.returncode == 0 else "(exit %d: %s)" % (r.returncode, (r.stderr or r.stdout)[-800:]))
 os.environ["NTKHESS_LIB"] = LIB
-if installed:
-    sys.path.insert(0, TARGET)
-else:
-    sys.path.insert(0, SRC)
+sys.path.insert(0, SRC)
 try:
     import ntkhess as nh
 except Exception as e:  # noqa: BLE001
     check(False, "import ntkhess", "(%s: %s)" % (type(e).__name__, e))
     finish()
-if installed:
-    check(os.path.dirname(os.path.abspath(nh.__file__)) == os.path.join(TARGET, "ntkhess"),
-          "the tests use the installed copy", "(%s)" % nh.__file__)
-dist = [d for d in os.listdir(TARGET) if d.endswith(".dist-info")] if installed else []
-check(dist == ["ntkhess-0.1.0.dist-info"], "installed metadata", "(%s)" % dist)
-check(nh.__version__ == nh.library_version() == "0.1.0", "package and library versions",
+check(nh.__version__ == nh.library_version() == VERSION, "package and library versions",
       "(%s, %s)" % (nh.__version__, nh.library_version()))
 check(os.path.samefile(nh.library_path(), LIB), "NTKHESS_LIB selects the library", "(%s)" % nh.library_path())
-
-
-def t_install_more():
-    # A venv that sees Debian's NumPy; pip from the system (the venv has none).
-    venv = os.path.join(TMP, "venv")
-    r = run([PY, "-m", "venv", "--system-site-packages", "--without-pip", venv])
-    vpy = os.path.join(venv, "bin", "python")
-    if not check(r.returncode == 0, "python3 -m venv --system-site-packages", r.stderr[-300:]):
-        return
-    r = run([vpy, "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", SRC])
-    check(r.returncode == 0, "offline pip install ./python into a venv", (r.stderr or r.stdout)[-500:])
-    code = ("import ntkhess as nh, numpy as np; n = nh.Net([2, 3, 1], seed=1); "
-            "print(nh.__file__); print(float(n.forward(np.ones((1, 2)))[0, 0]))")
-    r = run([vpy, "-c", code], cwd=TMP, env=dict(os.environ, NTKHESS_LIB=LIB))
-    lines = r.stdout.split()
-    ok = r.returncode == 0 and len(lines) == 2 and lines[0].startswith(venv)
-    check(ok, "the venv's ntkhess imports and runs", r.stderr[-300:])
-    if ok:
-        ref = float(nh.Net([2, 3, 1], seed=1).forward(np.ones((1, 2)))[0, 0])
-        check(float(lines[1]) == ref, "the venv's ntkhess computes the same f(x)")
-    # With build isolation off too (the other documented variant).
-    r = run(PIP_INSTALL + ["--no-build-isolation", "--target", os.path.join(TMP, "site2"), SRC])
-    check(r.returncode == 0, "offline pip install --no-build-isolation --target", (r.stderr or r.stdout)[-500:])
-    # pip wheel with NTKHESS_NO_BUNDLE=1: a pure-Python wheel holding the
-    # package and nothing binary (the bundled wheel: tests/long/test_python_bundle.py).
-    wh = os.path.join(TMP, "wheel")
-    r = run([PY, "-m", "pip", "wheel", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
-             "-w", wh, SRC], env=dict(os.environ, NTKHESS_NO_BUNDLE="1"))
-    wheels = sorted(os.listdir(wh)) if os.path.isdir(wh) else []
-    if check(r.returncode == 0 and wheels == ["ntkhess-0.1.0-py3-none-any.whl"], "pip wheel", str(wheels)):
-        import zipfile
-        names = zipfile.ZipFile(os.path.join(wh, wheels[0])).namelist()
-        check(all(n.startswith(("ntkhess/", "ntkhess-0.1.0.dist-info/")) for n in names)
-              and "ntkhess/network.py" in names and not any(n.endswith((".so", ".pyc")) for n in names),
-              "wheel contents", str(names))
-    # The build writes nothing into the source tree.
-    leftovers = [d for d in os.listdir(SRC) if d not in ("ntkhess", "_backend", "pyproject.toml")
-                 and not d.startswith(".")]
-    check(not leftovers, "pip leaves python/ clean", str(leftovers))
-
-
-def t_lookup():
-    env = {k: v for k, v in os.environ.items() if k not in ("NTKHESS_LIB", "PYTHONPATH", "LD_LIBRARY_PATH")}
-    code = "import ntkhess as nh; print(nh.library_path()); print(nh.library_version())"
-    # In-tree: python/ntkhess finds ../../build/libntkhess.so without help.
-    intree = os.path.join(ROOT, "build", "libntkhess.so")
-    r = run([PY, "-c", code], cwd=TMP, env=dict(env, PYTHONPATH=SRC))
-    if os.path.isfile(intree):
-        check(r.returncode == 0 and r.stdout.split()[0] == intree, "in-tree lookup finds build/libntkhess.so",
-              (r.stdout + r.stderr)[-300:])
-    else:
-        check(r.returncode == 0, "in-tree lookup falls back to an installed copy", (r.stdout + r.stderr)[-300:])
-    # Installed copy: the package from --target (no build/ next to it) and
-    # libntkhess.so.0 on the loader's path.
-    libdir = os.path.join(TMP, "libdir")
-    os.makedirs(libdir, exist_ok=True)
-    shutil.copy(LIB, os.path.join(libdir, "libntkhess.so.0"))
-    pkgdir = TARGET if installed else SRC
-    r = run([PY, "-c", code], cwd=TMP, env=dict(env, PYTHONPATH=pkgdir, LD_LIBRARY_PATH=libdir))
-    if installed:
-        check(r.returncode == 0 and "libntkhess.so.0" in r.stdout.split()[0],
-              "installed package loads libntkhess.so.0 from the loader's path", (r.stdout + r.stderr)[-300:])
-    # An explicit NTKHESS_LIB that does not exist is an error naming it.
-    bad = os.path.join(TMP, "nope", "libntkhess.so")
-    r = run([PY, "-c", code], cwd=TMP, env=dict(env, PYTHONPATH=pkgdir, NTKHESS_LIB=bad))
-    check(r.returncode != 0 and "OSError" in r.stderr and bad in r.stderr and "NTKHESS_LIB" in r.stderr,
-          "a bad NTKHESS_LIB fails with a clear OSError", r.stderr[-300:])
 
 
 # ---------------------------------------------------------------- 2. ABI
@@ -747,8 +588,6 @@ def t_misc():
     check(nh.check_targets("ce", [0, 2, 1], nout=3).shape == (3,), "check_targets")
 
 
-section("install (venv, no isolation, wheel)", t_install_more)
-section("library lookup", t_lookup)
 section("ABI", t_abi)
 section("kernel vs CLI", t_kernel)
 section("gram vs CLI", t_gram)

@@ -12,24 +12,13 @@ import tempfile
 
 import numpy as np
 
-BIN = os.path.abspath(os.environ.get("NTKHESS", os.path.join(os.path.dirname(__file__), "..", "build", "ntkhess")))
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("NH_TEST_VERBOSE") == "1":
-            print(f"PASS: {what}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import check, finish, BIN, run as sh  # noqa: E402
 
 
 def run(*args, cwd=None, pre=""):
     cmd = " ".join([pre, BIN] + [f"'{a}'" for a in map(str, args)])
-    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return sh(["bash", "-c", cmd], cwd=cwd, timeout=300)
 
 
 def one_line_error(r, kw):
@@ -113,8 +102,7 @@ def main():
         left = [f for f in os.listdir(t) if "div" in f]
         check(one_line_error(r, "diverged") and not left, "diverging measure: message, nothing left behind",
               repr(r.stderr) + str(left))
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    finish()
 
 
 if __name__ == "__main__":

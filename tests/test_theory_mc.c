@@ -34,6 +34,10 @@
  *     same ODE on nh_kernels_gram Gram matrices; (b) against gradient
  *     descent on wide networks, per draw.
  *
+ * Sections 0, 1, 2 at depth 2 and 3(a) take a few seconds and run in `make
+ * check`; `test_theory_mc --long` runs the rest (2 at depth 3, 3(b): about
+ * a minute) for `make check-long` (tests/long/test_theory_mc_long.sh).
+ *
  * bench/mc_sweep.c #includes this file (with MC_NO_MAIN) to run the same
  * estimators with more widths, draws, depths and activations. */
 #include "ntkhess.h"
@@ -666,13 +670,13 @@ static void test_kernels_mc(void) {
     free(A);
 }
 
-static void test_rate(void) {
+static void test_rate(int depth) {
     /* Depth 2 at widths 250, 1000, 4000 (cheap: P ~ 6n); depth 3 at 128,
      * 512, 2048.  Per point SE(ln RMS) ~ 1/sqrt(2 R dof); the fit's SE is
      * printed, and required to be <= 0.05 so that the +-0.15 tolerance
      * (3 SE) on the exponent -1/2 is meaningful. */
     const double tol = 0.15;
-    {
+    if (depth == 2) {
         const size_t w[3] = {250, 1000, 4000};
         const int R[3] = {96, 96, 96};
         double s[F_COUNT], se[F_COUNT];
@@ -685,7 +689,7 @@ static void test_rate(void) {
         }
         printf("rate L=2: %.1f s\n", mc_now() - t0);
     }
-    {
+    if (depth == 3) {
         const size_t w[3] = {250, 1000, 4000};
         const int R[3] = {128, 48, 12};
         double s[F_COUNT], se[F_COUNT];
@@ -792,18 +796,23 @@ static void test_cor1_gd(void) {
     free(C);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     /* One thread: the products here are N = 2..8 rows by n <= 4000 columns
      * (memory-bound), and BLAS threads spinning against other jobs on a
      * loaded 2-core machine made the run up to 10x slower. */
     nh_set_threads(1);
+    const int slow = argc > 1 && strcmp(argv[1], "--long") == 0;
     double t0 = mc_now();
-    test_estimators();
-    printf("estimators: %.1f s\n", mc_now() - t0);
-    test_cor1_ode();
-    test_kernels_mc();
-    test_rate();
-    test_cor1_gd();
+    if (!slow) {
+        test_estimators();
+        printf("estimators: %.1f s\n", mc_now() - t0);
+        test_cor1_ode();
+        test_kernels_mc();
+        test_rate(2);
+    } else {
+        test_rate(3);
+        test_cor1_gd();
+    }
     printf("test_theory_mc: %.1f s\n", mc_now() - t0);
     NH_TEST_END();
 }

@@ -23,7 +23,6 @@ Prints PASS/FAIL lines and a closing 'N passed, N failed'.
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -31,27 +30,10 @@ import numpy as np
 import torch
 
 torch.set_default_dtype(torch.float64)
-BIN = os.environ.get("NTKHESS", os.path.join(os.path.dirname(__file__), "..", "build", "ntkhess"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nhtest import check, rel, cli, finish, BIN  # noqa: E402
 MU, SD = 0.8060591833474398, 0.5210705343814393
 RTOL = 1e-10
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("NH_TEST_VERBOSE") == "1":
-            print(f"PASS: {what} {detail}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}")
-
-
-def rel(a, b):
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def act_fn(name):
@@ -118,7 +100,7 @@ def loss_fn(name, Y, T):
 
 
 def run(*args):
-    r = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True)
+    r = cli(*args)
     if r.returncode != 0:
         raise RuntimeError(f"ntkhess {' '.join(map(str, args))} failed: {r.stderr.strip()}")
     return r
@@ -179,9 +161,8 @@ def compare(tag, tmp, cfg, X, T, loss, v, with_G=True):
 
 def main():
     if not os.path.exists(BIN):
-        print(f"FAIL: {BIN} not built")
-        print("0 passed, 1 failed")
-        return 1
+        check(False, f"{BIN} built")
+        finish()
     rng = np.random.default_rng(2024)
     configs = [
         ("softplus mse L3", [5, 13, 11, 1], "softplus", "mse", 0.1, "ntk"),
@@ -258,8 +239,7 @@ def main():
         check(e <= RTOL, "ntkhess train == torch gradient descent (25 steps)", f"(rel err of the update {e:.3g})")
         log = np.genfromtxt(os.path.join(tmp, "trained", "train.csv"), delimiter=",", names=True)
         check(abs(log["t"][-1] - K * lr) < 1e-12, "train.csv: t = k * eta", f"({log['t'][-1]})")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    finish()
 
 
 if __name__ == "__main__":

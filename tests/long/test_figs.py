@@ -13,25 +13,12 @@ import sys
 import tempfile
 import time
 
-BIN = os.environ.get("NTKHESS", os.path.join(os.path.dirname(__file__), "..", "build", "ntkhess"))
-ROOT = os.path.join(os.path.dirname(__file__), "..")
-passed = failed = 0
-
-
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        if os.environ.get("NH_TEST_VERBOSE") == "1":
-            print(f"PASS: {what} {detail}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from nhtest import ROOT, check, cli, finish, BIN  # noqa: E402
 
 
 def run(*args, env=None, timeout=900):
-    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=ROOT)
+    return cli(*args, env=env, timeout=timeout, cwd=ROOT)
 
 
 def png_ok(path):
@@ -127,8 +114,7 @@ def main():
             lines = [l for l in r.stderr.splitlines() if l.strip()]
             check(r.returncode in (1, 2) and len(lines) == 1 and kw in r.stderr, f"bad input: {what}",
                   f"rc={r.returncode} {r.stderr.strip()!r}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    finish()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 # installs it: rebuild with 'make'), and passes with a note only when OpenMPI
 # is genuinely absent.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${NTKHESS:-$PWD/build/ntkhess}
 PY=${PYTHON:-/usr/bin/python3}
 pass=0; fail=0
