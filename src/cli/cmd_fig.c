@@ -801,6 +801,19 @@ static void fig2_parse(const nh_cmd *cmd, int argc, char **argv, fig2_cfg *f) {
     if (!(f->lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
 }
 
+/* Say up front about how long: one timed H v, and a GD step costing about
+ * one product; each Lanczos run takes about 3 (K + 20) products (as
+ * spectrum's estimate, measured on thick restarts at these sizes). */
+static void fig2_estimate(const nh_cmd *cmd, nh_curv *c, size_t P, long long steps, size_t K) {
+    double *v = xmalloc(cmd, P, sizeof *v), *hv = xmalloc(cmd, P, sizeof *hv);
+    for (size_t p = 0; p < P; p++) v[p] = 0.0;
+    v[0] = 1.0;
+    double t0 = nh_cli_now();
+    NH_CHECK(cmd, nh_curv_hvp(c, v, hv));
+    nh_cli_estimate(cmd, "products and steps", nh_cli_now() - t0, steps + 6 * ((long long)K + 20));
+    free(v); free(hv);
+}
+
 /* Train (optionally), then Lanczos on I (largest) and S (largest
  * magnitude) and the Rayleigh quotients of both families. */
 static void fig2_compute(const nh_cmd *cmd, fig2_cfg *f, const double *X, const double *T, fig2_res *res) {
@@ -810,6 +823,7 @@ static void fig2_compute(const nh_cmd *cmd, fig2_cfg *f, const double *X, const 
     if (K > P) nh_die_usage(cmd, "--k %zu exceeds the number of parameters P = %zu", K, P);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
+    fig2_estimate(cmd, c, P, f->steps, K);
     for (long long s = 0; s < f->steps; s++) NH_CHECK(cmd, nh_curv_gd_step(c, net, f->lr));
     double *V = xmalloc(cmd, K * P, sizeof *V), *ev = xmalloc(cmd, K, sizeof *ev);
     for (int q = 0; q < 4; q++) res->rq[q] = xmalloc(cmd, K, sizeof(double));
