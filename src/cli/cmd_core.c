@@ -124,6 +124,7 @@ static const nh_optspec train_opts[] = {
     {"out", "DIR", NULL, "model directory for the trained network (plus train.csv)"},
     {"log-every", "E", "1", "write a train.csv row every E steps"},
     {"checkpoint-every", "C", "100", "save a checkpoint (DIR2/checkpoint/) every C steps for resuming"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -163,7 +164,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     }
     if (!log) nh_die(cmd, "cannot write %s", path);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
     if (start == 0) fprintf(log, "step,t,loss\n%d,%.17g,%.17g\n", 0, 0.0, nh_curv_loss(c));
     double t0 = nh_cli_now();
     nh_status st = NH_OK;
@@ -215,6 +216,7 @@ static const nh_optspec curv_opts[] = {
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
     {"no-ntk", NULL, NULL, "skip ntk.npy (the (N n_L)^2 Gram matrix)"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -252,7 +254,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
                    (double)lim / 1e9);
     }
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
     nh_cli_mkdir(cmd, out);
     double *buf = malloc((P > nm ? P : nm) * sizeof *buf);
     double *E = malloc(nm * sizeof *E), *G = malloc(nm * sizeof *G);
@@ -273,6 +275,7 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
     cJSON_AddNumberToObject(js, "loss", nh_curv_loss(c));
     cJSON_AddNumberToObject(js, "tr_S1", trS);
+    cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
     if (!nh_arg_flag(&a, "no-ntk")) {
         double *K = malloc(nm * nm * sizeof *K), *HC = malloc(n * m * m * sizeof *HC);
         if (!K || !HC) nh_die(cmd, "out of memory for the %zu x %zu NTK", nm, nm);
@@ -285,6 +288,13 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
         NH_CHECK(cmd, nh_ntk_trace_powers(n, m, K, HC, 4, tr));
         json_add_array(js, "tr_I", tr, 4);
         free(K); free(HC);
+    } else { /* what was skipped and why: the exact quantities need the (N n_L)^2 Gram */
+        char why[256];
+        snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and "
+                 "the spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
+        cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
+        cJSON_AddStringToObject(sk, "ntk.npy", why);
+        cJSON_AddStringToObject(sk, "tr_I", why);
     }
     if (v) {
         double *iv = malloc(P * sizeof *iv), *sv = malloc(P * sizeof *sv), *hv = malloc(P * sizeof *hv);

@@ -34,6 +34,7 @@ static const nh_optspec measure_opts[] = {
     {"probes", "M", "32", "Rademacher probes per record for the estimated traces (>= 1)"},
     {"seed", "S", "0", "probe seed (the same probes at every record)"},
     {"out", "FILE.csv", NULL, "CSV of records; FILE.csv.ckpt/ holds the checkpoint for resuming"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -188,7 +189,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     }
     if (root && !f) nh_die(cmd, "cannot write %s", out);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
     if (start < 0) {
         measure_record(cmd, c, M, seed, 0, eta, f);
         if (root && fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
@@ -259,6 +260,7 @@ static const nh_optspec spectrum_opts[] = {
     {"json", NULL, NULL, "print one JSON object on standard output"},
     {"out", "DIR", "", "write eigenvalues.npy (+ eigenvectors.npy) or density.csv here"},
     {"save-vectors", NULL, NULL, "with --top and --out: also write eigenvectors.npy (K x P)"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -285,7 +287,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
         if ((size_t)K > P) nh_die_usage(cmd, "--top %lld exceeds the number of parameters P = %zu", K, P);
         double need = ((double)K + 22.0) * 2.0 * (double)P * 8.0;
         if (need > (double)nh_get_mem_limit()) nh_die(cmd, "Lanczos with K = %lld and P = %zu needs %.3g GB", K, P, need / 1e9);
-        NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+        NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
         nh_lanczos_opts lo = nh_lanczos_opts_default();
         lo.which = nh_arg_flag(&a, "smallest") ? NH_WHICH_SA : NH_WHICH_LA;
         lo.tol = nh_arg_double(&a, "tol");
@@ -327,7 +329,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
         if (so.nsteps > P) so.nsteps = P;
         so.seed = nh_arg_u64(&a, "seed");
         size_t G = (size_t)nh_arg_int(&a, "grid", 2, 1 << 24);
-        NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+        NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
         size_t nn = so.nvec * so.nsteps;
         double *nodes = malloc(nn * sizeof *nodes), *w = malloc(nn * sizeof *w);
         if (!nodes || !w) nh_die(cmd, "out of memory");
@@ -405,6 +407,7 @@ static const nh_optspec landscape_opts[] = {
     {"radius", "R", "1", "the grid spans [-R, R] along each direction (> 0)"},
     {"out", "DIR", NULL, "output directory (landscape.npy, landscape.csv, summary.json)"},
     {"seed", "S", "0", "Lanczos start-vector seed"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -427,7 +430,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     nh_dataset d;
     nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
     nh_lanczos_opts lo = nh_lanczos_opts_default();
     lo.seed = nh_arg_u64(&a, "seed");
     double *ev = malloc(K * sizeof *ev), *V = malloc(K * P * sizeof *V), *res = malloc(K * sizeof *res);
