@@ -617,7 +617,8 @@ nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K, const doub
     const size_t nm = n * nout, m = nout;
     int ok = 1;
     size_t sq = nh__mul(nm, nm, &ok);
-    NH_TRY(nh__check_bytes(ok, nh__mul(sq, 3 * sizeof(double), &ok), __func__, "the HC Theta powers"));
+    NH_TRY(nh__check_bytes(ok, nh__mul(sq, 3 * sizeof(double), &ok), __func__, "the exact Tr(I^k) (three (N n_L)^2 "
+                          "matrices; estimate it with nh_curv_trace or nh_curv_slq instead)"));
     if (!nh__fits_int(nm)) NH_FAIL(NH_ETOOLARGE, "matrix too large for BLAS");
     double *M = nh__malloc(sq * sizeof *M), *Mk = nh__malloc(sq * sizeof *Mk), *Mn = nh__malloc(sq * sizeof *Mn);
     if (!M || !Mk || !Mn) { free(M); free(Mk); free(Mn); NH_FAIL(NH_ENOMEM, "out of memory"); }
