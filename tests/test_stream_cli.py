@@ -2,14 +2,15 @@
 streamed run writes the same numbers as the unbatched one (float64: equal up
 to the order of the sums over rows, tolerance 1e-12 relative; Lanczos
 eigenvalues to its 1e-10 residual tolerance), and curvature --no-ntk says in
-summary.json what it skipped and why."""
+summary.json what it skipped and why.  Python: Curvature(..., batch=B)
+gives the unbatched numbers (same 1e-12 reason) and holds fewer bytes."""
 import json
 import os
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nhtest import check, close, finish, section, cli  # noqa: E402
+from nhtest import check, close, finish, section, cli, ROOT, LIB  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -75,12 +76,45 @@ def train_measure_landscape(j, base):
     close(np.load(j("l3", "landscape.npy")), np.load(j("l0", "landscape.npy")), "landscape --batch 3 = unbatched", 1e-9)
 
 
+def python_batch():
+    os.environ.setdefault("NTKHESS_LIB", LIB)
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import ntkhess as nh
+    rng = np.random.default_rng(3)
+    net = nh.Net([5, 7, 6, 4], act="tanh", seed=1)
+    X, T = rng.standard_normal((13, 5)), rng.integers(0, 4, 13)
+    c0 = nh.Curvature(net, X, T, loss="ce")
+    v, V, u = rng.standard_normal(net.P), rng.standard_normal((3, net.P)), rng.standard_normal((13, 4))
+    check(c0.batch == 13, "Curvature default batch = N", str(c0.batch))
+    for B in (1, 5):
+        c = nh.Curvature(net, X, T, loss="ce", batch=B)
+        check(c.batch == B and c.nbytes < c0.nbytes, "Curvature batch=%d: batch and fewer bytes" % B,
+              str((c.batch, c.nbytes, c0.nbytes)))
+        close(c.loss, c0.loss, "batch=%d loss" % B, 1e-12)
+        close(c.grad(), c0.grad(), "batch=%d grad" % B, 1e-12)
+        close(c.hvp(v), c0.hvp(v), "batch=%d H v" % B, 1e-12)
+        close(c.hvp(V), c0.hvp(V), "batch=%d block H v" % B, 1e-12)
+        close(c.ivp(v), c0.ivp(v), "batch=%d I v" % B, 1e-12)
+        close(c.svp(v), c0.svp(v), "batch=%d S v" % B, 1e-12)
+        close(c.vjp(u), c0.vjp(u), "batch=%d J^T u" % B, 1e-12)
+        close(c.jvp(v), c0.jvp(v), "batch=%d J v" % B, 1e-12)
+        close(c.G(), c0.G(), "batch=%d G" % B, 1e-12)
+        close(c.ntk(), c0.ntk(), "batch=%d NTK" % B, 1e-12)
+    for bad in (-1, 1.5, True):
+        try:
+            nh.Curvature(net, X, T, loss="ce", batch=bad)
+            check(False, "batch=%r rejected" % (bad,))
+        except nh.NtkhessError as e:
+            check(e.name == "NH_EINVAL", "batch=%r rejected with NH_EINVAL" % (bad,), str(e))
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         j, base = setup(t)
         section("curvature", curvature, j, base)
         section("spectrum", spectrum, j, base)
         section("train/measure/landscape", train_measure_landscape, j, base)
+    section("python batch=", python_batch)
     finish()
 
 
