@@ -4,6 +4,7 @@
  * Network: widths from argv, tanh, standard parametrization (PyTorch
  * nn.Linear init, seeded), softmax cross-entropy on class ids.
  *   bench_stream X.npy Y.npy WIDTHS B K TOL SLQ_STEPS [OUTDIR]
+ * K = 0 or SLQ_STEPS = 0 skips that part.
  * OUTDIR: theta.npy, v.npy, hv.npy for the PyTorch peer (bench_stream_peer.py).
  * Threads: $NH_BENCH_THREADS (default 1).  One JSON line on stdout. */
 #include "ntkhess.h"
@@ -51,19 +52,21 @@ int main(int argc, char **argv) {
     t0 = nhb_now();
     if (nh_curv_hvp(c, v, hv) != NH_OK) die("hvp");
     double t_hvp = nhb_now() - t0;
-    double *ev = malloc(K * sizeof *ev);
+    double *ev = malloc((K + 1) * sizeof *ev);
     nh_lanczos_opts lo = nh_lanczos_opts_default();
     lo.tol = strtod(argv[6], NULL);
     nh_lanczos_info info;
     t0 = nhb_now();
-    if (nh_curv_lanczos(c, NH_OP_H, K, &lo, ev, NULL, NULL, &info) != NH_OK) die("lanczos");
+    memset(&info, 0, sizeof info);
+    if (K && nh_curv_lanczos(c, NH_OP_H, K, &lo, ev, NULL, NULL, &info) != NH_OK) die("lanczos"); /* K = 0: skip */
     double t_top = nhb_now() - t0;
     nh_slq_opts so = nh_slq_opts_default();
     so.nvec = 1; so.nsteps = steps;
-    double *nodes = malloc(steps * sizeof *nodes), *wts = malloc(steps * sizeof *wts);
+    double *nodes = malloc((steps + 1) * sizeof *nodes), *wts = malloc((steps + 1) * sizeof *wts);
     nh_slq_result sr;
     t0 = nhb_now();
-    if (nh_curv_slq(c, NH_OP_H, &so, nodes, wts, 0, NULL, 0, NULL, &sr) != NH_OK) die("slq");
+    memset(&sr, 0, sizeof sr);
+    if (steps && nh_curv_slq(c, NH_OP_H, &so, nodes, wts, 0, NULL, 0, NULL, &sr) != NH_OK) die("slq"); /* 0: skip */
     double t_slq = nhb_now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
