@@ -450,7 +450,7 @@ static void test_overflow(void) {
     nh_net_free(net);
 }
 
-/* create_ex options: precision and the reserved batch. */
+/* create_ex options: precision and the batch (streaming: tests/test_stream.c). */
 static void test_opts(void) {
     size_t w[3] = {3, 4, 1};
     nh_net_config cf = nh_net_config_default(); cf.depth = 2; cf.widths = w;
