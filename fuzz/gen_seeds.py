@@ -203,6 +203,18 @@ def model_parts(widths, act="softplus", beta=0.1, param="ntk", P=True, descr="<f
     return parts
 
 
+def model_theta(widths):
+    """theta (W0, b0, W1, b1, ...) of model_parts(widths) as little-endian float64 bytes."""
+    import struct
+    vals, k = [], 0
+    for l in range(len(widths) - 1):
+        nW = widths[l] * widths[l + 1]
+        vals += [((k + i) % 7 - 3) * 0.5 for i in range(nW)]
+        k += nW
+        vals += [0.25 * i for i in range(widths[l + 1])]
+    return struct.pack("<%dd" % len(vals), *vals)
+
+
 def model_seeds():
     out = {
         "seed-2-3-1": model_parts([2, 3, 1]),
@@ -225,20 +237,37 @@ def model_seeds():
     return {k: DELIM.join(v) for k, v in out.items()}
 
 
+def ckpt_state(step, rows, last, params, ident=b"id.command train\n", extra=b""):
+    """state.txt of src/cli/ckpt.c with a correct sum line."""
+    import hashlib
+    body = (b"ntkhess-checkpoint 2\n" + ident + b"step %d\nparams %s\nlog.rows %d\nlog.last %s\n"
+            % (step, params.encode(), rows, hashlib.sha256(last).hexdigest().encode()) + extra)
+    return body + b"sum " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+
+
 def checkpoint_seeds():
+    import hashlib
     out = {}
     csv = b"step,t,loss\n0,0,1.5\n1,0.25,1.25\n2,0.5,1.0\n3,0.75,0.9\n"
-    for layout, step in ((0, 2), (1, 0), (2, 5), (3, 1)):
-        state = bytes([0x30 + layout]) + b"signature 5eed5eed\nstep %d\n" % step
-        parts = model_parts([2, 3, 1])
+    parts = model_parts([2, 3, 1])
+    params = hashlib.sha256(model_theta([2, 3, 1])).hexdigest()
+    for layout, (step, rows, last) in enumerate(((2, 4, b"2,0.5,1.0"), (0, 2, b"0,0,1.5"))):
+        state = bytes([0x30 + layout]) + ckpt_state(step, rows, last, params)
         out["seed-layout%d" % layout] = DELIM.join([state, parts[0], csv] + parts[1:])
-    parts = model_parts([1, 2, 1], act="sigmoid")
-    out["seed-other-signature"] = DELIM.join([b"0signature 1234\nstep 1\n", parts[0], csv] + parts[1:])
-    out["seed-bad-step"] = DELIM.join([b"0signature 5eed5eed\nstep -3\n", parts[0], csv] + parts[1:])
+    ok = b"0" + ckpt_state(3, 5, b"3,0.75,0.9", params)
+    out["seed-valid-full-log"] = DELIM.join([ok, parts[0], csv] + parts[1:])
+    out["seed-log-missing-rows"] = DELIM.join([ok, parts[0], b"step,t,loss\n0,0,1.5\n"] + parts[1:])
+    out["seed-log-other-header"] = DELIM.join([ok, parts[0], csv.replace(b"step,t", b"k,t")] + parts[1:])
+    out["seed-torn-csv"] = DELIM.join([ok, parts[0], csv + b"4,1.0,0.8"] + parts[1:])
+    out["seed-other-identity"] = DELIM.join([b"0" + ckpt_state(1, 3, b"1,0.25,1.25", params, b"id.command measure\n"),
+                                            parts[0], csv] + parts[1:])
+    out["seed-bad-step"] = DELIM.join([b"0" + ckpt_state(-3, 2, b"x", params), parts[0], csv] + parts[1:])
+    out["seed-huge-step"] = DELIM.join([b"0" + ckpt_state(9223372036854775807, 2, b"x", params), parts[0], csv]
+                                       + parts[1:])
+    out["seed-bad-params"] = DELIM.join([b"0" + ckpt_state(1, 3, b"1,0.25,1.25", "0" * 64), parts[0], csv] + parts[1:])
+    out["seed-bad-sum"] = DELIM.join([ok.replace(b"step 3", b"step 2"), parts[0], csv] + parts[1:])
     out["seed-bad-state"] = DELIM.join([b"0garbage\n", parts[0], csv] + parts[1:])
-    out["seed-torn-csv"] = DELIM.join([b"0signature 5eed5eed\nstep 1\n", parts[0],
-                                       b"step,loss\n0,1\n1,2\n2,3\n3,4"] + parts[1:])
-    out["seed-no-model"] = DELIM.join([b"0signature 5eed5eed\nstep 7\n", b"", csv])
+    out["seed-no-model"] = DELIM.join([ok, b"", csv])
     return out
 
 # ----------------------------------------------------------------- fig1
@@ -289,8 +318,9 @@ JSON_TOKENS = ['"data"', '{"data": [', "]}", "[", "]", "{", "}", ",", ":", "null
 ACTS = ["softplus", "nsoftplus", "tanh", "arctan", "erf", "sigmoid", "gelu", "sin", "relu", "identity"]
 MODEL_TOKENS = ['"widths"', '"act"', '"beta"', '"param"', '"P"', '"ntk"', '"mf"', "[1, 1]", "9007199254740993",
                 "1e20", "-1", DELIM] + ['"%s"' % a for a in ACTS] + NPY_TOKENS[:12]
-CKPT_TOKENS = ["signature ", "step ", "5eed5eed", "\nstep ", "-1", "ffffffffffffffff",
-               "99999999999999999999"] + MODEL_TOKENS
+CKPT_TOKENS = ["ntkhess-checkpoint 2\n", "id.command train\n", "step ", "\nstep ", "params ", "log.rows ",
+               "log.last ", "sum ", "-1", "ffffffffffffffff", "99999999999999999999",
+               "9223372036854775807"] + MODEL_TOKENS
 FIG1_TOKENS = [FIG1_HEADER, ",", "\n", "nan", "inf", "1e-300", "0x1p3", " ", "-", "15,", "0,"]
 
 

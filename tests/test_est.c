@@ -687,6 +687,26 @@ static void test_width_sweep(void) {
     nh_check(mxv < 3 * mn, "sweep: Tr S^2 stays O(1) (%.3g .. %.3g)", mn, mxv);
 }
 
+/* nh_mean_se / nh_se_from_ss: closed forms on small samples, the one n = 1
+ * rule (SE undefined -> NaN, the mean still the value), strides. */
+static void test_mean_se(void) {
+    const double x[8] = {1, 10, 2, 20, 3, 30, 4, 40};
+    double m = 0, se = 0;
+    nh_mean_se(4, x, 2, &m, &se); /* 1,2,3,4: mean 5/2, var 5/3, se = sqrt(5/3 / 4) */
+    nh_check(m == 2.5 && fabs(se - sqrt(5.0 / 12.0)) < 1e-15, "mean_se of 1..4 (stride 2): %g %g", m, se);
+    nh_mean_se(4, x + 1, 2, &m, &se); /* 10..40: 10x the above, exactly representable sums */
+    nh_check(m == 25.0 && fabs(se - 10 * sqrt(5.0 / 12.0)) < 1e-14, "mean_se of 10..40: %g %g", m, se);
+    nh_mean_se(1, x + 3, 1, &m, &se);
+    nh_check(m == 20.0 && isnan(se), "n = 1: the mean is the value, the SE undefined (NaN): %g %g", m, se);
+    nh_mean_se(0, x, 1, &m, &se);
+    nh_check(isnan(m) && isnan(se), "n = 0: mean and SE NaN");
+    nh_mean_se(3, x, 0, &m, NULL); /* stride 0: three copies of x[0], se pointer may be NULL */
+    nh_check(m == 1.0, "stride 0, se NULL: %g", m);
+    nh_check(nh_se_from_ss(-1e-30, 3) == 0.0, "a rounding-negative sum of squares gives SE 0");
+    nh_check(isnan(nh_se_from_ss(1.0, 1)) && fabs(nh_se_from_ss(6.0, 4) - sqrt(0.5)) < 1e-15,
+             "nh_se_from_ss: NaN for n = 1, sqrt(ss / (n-1) / n) else");
+}
+
 int main(void) {
     clock_t t0 = clock();
     nh_set_threads(2);
@@ -726,6 +746,7 @@ int main(void) {
     }
     test_lanczos_tiny();
     test_width_sweep();
+    test_mean_se();
     NOTE("cpu time %.1f s", (double)(clock() - t0) / CLOCKS_PER_SEC);
     NH_TEST_END();
 }

@@ -74,7 +74,9 @@ def main():
         # Kill each attempt once it has finished two more trials (progress-
         # triggered, so the test does not depend on the machine's speed).
         killed = 0
-        tfile = j("res", "trials_softplus.csv")
+        # The trials of an unfinished run live in the work folder .res.partial
+        # (the output folder res appears only when the run completes).
+        tfile = j(".res.partial", "trials_softplus.csv")
         count = lambda: open(tfile).read().count("\n") if os.path.exists(tfile) else 0
         t_ref = 0.0
         for _ in range(4):
@@ -88,8 +90,7 @@ def main():
                 p.send_signal(signal.SIGKILL)
                 killed += 1
             p.wait()
-        lines = open(j("res", "trials_softplus.csv")).read().count("\n") if os.path.exists(
-            j("res", "trials_softplus.csv")) else 0
+        lines = count()
         r = run(*small, "--out", j("res"))
         check(r.returncode == 0, "fig1 rerun after kills completes", r.stderr[-300:])
         check(killed >= 2, "fig1 was really killed mid-run at least twice", f"({killed}, run {t_ref:.2f}s)")

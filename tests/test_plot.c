@@ -659,6 +659,39 @@ static void test_extension_stem(void) {
     nh_check(count_prefix("ext.png.") == 0, "no ext.png.png");
 }
 
+/* Temporaries of killed writers (STEM.png.tmpPID_N with a dead PID) are
+ * removed by the next plot of STEM; a live process's are left alone. */
+static void test_stale_temporaries(void) {
+    long dead = 0;
+    for (long pid = 4000000; pid > 300000 && !dead; pid -= 7919) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/%ld", pid);
+        if (access(proc, F_OK) != 0) dead = pid; /* no such process */
+    }
+    char stale[400], live[400], name[64];
+    snprintf(name, sizeof name, "stale.png.tmp%ld_1", dead);
+    path_in(stale, sizeof stale, name);
+    snprintf(name, sizeof name, "stale.svg.tmp%ld_3", (long)getppid());
+    path_in(live, sizeof live, name);
+    FILE *f1 = fopen(stale, "w"), *f2 = fopen(live, "w");
+    if (f1) fclose(f1);
+    if (f2) fclose(f2);
+    nh_check(dead > 0 && f1 && f2, "stale temporaries: set up (dead pid %ld)", dead);
+    double x[2] = {0, 1};
+    nh_plot_series s = {0};
+    s.n = 2, s.x = x, s.y = x;
+    nh_plot_panel p = {0};
+    p.nseries = 1, p.series = &s;
+    char stem[300];
+    path_in(stem, sizeof stem, "stale");
+    nh_plot_spec sp = {0};
+    sp.path = stem, sp.npanels = 1, sp.panels = &p, sp.width = 200, sp.height = 150;
+    nh_check(nh_plot_xy(&sp, NULL) == NH_OK, "plot next to stale temporaries");
+    nh_check(access(stale, F_OK) != 0, "a dead writer's temporary is removed");
+    nh_check(access(live, F_OK) == 0, "a live process's temporary is kept");
+    unlink(live);
+}
+
 static void write_examples(const char *dir) {
     char stem[512];
     static fig1_data d1;
@@ -742,6 +775,7 @@ int main(void) {
     test_many_calls();
     test_threads();
     test_extension_stem();
+    test_stale_temporaries();
     const char *ex = getenv("NH_PLOT_EXAMPLES");
     if (ex && *ex) write_examples(ex);
     const char *keep = getenv("NH_PLOT_KEEP"); /* debugging: look at the files */

@@ -206,10 +206,11 @@ def t_install_more():
     # With build isolation off too (the other documented variant).
     r = run(PIP_INSTALL + ["--no-build-isolation", "--target", os.path.join(TMP, "site2"), SRC])
     check(r.returncode == 0, "offline pip install --no-build-isolation --target", (r.stderr or r.stdout)[-500:])
-    # pip wheel: a pure-Python wheel holding the package and nothing binary.
+    # pip wheel with NTKHESS_NO_BUNDLE=1: a pure-Python wheel holding the
+    # package and nothing binary (the bundled wheel: tests/long/test_python_bundle.py).
     wh = os.path.join(TMP, "wheel")
     r = run([PY, "-m", "pip", "wheel", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
-             "-w", wh, SRC])
+             "-w", wh, SRC], env=dict(os.environ, NTKHESS_NO_BUNDLE="1"))
     wheels = sorted(os.listdir(wh)) if os.path.isdir(wh) else []
     if check(r.returncode == 0 and wheels == ["ntkhess-0.1.0-py3-none-any.whl"], "pip wheel", str(wheels)):
         import zipfile
@@ -591,7 +592,7 @@ def t_errors():
         check(False, "unknown prediction option raises")
     except TypeError:
         check(True, "unknown prediction option: TypeError")
-    check(nh.STATUS_NAMES[11] == "NH_ENUMERIC" and len(nh.STATUS_NAMES) == 12, "status names")
+    check(nh.STATUS_NAMES[11] == "NH_ENUMERIC" and nh.STATUS_NAMES[12] == "NH_EBUSY" and len(nh.STATUS_NAMES) == 13, "status names")
 
 
 def t_params_and_inputs():

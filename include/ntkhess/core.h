@@ -39,7 +39,8 @@ typedef enum nh_status {
     NH_EMAXITER,    /* iteration limit reached without convergence           */
     NH_EDIVERGED,   /* training diverged (non-finite loss or parameters)     */
     NH_ELAPACK,     /* LAPACK reported a failure                             */
-    NH_ENUMERIC     /* numerical breakdown (e.g. ODE step underflow)         */
+    NH_ENUMERIC,    /* numerical breakdown (e.g. ODE step underflow)         */
+    NH_EBUSY        /* in use by another process (an output folder's lock)   */
 } nh_status;
 
 /* Static name of a status ("invalid argument", ...). */

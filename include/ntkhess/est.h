@@ -246,6 +246,18 @@ NH_API nh_status nh_curv_slice(nh_curv *c, nh_net *net, const double *u,
                                const double *v, double R, size_t G,
                                double *out);
 
+/* ---- mean and standard error: the one rule used by every estimator and
+ * command (traces, SLQ moments, sampled predictions, fig1 trials, measure).
+ * nh_mean_se: mean of the n values x[i*stride] and the standard error of
+ * that mean, sample SD / sqrt(n), in two passes (mean, then the sum of
+ * squared deviations ss).  n = 1: the standard error is undefined and se =
+ * NaN -- callers report it as missing (CSV "nan", JSON null) and must never
+ * take it for divergence; n = 0: mean = se = NaN.  mean or se may be NULL.
+ * nh_se_from_ss: the same standard error from ss of n values (e.g. a
+ * Welford accumulator), NaN for n < 2; a rounding-negative ss counts as 0. */
+NH_API void nh_mean_se(size_t n, const double *x, size_t stride, double *mean, double *se);
+NH_API double nh_se_from_ss(double ss, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -137,12 +137,107 @@ NH_API nh_status nh_images_prepare(const nh_images *im, size_t n, size_t size, u
  * Errors (message "line L, column C"): NH_EFORMAT (a field that is not a
  * number, a ragged row, no data rows, fewer than 2 columns), NH_ENONFINITE
  * (NaN, Inf or an overflowing number), NH_EINVAL (NULL, label_col out of
- * range), NH_EIO, NH_ETOOLARGE, NH_ENOMEM. */
+ * range), NH_EIO, NH_ETOOLARGE (a file over NH_CSV_MAX_BYTES = 256 MiB, refused
+ * by its size or, for a stream such as /dev/zero, after 256 MiB + 1 bytes),
+ * NH_ENOMEM. */
+#define NH_CSV_MAX_BYTES ((size_t)256 << 20)
 NH_API nh_status nh_csv_read(const char *path, long label_col, double **X, double **T,
                              size_t *n, size_t *d);
 /* Same from text in memory (len bytes; name for messages, may be NULL). */
 NH_API nh_status nh_csv_parse(const char *text, size_t len, const char *name, long label_col,
                               double **X, double **T, size_t *n, size_t *d);
+
+/* ------------------------------------------------------------------ files */
+
+/* The one file module (src/io/file.c): every reader and writer of ntkhess
+ * goes through these, so caps, fsync and atomicity live in one place. */
+
+/* Whole file (or stream) -> *buf, malloc'ed, NUL-terminated (the NUL is not
+ * counted in *len; len may be NULL).  A regular file over cap bytes is
+ * refused before anything is allocated; a stream (pipe, /dev/zero) is read
+ * to at most cap + 1 bytes.  *buf is NULL on failure.
+ * Errors: NH_ETOOLARGE (over cap, or over the memory limit), NH_EIO (cannot
+ * open or read, a folder), NH_ENOMEM, NH_EINVAL (NULL). */
+NH_API nh_status nh_file_read(const char *path, size_t cap, char **buf, size_t *len);
+
+/* Atomic write: PATH.tmp.PID in the same folder, write, fsync, rename over
+ * path, fsync the folder.  path holds the old contents or the new, never a
+ * mixture; on failure the temporary is removed.  Errors: NH_EIO, NH_EINVAL. */
+NH_API nh_status nh_file_write(const char *path, const void *data, size_t len);
+
+/* Replace the folder dst by the folder src (src disappears): an atomic
+ * exchange when the file system has one, else dst -> dst.old, src -> dst
+ * (a kill in between leaves dst absent and dst.old whole), then the old
+ * folder is removed.  dst may be absent.  Errors: NH_EIO, NH_EINVAL. */
+NH_API nh_status nh_file_replace_dir(const char *src, const char *dst);
+
+/* mkdir -p (0755).  NH_EIO when a component exists and is not a folder. */
+NH_API nh_status nh_file_mkdirs(const char *dir);
+/* rm -rf of one path (files or a folder tree; symlinks removed, not
+ * followed); a missing path is NH_OK. */
+NH_API nh_status nh_file_remove_tree(const char *path);
+
+/* An all-or-nothing output folder.  For the output PARENT/NAME:
+ *   PARENT/.NAME.lock     lock file: flock'ed by the owner and holding its
+ *                         pid; the kernel drops the flock when the owner
+ *                         dies, so a killed owner never blocks a rerun;
+ *   PARENT/.NAME.partial  the work folder the command writes into
+ *                         (nh_outdir_path); its name depends only on NAME,
+ *                         so a killed resumable run finds it again;
+ *   PARENT/.NAME.ready    the finished work folder during the swap;
+ *   PARENT/.NAME.old      the replaced folder (fallback swap only).
+ * open: creates the missing parents, takes the lock (a live owner ->
+ *   NH_EBUSY "NAME is in use by process PID"), removes the .ready/.old
+ *   temporaries of dead owners and, unless NH_OUTDIR_RESUME is given, a
+ *   stale .partial; then makes .partial (or keeps the existing one under
+ *   NH_OUTDIR_RESUME: nh_outdir_resumed() says so).  NAME itself is not
+ *   touched until commit; it may be a folder (replaced) or absent.
+ * commit: fsyncs every file and folder under .partial, renames it to .ready
+ *   and exchanges it with NAME (renameat2 RENAME_EXCHANGE: NAME is the whole
+ *   old or the whole new folder at every instant; without it, two renames,
+ *   where a kill in between leaves NAME absent, never mixed), removes the old
+ *   folder, fsyncs PARENT, releases the lock and frees d.  On failure it
+ *   aborts (the work is removed) and frees d.
+ * abort: removes .partial, releases the lock, frees d (NULL-safe).
+ * release: keeps .partial for a later NH_OUTDIR_RESUME run (a signal or a
+ *   failure a rerun can resume), releases the lock, frees d (NULL-safe).
+ * Resumable runs (train, measure, fig1) open with NH_OUTDIR_RESUME, keep
+ * their checkpoint inside .partial with an identity hash of everything
+ * that changes the result (nh_sha256_*), compare it when resumed and call
+ * nh_outdir_reset to start over (--restart) or refuse on a mismatch; the
+ * checkpoint is removed from .partial before commit.
+ * Errors: NH_EBUSY, NH_EIO, NH_EINVAL (empty name, ".", "..", NAME exists
+ * and is not a folder), NH_ENOMEM. */
+typedef struct nh_outdir nh_outdir;
+#define NH_OUTDIR_RESUME 1u /* keep an existing .partial (a killed run's work) */
+#define NH_OUTDIR_FILE 2u   /* the output is one file NAME: write nh_outdir_file(d)
+                             * (= .NAME.partial/NAME); commit renames it over NAME */
+NH_API nh_status nh_outdir_open(const char *final_path, nh_outdir **out);
+NH_API nh_status nh_outdir_open_ex(const char *final_path, unsigned flags, nh_outdir **out);
+NH_API const char *nh_outdir_path(const nh_outdir *d);  /* the work folder (.partial) */
+NH_API const char *nh_outdir_final(const nh_outdir *d); /* the output folder as given */
+NH_API const char *nh_outdir_file(const nh_outdir *d);  /* NH_OUTDIR_FILE: the file to write; else NULL */
+NH_API int nh_outdir_resumed(const nh_outdir *d);       /* 1: an existing .partial was kept */
+NH_API nh_status nh_outdir_reset(nh_outdir *d);         /* empty .partial (start over) */
+NH_API nh_status nh_outdir_commit(nh_outdir *d);
+NH_API void nh_outdir_abort(nh_outdir *d);
+NH_API void nh_outdir_release(nh_outdir *d);
+
+/* SHA-256 (FIPS 180-4, src/io/hash.c): resume identities and checkpoint
+ * checksums.  init, update any number of times, final -> 32 bytes; hex ->
+ * 64 lowercase digits + NUL.  nh_sha256_file feeds a whole file's bytes
+ * (NH_EIO when it cannot be read). */
+typedef struct nh_sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    size_t fill;
+    unsigned char buf[64];
+} nh_sha256;
+NH_API void nh_sha256_init(nh_sha256 *c);
+NH_API void nh_sha256_update(nh_sha256 *c, const void *data, size_t n);
+NH_API void nh_sha256_final(nh_sha256 *c, unsigned char out[32]);
+NH_API void nh_sha256_hex(const unsigned char d[32], char hex[65]);
+NH_API nh_status nh_sha256_file(nh_sha256 *c, const char *path);
 
 /* --------------------------------------------------------------------- io */
 

@@ -17,14 +17,16 @@ from ctypes import POINTER, Structure, c_char_p, c_double, c_int, c_size_t, c_ui
 STATUS_NAMES = (
     "NH_OK", "NH_EINVAL", "NH_ESHAPE", "NH_ENONFINITE", "NH_ENOMEM", "NH_ETOOLARGE",
     "NH_EIO", "NH_EFORMAT", "NH_EMAXITER", "NH_EDIVERGED", "NH_ELAPACK", "NH_ENUMERIC",
+    "NH_EBUSY",
 )
 NH_OK, NH_EINVAL, NH_ESHAPE, NH_ENONFINITE, NH_ENOMEM, NH_ETOOLARGE = range(6)
-NH_EIO, NH_EFORMAT, NH_EMAXITER, NH_EDIVERGED, NH_ELAPACK, NH_ENUMERIC = range(6, 12)
+NH_EIO, NH_EFORMAT, NH_EMAXITER, NH_EDIVERGED, NH_ELAPACK, NH_ENUMERIC, NH_EBUSY = range(6, 13)
 
 # nh_strerror's texts, used when the library itself is not available.
 _STRERROR = (
     "ok", "invalid argument", "shape mismatch", "non-finite value", "out of memory", "too large",
     "i/o error", "malformed file", "no convergence", "diverged", "LAPACK failure", "numerical breakdown",
+    "in use",
 )
 
 

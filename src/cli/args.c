@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,7 +116,8 @@ void nh_cli_help(const nh_cmd *cmd, FILE *out) {
         fprintf(out, "  %-26s ", left);
         nh_cli_help_text(out, o->help);
         if (o->metavar) {
-            if (o->def && *o->def) fprintf(out, " (default: %s)", o->def);
+            if (o->def && *o->def) fprintf(out, " (default: %s%s%s)", o->def, o->quick ? "; quick: " : "",
+                                           o->quick ? o->quick : "");
             else if (!o->def) fprintf(out, " (required)");
             else fprintf(out, " (optional)");
         }
@@ -179,6 +181,14 @@ void nh_cli_parse(const nh_cmd *cmd, int argc, char **argv, nh_args *a) {
             a->val[k] = argv[++i];
         }
     }
+    /* --quick: the quick column for the options not given. */
+    int q = nh__optindex(cmd, "quick");
+    if (q >= 0 && a->given[q])
+        for (int i = 0; cmd->opts[i].name; i++)
+            if (cmd->opts[i].quick && !a->given[i]) a->val[i] = cmd->opts[i].quick;
+    /* --threads is checked here, for every command that has it (init too). */
+    int t = nh__optindex(cmd, "threads");
+    if (t >= 0 && a->given[t] && strcmp(a->val[t], "auto") != 0) (void)nh_arg_int(a, "threads", 1, 1024);
 }
 
 static int nh__req_index(const nh_args *a, const char *name) {
@@ -340,27 +350,68 @@ const char *nh_cli_path(char *buf, size_t cap, const char *dir, const char *name
 
 void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, const double *data, size_t ndim,
                       const size_t *shape) {
+    size_t count = 1;
+    for (size_t i = 0; i < ndim; i++) count *= shape[i];
+    nh_cli_check_finite(cmd, name, data, count);
     char path[4096];
     nh_status st = nh_npy_write(nh_cli_path(path, sizeof path, dir, name), data, ndim, shape);
     if (st != NH_OK) nh_die_status(cmd, st);
 }
 
+size_t nh_cli_ce_classes(const nh_cmd *cmd, const char *what, const double *T, size_t n) {
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Checked before any conversion: a label of 1e20 must not reach size_t. */
+        if (!(T[i] >= 0 && T[i] < NH_MAX_CLASSES) || T[i] != (double)(long)T[i])
+            nh_die(cmd, "%s: class label %g at row %zu is not an integer in [0, %d)", what, T[i], i, NH_MAX_CLASSES);
+        if (T[i] > mx) mx = T[i];
+    }
+    return mx >= 1 ? (size_t)mx + 1 : 2;
+}
+
+void nh_cli_check_finite(const nh_cmd *cmd, const char *what, const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            nh_die(cmd, "%s: %s: entry %zu is %g; no output written", what, nh_strerror(NH_ENONFINITE), i, x[i]);
+}
+
+/* A word of text output that stands for a non-finite number: printf's nan,
+ * inf, or cJSON's null. */
+static const char *nonfinite_word(const char *t) {
+    for (const char *p = t; *p;) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) { p++; continue; }
+        const char *q = p;
+        while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')) q++;
+        size_t n = (size_t)(q - p);
+        if ((n == 3 && (!strncasecmp(p, "nan", 3) || !strncasecmp(p, "inf", 3))) || (n == 8 && !strncasecmp(p, "infinity", 8)) ||
+            (n == 4 && !strncmp(p, "null", 4)))
+            return p;
+        p = q;
+    }
+    return NULL;
+}
+
+void nh_cli_write_result(const nh_cmd *cmd, const char *path, const char *text) {
+    const char *bad = nonfinite_word(text);
+    if (bad) nh_die(cmd, "%s: %s ('%.8s'); no output written", path, nh_strerror(NH_ENONFINITE), bad);
+    nh_cli_write_text(cmd, path, text);
+}
+
 void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) nh_die(cmd, "cannot write %s: %s", path, strerror(errno));
-    size_t len = strlen(text);
-    int bad = fwrite(text, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    if (bad) { remove(tmp); nh_die(cmd, "cannot write %s: %s", path, strerror(errno)); }
-    if (rename(tmp, path) != 0) { remove(tmp); nh_die(cmd, "cannot rename to %s: %s", path, strerror(errno)); }
+    nh_status st = nh_file_write(path, text, strlen(text));
+    if (st != NH_OK) nh_die_status(cmd, st);
 }
 
 double nh_cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void nh_cli_estimate(const nh_cmd *cmd, const char *what, double one, long long count) {
+    double total = one * (double)count;
+    if (total < 10.0 && !isatty(fileno(stderr))) return; /* quick runs stay quiet */
+    fprintf(stderr, "ntkhess %s: about %.2g s for %lld %s (%.3g s each)\n", cmd->name, total, count, what, one);
 }
 
 void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed) {

@@ -9,13 +9,20 @@
 #define NH_EXIT_USAGE 2
 
 /* One option of a command: --name METAVAR (default) help.  metavar NULL for a
- * flag; def NULL for a required option, "" for an optional one without default. */
+ * flag; def NULL for a required option, "" for an optional one without default.
+ * quick: the value under --quick when the option is not given (commands with
+ * a --quick flag); nh_cli_parse applies it and --help shows it.  Rows may
+ * leave the quick column out: the pragma below keeps -Wextra quiet about it. */
 typedef struct nh_optspec {
     const char *name;
     const char *metavar;
     const char *def;
     const char *help;
+    const char *quick;
 } nh_optspec;
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
 
 /* A help text may name the library's tables instead of copying them:
  * --help prints "{acts}" as "softplus, nsoftplus, ... or leaky_relu",
@@ -101,11 +108,23 @@ const char *nh_cli_path(char *buf, size_t cap, const char *dir, const char *name
 /* Write an npy (exits on failure). */
 void nh_cli_write_npy(const nh_cmd *cmd, const char *dir, const char *name, const double *data, size_t ndim,
                       const size_t *shape);
-/* Atomically write text to dir/name. */
+/* Class ids for --loss ce: integers in [0, NH_MAX_CLASSES) (exit 1 naming the
+ * row otherwise); returns the class count, largest label + 1 (at least 2). */
+#define NH_MAX_CLASSES 100000
+size_t nh_cli_ce_classes(const nh_cmd *cmd, const char *what, const double *T, size_t n);
+/* Exit 1 naming what and the index when x[n] has a NaN or an infinity. */
+void nh_cli_check_finite(const nh_cmd *cmd, const char *what, const double *x, size_t n);
+/* Atomically write text to path (nh_file_write). */
 void nh_cli_write_text(const nh_cmd *cmd, const char *path, const char *text);
+/* The same for a result: exits 1 first when the text holds a non-finite
+ * number (printf's nan or inf, or cJSON's null). */
+void nh_cli_write_result(const nh_cmd *cmd, const char *path, const char *text);
 /* Progress line on stderr when it is a terminal. */
 void nh_cli_progress(const char *what, size_t done, size_t total, double elapsed_s);
 double nh_cli_now(void);
+/* "about T s for COUNT WHAT": said up front from the time of one unit, when
+ * stderr is a terminal or the total is 10 s or more. */
+void nh_cli_estimate(const nh_cmd *cmd, const char *what, double one, long long count);
 void nh_cli_threads(const nh_args *a);
 /* The context options of a command with NH_OPT_BATCH (float64; batch from
  * --batch): a pointer to one static struct, for nh_curv_create_ex. */
@@ -115,12 +134,91 @@ const nh_curv_opts *nh_cli_curv_opts(const nh_args *a);
  * null for a non-finite value: cJSON's own printer keeps only 15 digits. */
 struct cJSON *nh_cli_json_num(double v);
 
-/* Resumable runs (ckpt.c). */
-unsigned long long nh_ckpt_signature(const char *const *parts, size_t n);
-long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, nh_net **net);
-void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, unsigned long long sig, long long step, const nh_net *net);
-void nh_ckpt_remove(const char *dir);
-void nh_ckpt_truncate_csv(const nh_cmd *cmd, const char *csv, long long step);
+/* The running command's output, all or nothing (out.c).  nh_out_open
+ * refuses (exit 2) an output that is, or contains, one of the inputs, takes
+ * the output's lock (exit 1 naming the owner's pid when in use) and returns
+ * the work path to write into: the work folder, or with NH_OUTDIR_FILE the
+ * file.  nh_out_commit puts it in place; any exit before that removes it
+ * (atexit), nh_out_release keeps it for a resume. */
+const char *nh_out_open(const nh_cmd *cmd, const char *final, unsigned flags, const char *const *inputs,
+                        size_t ninputs);
+const char *nh_out_work(void);
+int  nh_out_resumed(void);
+void nh_out_reset(const nh_cmd *cmd);
+void nh_out_commit(const nh_cmd *cmd);
+void nh_out_release(void);
+void nh_out_lock(void);   /* held around commits and checkpoints: a signal waits */
+void nh_out_unlock(void);
+/* Signals (out.c): SIGINT/SIGTERM/SIGHUP.  nh_sig_init at the start of main;
+ * nh_sig_cooperate(1) in loops that checkpoint on a signal
+ * (nh_sig_pending, then nh_sig_exit: one line, exit 128+signal); otherwise
+ * a signal removes the work and exits 128+signal at once. */
+void nh_sig_init(void);
+void nh_sig_command(const nh_cmd *cmd); /* the command named in the messages */
+void nh_sig_cooperate(int on);
+int  nh_sig_pending(void);
+_Noreturn void nh_sig_exit(const nh_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Resumable runs (ckpt.c): identity, checkpoint, validated log. */
+#define NH_MAX_STEPS ((long long)1 << 40) /* --steps at most 2^40 (documented) */
+#define NH_CKPT_ID_MAX 16
+typedef struct nh_ckpt_id {
+    size_t n;
+    char name[NH_CKPT_ID_MAX][24];
+    char value[NH_CKPT_ID_MAX][80];
+} nh_ckpt_id;
+void nh_ckpt_id_add(nh_ckpt_id *id, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void nh_ckpt_id_file(const nh_cmd *cmd, nh_ckpt_id *id, const char *name, const char *path); /* SHA-256 of the bytes */
+void nh_ckpt_id_model(const nh_cmd *cmd, nh_ckpt_id *id, const char *dir, const nh_net *net);
+/* The low-level pieces (nh_run uses them; so does fuzz/fuzz_checkpoint.c).
+ * nh_ckpt_load: -1 when ckdir does not exist; else the step, its network in
+ * *net and the log state in *s, or exit 1 (a mismatched identity, a corrupt
+ * state or parameters, a step past max_step).  nh_ckpt_log_check: exit 1
+ * unless the log at path starts with header and has at least s->rows lines
+ * whose last is the checkpoint's; then drops the lines after those.
+ * nh_ckpt_save: stage ckdir.new, swap it in (nh_file_replace_dir). */
+typedef struct nh_ckpt_state {
+    nh_ckpt_id id;
+    long long step, rows;
+    char params[65], last[65];
+} nh_ckpt_state;
+long long nh_ckpt_load(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long max_step, nh_net **net,
+                       nh_ckpt_state *s);
+void nh_ckpt_log_check(const nh_cmd *cmd, const char *path, const char *header, const nh_ckpt_state *s);
+void nh_ckpt_save(const nh_cmd *cmd, const char *ckdir, const nh_ckpt_id *id, long long step, const nh_net *net,
+                  long long rows, const char *last_row);
+typedef struct nh_log {
+    FILE *f;
+    char path[4400];
+    long long rows;   /* lines written, header included */
+    char last[2048];  /* the last line, without its newline */
+} nh_log;
+void nh_log_row(const nh_cmd *cmd, nh_log *log, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+typedef struct nh_run_spec {
+    const nh_cmd *cmd;
+    const char *out;              /* the output folder, or file when file = 1 */
+    int file;
+    const char *log_name;         /* folder output: the log's name inside it */
+    const char *header;           /* the log's first line */
+    nh_ckpt_id id;
+    long long max_step;
+    int restart;
+    const char *const *inputs;    /* refused as outputs */
+    size_t ninputs;
+} nh_run_spec;
+typedef struct nh_run {
+    const nh_cmd *cmd;
+    char work[4200], ck[4300];
+    nh_ckpt_id id;
+    long long max_step;
+    nh_log log;
+} nh_run;
+/* Open the output, resume its checkpoint (-1: none; then the log holds the
+ * header only) into *net; exits refusing a mismatched or corrupt one. */
+long long nh_run_begin(nh_run *r, const nh_run_spec *sp, nh_net **net);
+void nh_run_checkpoint(nh_run *r, long long step, const nh_net *net);
+void nh_run_poll_signal(nh_run *r, long long step, const nh_net *net);
+void nh_run_close_log(nh_run *r);
 
 extern const nh_cmd nh_cmd_init, nh_cmd_train, nh_cmd_curvature, nh_cmd_data, nh_cmd_kernel, nh_cmd_gram,
     nh_cmd_predict, nh_cmd_measure, nh_cmd_spectrum, nh_cmd_landscape, nh_cmd_fig1, nh_cmd_fig2, nh_cmd_fig3,

@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -101,6 +102,57 @@ typedef struct bctx {
     size_t products; /* operator products of the last record / trial */
 } bctx;
 
+/* One trial of `ntkhess fig1` at its defaults: 64 GD steps with eta = 0.25
+ * and a fig1 record (4 probes) every 4 steps, 17 records; theta is
+ * restored afterwards so that repetitions are identical. */
+static nh_status bench_fig1trial(bctx *x, nh_curv *c) {
+    const size_t P = x->P;
+    double *save = malloc(P * sizeof *save);
+    if (!save) return NH_ENOMEM;
+    memcpy(save, nh_net_params(x->net), P * sizeof *save);
+    nh_trace_opts to = nh_trace_opts_default();
+    to.nprobes = 4;
+    to.control = 1;
+    nh_trace_result ti, th;
+    nh_status st = NH_OK;
+    x->products = 0;
+    for (int k = 0; k <= 64 && st == NH_OK; k++) {
+        if (k > 0) st = nh_curv_gd_step(c, x->net, 0.25);
+        if (st == NH_OK && k % 4 == 0) {
+            st = nh_curv_trace(c, NH_OP_H, 4, &to, &th);
+            if (st == NH_OK) st = nh_curv_trace(c, NH_OP_I, 4, &to, &ti);
+            if (st == NH_OK) x->products += th.nproducts + ti.nproducts;
+        }
+    }
+    memcpy(nh_net_params(x->net), save, P * sizeof *save);
+    free(save);
+    nh_status st2 = nh_curv_refresh(c);
+    return st != NH_OK ? st : st2;
+}
+
+/* moments: one record of `ntkhess measure` (cmd_spectra.c measure_record);
+ * fig1rec: one record of `ntkhess fig1` (cmd_fig.c fig1_trial). */
+static nh_status bench_record(bctx *x, nh_curv *c) {
+    nh_trace_opts to = nh_trace_opts_default();
+    to.nprobes = x->M;
+    to.control = 1;
+    nh_trace_result ti, th;
+    if (!strcmp(x->op, "fig1rec")) {
+        NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+        NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+        x->products = th.nproducts + ti.nproducts;
+        return NH_OK;
+    }
+    NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+    NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+    nh_trace_opts so = to;
+    so.control = 0;
+    nh_ortho_result o;
+    NH_TRY_CLI(nh_curv_orthogonality(c, &so, &o));
+    x->products = ti.nproducts + th.nproducts + o.nproducts;
+    return NH_OK;
+}
+
 static nh_status run_op(bctx *x) {
     const char *op = x->op;
     nh_curv *c = x->f32 ? x->c32 : x->c;
@@ -115,55 +167,8 @@ static nh_status run_op(bctx *x) {
     if (!strcmp(op, "ntk")) return nh_curv_ntk(c, x->K);
     if (!strcmp(op, "grad")) return nh_curv_grad(c, x->out);
     if (!strcmp(op, "step")) return nh_curv_gd_step(c, x->net, 1e-6);
-    if (!strcmp(op, "fig1trial")) {
-        /* One trial of `ntkhess fig1` at its defaults: 64 GD steps with
-         * eta = 0.25 and a fig1 record (4 probes) every 4 steps, 17 records;
-         * theta is restored afterwards so that repetitions are identical. */
-        const size_t P = x->P;
-        double *save = malloc(P * sizeof *save);
-        if (!save) return NH_ENOMEM;
-        memcpy(save, nh_net_params(x->net), P * sizeof *save);
-        nh_trace_opts to = nh_trace_opts_default();
-        to.nprobes = 4;
-        to.control = 1;
-        nh_trace_result ti, th;
-        nh_status st = NH_OK;
-        x->products = 0;
-        for (int k = 0; k <= 64 && st == NH_OK; k++) {
-            if (k > 0) st = nh_curv_gd_step(c, x->net, 0.25);
-            if (st == NH_OK && k % 4 == 0) {
-                st = nh_curv_trace(c, NH_OP_H, 4, &to, &th);
-                if (st == NH_OK) st = nh_curv_trace(c, NH_OP_I, 4, &to, &ti);
-                if (st == NH_OK) x->products += th.nproducts + ti.nproducts;
-            }
-        }
-        memcpy(nh_net_params(x->net), save, P * sizeof *save);
-        free(save);
-        nh_status st2 = nh_curv_refresh(c);
-        return st != NH_OK ? st : st2;
-    }
-    if (!strcmp(op, "moments") || !strcmp(op, "fig1rec")) {
-        /* moments: one record of `ntkhess measure` (cmd_spectra.c measure_record);
-         * fig1rec: one record of `ntkhess fig1` (cmd_fig.c fig1_trial). */
-        nh_trace_opts to = nh_trace_opts_default();
-        to.nprobes = x->M;
-        to.control = 1;
-        nh_trace_result ti, th;
-        if (!strcmp(op, "fig1rec")) {
-            NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
-            NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
-            x->products = th.nproducts + ti.nproducts;
-            return NH_OK;
-        }
-        NH_TRY_CLI(nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
-        NH_TRY_CLI(nh_curv_trace(c, NH_OP_H, 4, &to, &th));
-        nh_trace_opts so = to;
-        so.control = 0;
-        nh_ortho_result o;
-        NH_TRY_CLI(nh_curv_orthogonality(c, &so, &o));
-        x->products = ti.nproducts + th.nproducts + o.nproducts;
-        return NH_OK;
-    }
+    if (!strcmp(op, "fig1trial")) return bench_fig1trial(x, c);
+    if (!strcmp(op, "moments") || !strcmp(op, "fig1rec")) return bench_record(x, c);
     return NH_EINVAL;
 }
 
@@ -180,224 +185,334 @@ static double rel2(const double *a, const double *b, const double *c2, size_t n)
 static const char *const bench_ops[] = {"hvp", "hvp_scratch", "ivp", "svp", "ntk", "grad", "step", "moments",
                                         "fig1rec", "fig1trial", NULL};
 
-static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
-    const char *op = NULL;
-    if (argc > 0 && argv[0][0] != '-') { op = argv[0]; argc--; argv++; }
+/* The run's options. */
+typedef struct bcfg {
+    const char *op;
+    size_t w[NH_BENCH_MAXW], L, nout, N, B, M, an;
+    int reps, areps, f32, is_rec;
+    nh_act act;
+    nh_loss loss;
+    uint64_t seed;
+} bcfg;
+
+static void bench_parse(const nh_cmd *cmd, int argc, char **argv, bcfg *b) {
+    memset(b, 0, sizeof *b);
+    if (argc > 0 && argv[0][0] != '-') { b->op = argv[0]; argc--; argv++; }
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
-    if (!op) nh_die_usage(cmd, "missing OP (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)");
+    const char *op = b->op;
+    char names[256];
+    size_t k = 0;
     int known = 0;
-    for (int i = 0; bench_ops[i]; i++) known |= !strcmp(op, bench_ops[i]);
-    if (!known)
-        nh_die_usage(cmd, "unknown OP '%s' (one of hvp, hvp_scratch, ivp, svp, ntk, grad, step, moments, fig1rec, fig1trial)", op);
-    nh_cli_threads(&a);
-    size_t w[NH_BENCH_MAXW];
-    const size_t nw = nh_arg_sizes(&a, "widths", w, NH_BENCH_MAXW);
-    if (nw < 2) nh_die_usage(cmd, "--widths needs at least 2 entries (n_0 and n_L)");
-    const size_t L = nw - 1, nout = w[L];
-    const size_t N = (size_t)nh_arg_int(&a, "N", 1, (long long)1 << 32);
-    const int is_rec = !strcmp(op, "moments") || !strcmp(op, "fig1rec") || !strcmp(op, "fig1trial");
-    const char *rs = nh_arg_req(&a, "reps");
-    const int reps = strcmp(rs, "auto") ? (int)nh_arg_int(&a, "reps", 1, 1000) : (is_rec ? 1 : 5);
-    const char *prec = nh_arg_req(&a, "precision");
-    int f32 = 0;
-    if (!strcmp(prec, "f32")) f32 = 1;
-    else if (strcmp(prec, "f64")) nh_die_usage(cmd, "--precision must be f64 or f32, got '%s'", prec);
-    const size_t B = (size_t)nh_arg_int(&a, "block", 1, 4096);
-    if (B > 1 && strcmp(op, "hvp")) nh_die_usage(cmd, "--block applies to OP hvp only");
-    nh_act act = nh_arg_act(cmd, &a, NULL);
-    nh_loss loss = nh_arg_loss(cmd, &a);
-    size_t M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
-    if (strncmp(op, "fig1", 4) == 0 && !nh_arg_flag(&a, "probes")) M = 4;
-    const size_t an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
-    const int areps = (int)nh_arg_int(&a, "anchor-reps", 1, 1000);
-    const uint64_t seed = nh_arg_u64(&a, "seed");
-
-    /* Memory check before allocating anything large. */
-    double P = 0, sumw = 0, wmax = 0, fwd = 0;
-    for (size_t l = 0; l < L; l++) {
-        P += (double)(w[l] + 1) * (double)w[l + 1];
-        fwd += 2.0 * (double)N * (double)w[l] * (double)w[l + 1];
+    for (int i = 0; bench_ops[i]; i++) { /* the list in the messages, from the table */
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "", bench_ops[i]);
+        known |= op && !strcmp(op, bench_ops[i]);
     }
-    for (size_t l = 0; l <= L; l++) { sumw += (double)w[l]; if ((double)w[l] > wmax) wmax = (double)w[l]; }
-    const double nm = (double)N * (double)nout, eb = f32 ? 4.0 : 8.0;
-    double bytes = 8.0 * P /* theta */ + eb * ((double)N * (8.0 * sumw + 2.0 * wmax) + nm * (nout + 3.0)) /* cache */;
-    if (f32) bytes += 4.0 * P; /* float theta copy */
+    if (!op) nh_die_usage(cmd, "missing OP (one of %s)", names);
+    if (!known) nh_die_usage(cmd, "unknown OP '%s' (one of %s)", op, names);
+    nh_cli_threads(&a);
+    const size_t nw = nh_arg_sizes(&a, "widths", b->w, NH_BENCH_MAXW);
+    if (nw < 2) nh_die_usage(cmd, "--widths needs at least 2 entries (n_0 and n_L)");
+    b->L = nw - 1, b->nout = b->w[b->L];
+    b->N = (size_t)nh_arg_int(&a, "N", 1, (long long)1 << 32);
+    b->is_rec = !strcmp(op, "moments") || !strcmp(op, "fig1rec") || !strcmp(op, "fig1trial");
+    const char *rs = nh_arg_req(&a, "reps");
+    b->reps = strcmp(rs, "auto") ? (int)nh_arg_int(&a, "reps", 1, 1000) : (b->is_rec ? 1 : 5);
+    const char *prec = nh_arg_req(&a, "precision");
+    if (!strcmp(prec, "f32")) b->f32 = 1;
+    else if (strcmp(prec, "f64")) nh_die_usage(cmd, "--precision must be f64 or f32, got '%s'", prec);
+    b->B = (size_t)nh_arg_int(&a, "block", 1, 4096);
+    if (b->B > 1 && strcmp(op, "hvp")) nh_die_usage(cmd, "--block applies to OP hvp only");
+    b->act = nh_arg_act(cmd, &a, NULL);
+    b->loss = nh_arg_loss(cmd, &a);
+    b->M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
+    if (strncmp(op, "fig1", 4) == 0 && !nh_arg_flag(&a, "probes")) b->M = 4;
+    b->an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
+    b->areps = (int)nh_arg_int(&a, "anchor-reps", 1, 1000);
+    b->seed = nh_arg_u64(&a, "seed");
+}
+
+/* Forward-pass flops 2 N sum n_l n_{l+1} and the parameter count. */
+static double bench_fwd(const bcfg *b, double *P) {
+    double fwd = 0;
+    *P = 0;
+    for (size_t l = 0; l < b->L; l++) {
+        *P += (double)(b->w[l] + 1) * (double)b->w[l + 1];
+        fwd += 2.0 * (double)b->N * (double)b->w[l] * (double)b->w[l + 1];
+    }
+    return fwd;
+}
+
+/* Memory the run needs (bytes), checked against MemAvailable and the
+ * library's limit before anything large is allocated. */
+static double bench_memory(const nh_cmd *cmd, const bcfg *b) {
+    const char *op = b->op;
+    const size_t N = b->N, B = b->B;
+    double P, sumw = 0, wmax = 0;
+    bench_fwd(b, &P);
+    for (size_t l = 0; l <= b->L; l++) { sumw += (double)b->w[l]; if ((double)b->w[l] > wmax) wmax = (double)b->w[l]; }
+    const double nm = (double)N * (double)b->nout, eb = b->f32 ? 4.0 : 8.0;
+    double bytes = 8.0 * P /* theta */ + eb * ((double)N * (8.0 * sumw + 2.0 * wmax) + nm * (b->nout + 3.0)) /* cache */;
+    if (b->f32) bytes += 4.0 * P; /* float theta copy */
     double extra = 8.0 * 4.0 * P; /* v, out, validation vectors */
     if (!strcmp(op, "hvp") && B > 1)
-        extra += 8.0 * (2.0 * (double)B * P + (double)(B < 16 ? B : 16) * (double)N * (2.0 * sumw + 2.0 * wmax + nout));
-    if (!strcmp(op, "ntk") || is_rec) extra += eb * (3.0 * nm * wmax + (double)N * N) + 8.0 * 2.0 * nm * nm;
+        extra += 8.0 * (2.0 * (double)B * P + (double)(B < 16 ? B : 16) * (double)N * (2.0 * sumw + 2.0 * wmax + b->nout));
+    if (!strcmp(op, "ntk") || b->is_rec) extra += eb * (3.0 * nm * wmax + (double)N * N) + 8.0 * 2.0 * nm * nm;
     if (!strcmp(op, "step")) extra += 8.0 * 2.0 * P;
-    if (is_rec) extra += 8.0 * (8.0 * P + 4.0 * nm * nm + 2.0 * nm * P / (double)(N > 1 ? N : 1));
+    if (b->is_rec) extra += 8.0 * (8.0 * P + 4.0 * nm * nm + 2.0 * nm * P / (double)(N > 1 ? N : 1));
     bytes += extra;
-    if (8.0 * 3.0 * (double)an * (double)an > bytes) bytes = 8.0 * 3.0 * (double)an * (double)an; /* anchor runs alone */
+    const double an = (double)b->an;
+    if (8.0 * 3.0 * an * an > bytes) bytes = 8.0 * 3.0 * an * an; /* anchor runs alone */
     const double avail = mem_available(), lim = (double)nh_get_mem_limit();
     const double cap = avail > 0 && avail < lim ? avail : lim;
     if (bytes > 0.9 * cap)
         nh_die(cmd, "the run needs about %.2f GB but only %.2f GB are available (widths, N or --block too large)",
                bytes / 1e9, cap / 1e9);
+    return bytes;
+}
 
-    /* Network, batch, context. */
+/* Network (iid N(0,1) parameters), batch (X, targets N(0,1)), vectors and
+ * contexts; X, T and the two validation vectors iv, sv are returned. */
+static void bench_setup(const nh_cmd *cmd, const bcfg *b, bctx *x, nh_rng *r, double **X, double **T, double **iv,
+                        double **sv) {
+    const size_t N = b->N, nout = b->nout;
     nh_net_config cfg = nh_net_config_default();
-    cfg.depth = L; cfg.widths = w; cfg.act = act;
-    bctx x = {0};
-    x.op = op; x.f32 = f32; x.B = B; x.M = M;
-    NH_CHECK(cmd, nh_net_create(&cfg, &x.net));
-    nh_net_init_normal(x.net, seed);
-    x.P = nh_net_nparams(x.net);
-    nh_rng r;
-    nh_rng_seed(&r, seed + 1);
-    const size_t tc = nh_loss_target_count(loss, N, nout);
-    double *X = malloc(N * w[0] * sizeof *X), *T = malloc(tc * sizeof *T);
-    if (!X || !T) nh_die(cmd, "out of memory");
-    nh_rng_fill_normal(&r, N * w[0], X);
+    cfg.depth = b->L; cfg.widths = b->w; cfg.act = b->act;
+    memset(x, 0, sizeof *x);
+    x->op = b->op; x->f32 = b->f32; x->B = b->B; x->M = b->M;
+    NH_CHECK(cmd, nh_net_create(&cfg, &x->net));
+    nh_net_init_normal(x->net, b->seed);
+    x->P = nh_net_nparams(x->net);
+    nh_rng_seed(r, b->seed + 1);
+    const size_t tc = nh_loss_target_count(b->loss, N, nout);
+    *X = malloc(N * b->w[0] * sizeof **X), *T = malloc(tc * sizeof **T);
+    if (!*X || !*T) nh_die(cmd, "out of memory");
+    nh_rng_fill_normal(r, N * b->w[0], *X);
     for (size_t i = 0; i < tc; i++) {
-        double u = nh_rng_normal(&r);
-        T[i] = loss == NH_LOSS_MSE ? u : loss == NH_LOSS_BCE ? (u > 0 ? 1.0 : -1.0) : (double)(i % nout);
+        double u = nh_rng_normal(r);
+        (*T)[i] = b->loss == NH_LOSS_MSE ? u : b->loss == NH_LOSS_BCE ? (u > 0 ? 1.0 : -1.0) : (double)(i % nout);
     }
-    double *iv = NULL, *sv = NULL;
-    x.v = malloc(x.P * sizeof *x.v);
-    x.out = malloc(x.P * sizeof *x.out);
-    iv = malloc(x.P * sizeof *iv);
-    sv = malloc(x.P * sizeof *sv);
-    if (!x.v || !x.out || !iv || !sv) nh_die(cmd, "out of memory");
-    nh_rng_fill_normal(&r, x.P, x.v);
-    if (!strcmp(op, "ntk")) {
-        x.K = malloc(N * nout * N * nout * sizeof *x.K);
-        if (!x.K) nh_die(cmd, "out of memory");
-    }
+    x->v = malloc(x->P * sizeof *x->v);
+    x->out = malloc(x->P * sizeof *x->out);
+    *iv = malloc(x->P * sizeof **iv);
+    *sv = malloc(x->P * sizeof **sv);
+    if (!x->v || !x->out || !*iv || !*sv) nh_die(cmd, "out of memory");
+    nh_rng_fill_normal(r, x->P, x->v);
+    if (!strcmp(b->op, "ntk") && !(x->K = malloc(N * nout * N * nout * sizeof *x->K))) nh_die(cmd, "out of memory");
     nh_curv_opts copts = nh_curv_opts_default();
     copts.precision = NH_PREC_SINGLE;
-    if (f32) NH_CHECK(cmd, nh_curv_create_ex(x.net, X, T, N, loss, &copts, &x.c32));
-    NH_CHECK(cmd, nh_curv_create(x.net, X, T, N, loss, &x.c));
+    if (b->f32) NH_CHECK(cmd, nh_curv_create_ex(x->net, *X, *T, N, b->loss, &copts, &x->c32));
+    NH_CHECK(cmd, nh_curv_create(x->net, *X, *T, N, b->loss, &x->c));
+}
 
-    /* Validate before timing. */
-    char check[160];
-    double err = NAN, tol = f32 ? 1e-3 : 1e-11;
-    if (!strcmp(op, "ntk")) {
-        /* u^T K u == |J^T u|^2 for a random u. */
-        double *u = malloc(N * nout * sizeof *u);
-        nh_rng_fill_normal(&r, N * nout, u);
-        NH_CHECK(cmd, run_op(&x));
-        double q = 0, g2 = 0;
-        for (size_t i = 0; i < N * nout; i++)
-            for (size_t j = 0; j < N * nout; j++) q += u[i] * x.K[i * N * nout + j] * u[j];
-        NH_CHECK(cmd, nh_curv_vjp(x.c, u, iv));
-        for (size_t p = 0; p < x.P; p++) g2 += iv[p] * iv[p];
-        err = fabs(q - g2) / g2;
-        snprintf(check, sizeof check, "u^T K u == |J^T u|^2 (K from the %s engine, J^T u in f64)", f32 ? "f32" : "f64");
-        free(u);
-    } else if (!strcmp(op, "grad") || !strcmp(op, "step")) {
-        /* grad . v == dC/dY . (J v): the gradient is J^T dC/dY. */
-        double *jv = malloc(N * nout * sizeof *jv), *dc = malloc(N * nout * sizeof *dc);
-        NH_CHECK(cmd, nh_curv_grad(f32 ? x.c32 : x.c, x.out));
-        NH_CHECK(cmd, nh_curv_jvp(x.c, x.v, jv));
-        nh_curv_dloss(x.c, dc);
-        double a1 = 0, a2 = 0, sc = 0;
-        for (size_t p = 0; p < x.P; p++) { a1 += x.out[p] * x.v[p]; sc += fabs(x.out[p] * x.v[p]); }
-        for (size_t i = 0; i < N * nout; i++) a2 += dc[i] * jv[i];
-        err = fabs(a1 - a2) / sc;
-        snprintf(check, sizeof check, "grad . v == dC/dY . J v");
-        free(jv);
-        free(dc);
+/* ntk: u^T K u == |J^T u|^2 for a random u. */
+static double bench_check_ntk(const nh_cmd *cmd, const bcfg *b, bctx *x, nh_rng *r, double *iv, char *check) {
+    const size_t nn = b->N * b->nout;
+    double *u = malloc(nn * sizeof *u);
+    if (!u) nh_die(cmd, "out of memory");
+    nh_rng_fill_normal(r, nn, u);
+    NH_CHECK(cmd, run_op(x));
+    double q = 0, g2 = 0;
+    for (size_t i = 0; i < nn; i++)
+        for (size_t j = 0; j < nn; j++) q += u[i] * x->K[i * nn + j] * u[j];
+    NH_CHECK(cmd, nh_curv_vjp(x->c, u, iv));
+    for (size_t p = 0; p < x->P; p++) g2 += iv[p] * iv[p];
+    snprintf(check, 160, "u^T K u == |J^T u|^2 (K from the %s engine, J^T u in f64)", b->f32 ? "f32" : "f64");
+    free(u);
+    return fabs(q - g2) / g2;
+}
+
+/* grad, step: grad . v == dC/dY . (J v): the gradient is J^T dC/dY. */
+static double bench_check_grad(const nh_cmd *cmd, const bcfg *b, bctx *x, char *check) {
+    const size_t nn = b->N * b->nout;
+    double *jv = malloc(nn * sizeof *jv), *dc = malloc(nn * sizeof *dc);
+    if (!jv || !dc) nh_die(cmd, "out of memory");
+    NH_CHECK(cmd, nh_curv_grad(b->f32 ? x->c32 : x->c, x->out));
+    NH_CHECK(cmd, nh_curv_jvp(x->c, x->v, jv));
+    nh_curv_dloss(x->c, dc);
+    double a1 = 0, a2 = 0, sc = 0;
+    for (size_t p = 0; p < x->P; p++) { a1 += x->out[p] * x->v[p]; sc += fabs(x->out[p] * x->v[p]); }
+    for (size_t i = 0; i < nn; i++) a2 += dc[i] * jv[i];
+    snprintf(check, 160, "grad . v == dC/dY . J v");
+    free(jv);
+    free(dc);
+    return fabs(a1 - a2) / sc;
+}
+
+/* The products: H v == I v + S v (f32: against the f64 H v as well); with
+ * --block, the block's last product against the single one. */
+static double bench_check_hv(const nh_cmd *cmd, const bcfg *b, bctx *x, nh_rng *r, double *iv, double *sv,
+                             double tol, char *check) {
+    double err;
+    NH_CHECK(cmd, nh_curv_hvp(x->c, x->v, x->out));
+    if (b->f32) {
+        double *h32 = malloc(x->P * sizeof *h32);
+        if (!h32) nh_die(cmd, "out of memory");
+        NH_CHECK(cmd, nh_curv_isvp(x->c32, x->v, iv, sv));
+        NH_CHECK(cmd, nh_curv_hvp(x->c32, x->v, h32));
+        double e1 = rel2(h32, iv, sv, x->P), e2 = rel2(x->out, h32, NULL, x->P);
+        err = e1 > e2 ? e1 : e2;
+        snprintf(check, 160, "f32: Hv == Iv + Sv and Hv(f32) == Hv(f64), max relative 2-norm error");
+        free(h32);
     } else {
-        /* H v == I v + S v (f32: against the f64 H v as well). */
-        NH_CHECK(cmd, nh_curv_hvp(x.c, x.v, x.out));
-        if (f32) {
-            double *h32 = malloc(x.P * sizeof *h32);
-            NH_CHECK(cmd, nh_curv_isvp(x.c32, x.v, iv, sv));
-            NH_CHECK(cmd, nh_curv_hvp(x.c32, x.v, h32));
-            double e1 = rel2(h32, iv, sv, x.P), e2 = rel2(x.out, h32, NULL, x.P);
-            err = e1 > e2 ? e1 : e2;
-            snprintf(check, sizeof check, "f32: Hv == Iv + Sv and Hv(f32) == Hv(f64), max relative 2-norm error");
-            free(h32);
-        } else {
-            NH_CHECK(cmd, nh_curv_isvp(x.c, x.v, iv, sv));
-            err = rel2(x.out, iv, sv, x.P);
-            snprintf(check, sizeof check, "Hv == Iv + Sv (relative 2-norm)");
-        }
-        if (B > 1 && err <= tol) {
-            x.V = malloc(B * x.P * sizeof *x.V);
-            x.OUT = malloc(B * x.P * sizeof *x.OUT);
-            if (!x.V || !x.OUT) nh_die(cmd, "out of memory (block of %zu vectors)", B);
-            nh_rng_fill_normal(&r, B * x.P, x.V);
-            memcpy(x.V + (B - 1) * x.P, x.v, x.P * sizeof *x.v);
-            NH_CHECK(cmd, nh_curv_hvp_block(f32 ? x.c32 : x.c, B, x.V, x.OUT));
-            double e2 = rel2(x.OUT + (B - 1) * x.P, x.out, NULL, x.P);
-            if (e2 > err) err = e2;
-            snprintf(check, sizeof check, "Hv == Iv + Sv and block Hv == single Hv (relative 2-norm)");
-        }
+        NH_CHECK(cmd, nh_curv_isvp(x->c, x->v, iv, sv));
+        err = rel2(x->out, iv, sv, x->P);
+        snprintf(check, 160, "Hv == Iv + Sv (relative 2-norm)");
     }
-    if (!(err <= tol)) nh_die(cmd, "validation failed before timing: %s: error %.3g > %.3g", check, err, tol);
+    const size_t B = b->B;
+    if (B > 1 && err <= tol) {
+        x->V = malloc(B * x->P * sizeof *x->V);
+        x->OUT = malloc(B * x->P * sizeof *x->OUT);
+        if (!x->V || !x->OUT) nh_die(cmd, "out of memory (block of %zu vectors)", B);
+        nh_rng_fill_normal(r, B * x->P, x->V);
+        memcpy(x->V + (B - 1) * x->P, x->v, x->P * sizeof *x->v);
+        NH_CHECK(cmd, nh_curv_hvp_block(b->f32 ? x->c32 : x->c, B, x->V, x->OUT));
+        double e2 = rel2(x->OUT + (B - 1) * x->P, x->out, NULL, x->P);
+        if (e2 > err) err = e2;
+        snprintf(check, 160, "Hv == Iv + Sv and block Hv == single Hv (relative 2-norm)");
+    }
+    return err;
+}
 
-    /* Time: one warm-up, then reps. */
-    size_t products = 0;
-    double *t = malloc((size_t)reps * sizeof *t);
-    if (!is_rec) NH_CHECK(cmd, run_op(&x)); /* warm-up (records: the validation warmed the context) */
-    for (int k = 0; k < reps; k++) {
+/* Validate before timing; the run stops when the check fails. */
+static double bench_validate(const nh_cmd *cmd, const bcfg *b, bctx *x, nh_rng *r, double *iv, double *sv,
+                             char *check) {
+    const double tol = b->f32 ? 1e-3 : 1e-11;
+    double err;
+    if (!strcmp(b->op, "ntk")) err = bench_check_ntk(cmd, b, x, r, iv, check);
+    else if (!strcmp(b->op, "grad") || !strcmp(b->op, "step")) err = bench_check_grad(cmd, b, x, check);
+    else err = bench_check_hv(cmd, b, x, r, iv, sv, tol, check);
+    if (!(err <= tol)) nh_die(cmd, "validation failed before timing: %s: error %.3g > %.3g", check, err, tol);
+    return err;
+}
+
+/* Timings of the run, and of a single H v for the records. */
+typedef struct btime {
+    double med, tmin, hv_med;
+    size_t products;
+} btime;
+
+/* One warm-up (records: the validation warmed the context), then reps. */
+static void bench_time(const nh_cmd *cmd, const bcfg *b, bctx *x, btime *tm) {
+    double *t = malloc((size_t)b->reps * sizeof *t);
+    if (!t) nh_die(cmd, "out of memory");
+    if (!b->is_rec) NH_CHECK(cmd, run_op(x));
+    for (int k = 0; k < b->reps; k++) {
         double t0 = now_s();
-        NH_CHECK(cmd, run_op(&x));
+        NH_CHECK(cmd, run_op(x));
         t[k] = now_s() - t0;
     }
-    double tmin = t[0];
-    for (int k = 1; k < reps; k++) if (t[k] < tmin) tmin = t[k];
-    const double med = median(t, reps);
+    tm->tmin = t[0];
+    for (int k = 1; k < b->reps; k++) if (t[k] < tm->tmin) tm->tmin = t[k];
+    tm->med = median(t, b->reps);
     free(t);
-
+    tm->hv_med = NAN;
+    tm->products = 0;
+    if (!b->is_rec) return;
     /* H v equivalents of a record: time single H v in the same process. */
-    double hv_med = NAN;
-    if (is_rec) {
-        double th[5];
-        nh_curv *hc = f32 ? x.c32 : x.c;
-        nh_curv_hvp(hc, x.v, x.out);
-        for (int k = 0; k < 5; k++) { double t0 = now_s(); nh_curv_hvp(hc, x.v, x.out); th[k] = now_s() - t0; }
-        hv_med = median(th, 5);
-        products = x.products;
-    }
+    double th[5];
+    nh_curv *hc = b->f32 ? x->c32 : x->c;
+    nh_curv_hvp(hc, x->v, x->out);
+    for (int k = 0; k < 5; k++) { double t0 = now_s(); nh_curv_hvp(hc, x->v, x->out); th[k] = now_s() - t0; }
+    tm->hv_med = median(th, 5);
+    tm->products = x->products;
+}
 
+/* GEMM flop counts of this implementation: fwd = 2 N sum n_l n_{l+1},
+ * rest = fwd without the input layer; NaN for the records. */
+static double bench_flops(const bcfg *b) {
+    double P;
+    const double fwd = bench_fwd(b, &P), first = 2.0 * (double)b->N * (double)b->w[0] * (double)b->w[1];
+    const double rest = fwd - first;
+    const char *op = b->op;
+    if (!strcmp(op, "hvp")) return (2 * fwd + 4 * rest) * (double)b->B;
+    if (!strcmp(op, "hvp_scratch")) return (fwd + rest) + (2 * fwd + 4 * rest);
+    if (!strcmp(op, "ivp")) return 2 * fwd + 2 * rest;
+    if (!strcmp(op, "svp")) return 2 * fwd + 3 * rest;
+    if (!strcmp(op, "grad")) return fwd;
+    if (!strcmp(op, "step")) return fwd + (fwd + rest);
+    if (!strcmp(op, "ntk")) {
+        double flops = (double)b->nout * rest, N = (double)b->N, no = (double)b->nout;
+        for (size_t l = 0; l < b->L; l++) flops += 2.0 * N * N * ((double)b->w[l] + no * no * (double)b->w[l + 1]);
+        return flops;
+    }
+    return NAN;
+}
+
+/* printf into the line buffer. */
+static void bput(char **p, char *end, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void bput(char **p, char *end, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(*p, (size_t)(end - *p), fmt, ap);
+    va_end(ap);
+    if (k > 0) *p += (size_t)k < (size_t)(end - *p) ? (size_t)k : (size_t)(end - *p) - 1;
+}
+
+static void bput_num(char **p, char *end, const char *key, const char *fmt, double v) {
+    if (!isfinite(v)) { bput(p, end, "\"%s\":null,", key); return; }
+    bput(p, end, "\"%s\":", key);
+    bput(p, end, fmt, v);
+    bput(p, end, ",");
+}
+
+/* Results of the run for the output line. */
+typedef struct bres {
+    btime tm;
+    double flops, dgemm_gf, sgemm_gf, err, bytes, rss;
+    size_t P;
+    const char *check;
+} bres;
+
+/* The one JSON line, built whole and written with one call, so that a
+ * killed or failed run never leaves half a line. */
+static void bench_emit(const bcfg *b, const bres *s) {
+    char line[4096], *p = line, *end = line + sizeof line;
+    const double gf = s->flops / s->tm.med / 1e9, anchor = b->f32 ? s->sgemm_gf : s->dgemm_gf;
+    bput(&p, end, "{\"op\":\"%s\",\"widths\":[", b->op);
+    for (size_t l = 0; l <= b->L; l++) bput(&p, end, "%s%zu", l ? "," : "", b->w[l]);
+    bput(&p, end, "],\"N\":%zu,\"P\":%zu,\"act\":\"%s\",\"loss\":\"%s\",\"threads\":%d,\"precision\":\"%s\",\"block\":%zu,",
+         b->N, s->P, nh_act_name(b->act), nh_loss_name(b->loss), openblas_get_num_threads(), b->f32 ? "f32" : "f64",
+         b->B);
+    bput(&p, end, "\"median_s\":%.6g,\"min_s\":%.6g,\"reps\":%d,", s->tm.med, s->tm.tmin, b->reps);
+    if (b->B > 1) bput(&p, end, "\"per_vector_s\":%.6g,", s->tm.med / (double)b->B);
+    bput_num(&p, end, "flops", "%.6g", s->flops);
+    bput_num(&p, end, "gflops", "%.4g", isfinite(s->flops) ? gf : NAN);
+    bput(&p, end, "\"dgemm_n\":%zu,", b->an);
+    bput_num(&p, end, "dgemm_gflops", "%.4g", s->dgemm_gf);
+    if (b->f32) bput_num(&p, end, "sgemm_gflops", "%.4g", s->sgemm_gf);
+    bput_num(&p, end, "frac_dgemm", "%.3f", isfinite(s->flops) ? gf / s->dgemm_gf : NAN);
+    if (b->f32) bput_num(&p, end, "frac_sgemm", "%.3f", isfinite(s->flops) ? gf / anchor : NAN);
+    if (b->is_rec)
+        bput(&p, end, "\"probes\":%zu,\"products\":%zu,\"hvp_median_s\":%.6g,\"hv_equivalents\":%.1f,", b->M,
+             s->tm.products, s->tm.hv_med, s->tm.med / s->tm.hv_med);
+    bput(&p, end, "\"check\":\"%s\",\"check_err\":%.3g,\"mem_estimate_mb\":%.1f,\"peak_rss_mb\":%.1f}\n", s->check,
+         s->err, s->bytes / 1048576.0, s->rss);
+    fwrite(line, 1, (size_t)(p - line), stdout);
+    fflush(stdout);
+}
+
+static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
+    bcfg b;
+    bench_parse(cmd, argc, argv, &b);
+    bres s;
+    memset(&s, 0, sizeof s);
+    s.bytes = bench_memory(cmd, &b);
+    bctx x;
+    nh_rng r;
+    double *X, *T, *iv, *sv;
+    bench_setup(cmd, &b, &x, &r, &X, &T, &iv, &sv);
+    char check[160];
+    s.err = bench_validate(cmd, &b, &x, &r, iv, sv, check);
+    s.check = check;
+    bench_time(cmd, &b, &x, &s.tm);
     /* Peak resident size of the run itself, then the rate anchor (after the
      * timing, so that its 3 n^2 doubles do not count in peak_rss_mb). */
-    const double rss = peak_rss_mb();
-    double dgemm_gf, sgemm_gf;
-    gemm_anchor(cmd, an, areps, f32, &dgemm_gf, &sgemm_gf);
-
-    /* GEMM flop counts of this implementation: fwd = 2 N sum n_l n_{l+1},
-     * rest = fwd without the input layer. */
-    const double first = 2.0 * (double)N * (double)w[0] * (double)w[1], rest = fwd - first;
-    double flops = NAN;
-    if (!strcmp(op, "hvp")) flops = (2 * fwd + 4 * rest) * (double)B;
-    else if (!strcmp(op, "hvp_scratch")) flops = (fwd + rest) + (2 * fwd + 4 * rest);
-    else if (!strcmp(op, "ivp")) flops = 2 * fwd + 2 * rest;
-    else if (!strcmp(op, "svp")) flops = 2 * fwd + 3 * rest;
-    else if (!strcmp(op, "grad")) flops = fwd;
-    else if (!strcmp(op, "step")) flops = fwd + (fwd + rest);
-    else if (!strcmp(op, "ntk")) {
-        flops = (double)nout * rest;
-        for (size_t l = 0; l < L; l++) flops += 2.0 * (double)N * N * ((double)w[l] + (double)nout * nout * w[l + 1]);
-    }
-    const double gf = flops / med / 1e9;
-    const double anchor = f32 ? sgemm_gf : dgemm_gf;
-
-    printf("{\"op\":\"%s\",\"widths\":[", op);
-    for (size_t l = 0; l <= L; l++) printf("%s%zu", l ? "," : "", w[l]);
-    printf("],\"N\":%zu,\"P\":%zu,\"act\":\"%s\",\"loss\":\"%s\",\"threads\":%d,\"precision\":\"%s\",\"block\":%zu,",
-           N, x.P, nh_act_name(act), nh_arg_str(&a, "loss"), openblas_get_num_threads(), f32 ? "f32" : "f64", B);
-    printf("\"median_s\":%.6g,\"min_s\":%.6g,\"reps\":%d,", med, tmin, reps);
-    if (B > 1) printf("\"per_vector_s\":%.6g,", med / (double)B);
-    if (isfinite(flops)) printf("\"flops\":%.6g,\"gflops\":%.4g,", flops, gf);
-    else printf("\"flops\":null,\"gflops\":null,");
-    printf("\"dgemm_n\":%zu,", an);
-    if (isfinite(dgemm_gf)) printf("\"dgemm_gflops\":%.4g,", dgemm_gf); else printf("\"dgemm_gflops\":null,");
-    if (f32) { if (isfinite(sgemm_gf)) printf("\"sgemm_gflops\":%.4g,", sgemm_gf); else printf("\"sgemm_gflops\":null,"); }
-    if (isfinite(flops) && isfinite(dgemm_gf)) printf("\"frac_dgemm\":%.3f,", gf / dgemm_gf); else printf("\"frac_dgemm\":null,");
-    if (f32) { if (isfinite(flops) && isfinite(anchor)) printf("\"frac_sgemm\":%.3f,", gf / anchor); else printf("\"frac_sgemm\":null,"); }
-    if (is_rec)
-        printf("\"probes\":%zu,\"products\":%zu,\"hvp_median_s\":%.6g,\"hv_equivalents\":%.1f,", M, products, hv_med,
-               med / hv_med);
-    printf("\"check\":\"%s\",\"check_err\":%.3g,\"mem_estimate_mb\":%.1f,\"peak_rss_mb\":%.1f}\n", check, err,
-           bytes / 1048576.0, rss);
-    fflush(stdout);
-
+    s.rss = peak_rss_mb();
+    gemm_anchor(cmd, b.an, b.areps, b.f32, &s.dgemm_gf, &s.sgemm_gf);
+    s.flops = bench_flops(&b);
+    s.P = x.P;
+    bench_emit(&b, &s);
     nh_curv_free(x.c32);
     nh_curv_free(x.c);
     nh_net_free(x.net);

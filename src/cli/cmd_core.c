@@ -89,7 +89,8 @@ static int run_init(const nh_cmd *cmd, int argc, char **argv) {
     NH_CHECK(cmd, nh_net_create(&c, &net));
     if (c.param == NH_PARAM_STANDARD) nh_net_init_uniform_fanin(net, seed);
     else nh_net_init_normal(net, seed);
-    NH_CHECK(cmd, nh_model_save(out, net));
+    NH_CHECK(cmd, nh_model_save(nh_out_open(cmd, out, 0, NULL, 0), net)); /* all or nothing (out.c) */
+    nh_out_commit(cmd);
     fprintf(stderr, "ntkhess init: wrote %s (depth %zu, P = %zu parameters)\n", out, c.depth, nh_net_nparams(net));
     nh_net_free(net);
     return 0;
@@ -120,90 +121,117 @@ static const nh_optspec train_opts[] = {
     {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse, labels -1/+1 (N, n_L) for bce, class ids (N,) for ce"},
     NH_OPT_LOSS("mse"),
     {"lr", "ETA", NULL, "learning rate eta (> 0)"},
-    {"steps", "K", NULL, "number of full-batch gradient-descent steps"},
-    {"out", "DIR", NULL, "model directory for the trained network (plus train.csv)"},
+    {"steps", "K", NULL, "number of full-batch gradient-descent steps (at most 2^40)"},
+    {"out", "DIR", NULL, "model directory for the trained network (plus train.csv); replaced whole"},
     {"log-every", "E", "1", "write a train.csv row every E steps"},
-    {"checkpoint-every", "C", "100", "save a checkpoint (DIR2/checkpoint/) every C steps for resuming"},
+    {"checkpoint-every", "C", "100", "save a checkpoint (in DIR2's work folder .DIR2.partial/) every C steps"},
+    {"restart", NULL, NULL, "discard an unfinished run's checkpoint in DIR2's work folder and start over"},
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
-static int run_train(const nh_cmd *cmd, int argc, char **argv) {
+typedef struct train_job {
+    nh_loss loss;
+    double eta;
+    long long steps, every, ckev;
+    const char *out, *model, *xp, *tp;
+    nh_net *net;
+    nh_dataset d;
+} train_job;
+
+static void train_parse(const nh_cmd *cmd, int argc, char **argv, train_job *j, nh_args *args) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
+    *args = a;
     nh_cli_threads(&a);
-    nh_loss loss = nh_arg_loss(cmd, &a);
-    double eta = nh_arg_double(&a, "lr");
-    if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
-    long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
-    long long every = nh_arg_int(&a, "log-every", 1, (long long)1 << 40);
-    long long ckev = nh_arg_int(&a, "checkpoint-every", 1, (long long)1 << 40);
-    const char *out = nh_arg_req(&a, "out");
-    const char *model = nh_arg_req(&a, "model"), *xp = nh_arg_req(&a, "data"), *tp = nh_arg_req(&a, "targets");
-    nh_net *net = load_model(cmd, model);
-    nh_dataset d;
-    nh_cli_load_data(cmd, xp, tp, net, loss, &d);
-    nh_cli_mkdir(cmd, out);
-    char path[4096], ck[4096], cfgpath[4096], sig_lr[64], sig_ev[64];
-    nh_cli_path(path, sizeof path, out, "train.csv");
-    nh_cli_path(ck, sizeof ck, out, "checkpoint");
-    nh_cli_path(cfgpath, sizeof cfgpath, model, "config.json");
-    snprintf(sig_lr, sizeof sig_lr, "%.17g", eta);
-    snprintf(sig_ev, sizeof sig_ev, "%lld", every);
-    const char *parts[] = {"train", cfgpath, xp, tp, nh_arg_str(&a, "loss"), sig_lr, sig_ev};
-    unsigned long long sig = nh_ckpt_signature(parts, sizeof parts / sizeof *parts);
-    long long start = nh_ckpt_load(cmd, ck, sig, &net);
-    FILE *log;
-    if (start >= 0) {
-        nh_ckpt_truncate_csv(cmd, path, start);
-        log = fopen(path, "a");
-        fprintf(stderr, "ntkhess train: resuming from step %lld (%s)\n", start, ck);
-    } else {
-        start = 0;
-        log = fopen(path, "w");
-    }
-    if (!log) nh_die(cmd, "cannot write %s", path);
-    nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
-    if (start == 0) fprintf(log, "step,t,loss\n%d,%.17g,%.17g\n", 0, 0.0, nh_curv_loss(c));
+    j->loss = nh_arg_loss(cmd, &a);
+    j->eta = nh_arg_double(&a, "lr");
+    if (j->eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", j->eta);
+    j->steps = nh_arg_int(&a, "steps", 0, NH_MAX_STEPS);
+    j->every = nh_arg_int(&a, "log-every", 1, NH_MAX_STEPS);
+    j->ckev = nh_arg_int(&a, "checkpoint-every", 1, NH_MAX_STEPS);
+    j->out = nh_arg_req(&a, "out");
+    j->model = nh_arg_req(&a, "model"), j->xp = nh_arg_req(&a, "data"), j->tp = nh_arg_req(&a, "targets");
+    j->net = load_model(cmd, j->model);
+    nh_cli_load_data(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
+}
+
+/* Everything that changes the result: contents, not names or dates. */
+static void train_identity(const nh_cmd *cmd, const train_job *j, nh_ckpt_id *id) {
+    memset(id, 0, sizeof *id);
+    nh_ckpt_id_add(id, "command", "train");
+    nh_ckpt_id_model(cmd, id, j->model, j->net);
+    nh_ckpt_id_file(cmd, id, "data", j->xp);
+    nh_ckpt_id_file(cmd, id, "targets", j->tp);
+    nh_ckpt_id_add(id, "loss", "%s", nh_loss_name(j->loss));
+    nh_ckpt_id_add(id, "lr", "%.17g", j->eta);
+    nh_ckpt_id_add(id, "steps", "%lld", j->steps);
+    nh_ckpt_id_add(id, "log-every", "%lld", j->every);
+}
+
+/* Steps start+1..steps; returns the status of the step that failed. */
+static nh_status train_loop(const nh_cmd *cmd, train_job *j, nh_run *r, nh_curv *c, long long start, long long *at) {
     double t0 = nh_cli_now();
-    nh_status st = NH_OK;
-    long long k;
-    for (k = start + 1; k <= steps; k++) {
-        st = nh_curv_gd_step(c, net, eta);
-        if (st != NH_OK) break;
-        if (k % every == 0 || k == steps) {
-            fprintf(log, "%lld,%.17g,%.17g\n", k, (double)k * eta, nh_curv_loss(c));
-            if (fflush(log) != 0) nh_die(cmd, "cannot write %s", path);
-        }
-        if (k % ckev == 0 && k < steps) nh_ckpt_save(cmd, ck, sig, k, net);
-        nh_cli_progress("train: step", (size_t)(k - start), (size_t)(steps - start), nh_cli_now() - t0);
+    for (long long k = start + 1; k <= j->steps; k++) {
+        *at = k;
+        nh_status st = nh_curv_gd_step(c, j->net, j->eta);
+        if (st != NH_OK) return st;
+        if (k % j->every == 0 || k == j->steps)
+            nh_log_row(cmd, &r->log, "%lld,%.17g,%.17g", k, (double)k * j->eta, nh_curv_loss(c));
+        if (k % j->ckev == 0 && k < j->steps) nh_run_checkpoint(r, k, j->net);
+        nh_run_poll_signal(r, k, j->net);
+        if (k == start + 1 && j->steps - start > 1) nh_cli_estimate(cmd, "steps", nh_cli_now() - t0, j->steps - start);
+        nh_cli_progress("train: step", (size_t)(k - start), (size_t)(j->steps - start), nh_cli_now() - t0);
     }
-    int bad = fclose(log) != 0;
-    /* Always save the last finite state, also after divergence. */
-    nh_status sv = nh_model_save(out, net);
-    if (sv == NH_OK && st == NH_OK) nh_ckpt_remove(ck);
-    nh_curv_free(c);
-    nh_net_free(net);
-    nh_dataset_free(&d);
-    if (bad) nh_die(cmd, "cannot write %s", path);
-    if (sv != NH_OK) nh_die_status(cmd, sv);
+    return NH_OK;
+}
+
+static int run_train(const nh_cmd *cmd, int argc, char **argv) {
+    train_job j;
+    memset(&j, 0, sizeof j);
+    nh_args a;
+    train_parse(cmd, argc, argv, &j, &a);
+    const char *inputs[] = {j.model, j.xp, j.tp};
+    nh_run_spec sp = {cmd, j.out, 0, "train.csv", "step,t,loss", {0}, j.steps, nh_arg_flag(&a, "restart"), inputs, 3};
+    train_identity(cmd, &j, &sp.id);
+    nh_run r;
+    long long start = nh_run_begin(&r, &sp, &j.net);
+    nh_curv *c = NULL;
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&a), &c));
+    if (start < 0) {
+        if (!isfinite(nh_curv_loss(c)))
+            nh_die(cmd, "the loss at step 0 is not finite (%g); nothing written to %s", nh_curv_loss(c), j.out);
+        nh_log_row(cmd, &r.log, "%d,%.17g,%.17g", 0, 0.0, nh_curv_loss(c));
+        start = 0;
+    }
+    long long k = start;
+    nh_status st = train_loop(cmd, &j, &r, c, start, &k);
     if (st != NH_OK)
-        nh_die(cmd, "%s at step %lld: %s (the last finite state is saved in %s)", nh_strerror(st), k, nh_last_error(),
-               out);
-    fprintf(stderr, "ntkhess train: %lld steps, t = %.6g, model in %s\n", steps, (double)steps * eta, out);
+        nh_die(cmd, "%s at step %lld: %s; nothing written to %s (lower --lr)", nh_strerror(st), k,
+               nh_last_error_detail(), j.out);
+    nh_run_close_log(&r);
+    NH_CHECK(cmd, nh_model_save(r.work, j.net)); /* refuses non-finite parameters */
+    nh_out_commit(cmd);
+    fprintf(stderr, "ntkhess train: %lld steps, t = %.6g, model in %s\n", j.steps, (double)j.steps * j.eta, j.out);
+    nh_curv_free(c);
+    nh_net_free(j.net);
+    nh_dataset_free(&j.d);
     return 0;
 }
 
 const nh_cmd nh_cmd_train = {
     "train", "Train a model by full-batch gradient descent.",
-    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --out DIR2",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --out DIR2 [--restart]",
     "Each step is theta <- theta - eta grad C(theta) with C = (1/N) sum_i c_i(f(x_i)).\n"
     "After k steps the gradient-flow time is t = k * eta, the time used by every\n"
-    "prediction in ntkhess.  DIR2 receives the trained model and train.csv (step,t,loss).\n"
-    "A run whose loss or parameters become non-finite stops with an error and keeps\n"
-    "the last finite state in DIR2.  A run that is killed and started again with the\n"
-    "same arguments resumes from its last checkpoint and ends in the same state.",
+    "prediction in ntkhess.  DIR2 receives the trained model and train.csv (step,t,loss),\n"
+    "all at once when the run completes (an existing DIR2 is replaced whole).  A run\n"
+    "whose loss or parameters become non-finite stops with an error and writes nothing.\n"
+    "A run that is killed (or stopped by SIGINT, SIGTERM, SIGHUP: it checkpoints and\n"
+    "exits 128+signal) resumes when started again with the same arguments and ends in\n"
+    "the same state, bit for bit; its work folder .DIR2.partial/ (beside DIR2) holds\n"
+    "the checkpoint.  A rerun with another model, data, targets, loss, lr, steps or\n"
+    "log-every (compared by content) is refused unless --restart is given.",
     train_opts, run_train};
 
 /* ------------------------------------------------------------- curvature */
@@ -225,111 +253,138 @@ static void json_add_array(cJSON *o, const char *key, const double *v, size_t n)
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(v[i]));
 }
 
+/* --hvp V.npy: one entry per parameter. */
+static double *curv_direction(const nh_cmd *cmd, const char *path, size_t P) {
+    double *v = NULL;
+    size_t nd, sh[NH_NPY_MAXDIM];
+    NH_CHECK(cmd, nh_npy_read(path, &v, &nd, sh));
+    size_t cnt = 1;
+    for (size_t i = 0; i < nd; i++) cnt *= sh[i];
+    if (!(nd == 1 || (nd == 2 && (sh[0] == 1 || sh[1] == 1))) || cnt != P)
+        nh_die(cmd, "%s: direction must have shape (%zu,) (one entry per parameter), got %zu entries", path, P, cnt);
+    nh_cli_check_finite(cmd, path, v, P);
+    return v;
+}
+
+/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S). */
+static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, size_t n, size_t m, nh_loss loss,
+                       cJSON *js) {
+    const size_t nm = n * m;
+    double *buf = malloc((P > nm ? P : nm) * sizeof *buf);
+    double *E = malloc(nm * sizeof *E), *G = malloc(nm * sizeof *G);
+    if (!buf || !E || !G) nh_die(cmd, "out of memory");
+    size_t shP[1] = {P}, shY[2] = {n, m};
+    NH_CHECK(cmd, nh_curv_grad(c, buf));
+    nh_cli_write_npy(cmd, w, "grad.npy", buf, 1, shP);
+    nh_curv_outputs(c, buf);
+    nh_cli_write_npy(cmd, w, "Y.npy", buf, 2, shY);
+    NH_CHECK(cmd, nh_curv_G(c, G));
+    nh_cli_write_npy(cmd, w, "G.npy", G, 2, shY);
+    nh_curv_dloss(c, E);
+    double trS = 0;
+    for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
+    cJSON_AddNumberToObject(js, "N", (double)n);
+    cJSON_AddNumberToObject(js, "P", (double)P);
+    cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
+    cJSON_AddItemToObject(js, "loss", nh_cli_json_num(nh_curv_loss(c)));
+    cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
+    free(buf); free(E); free(G);
+}
+
+/* ntk.npy and Tr(I^k) = Tr((HC Theta)^k) exactly, k = 1..4, from the Gram. */
+static void curv_ntk(const nh_cmd *cmd, nh_curv *c, const char *w, size_t n, size_t m, cJSON *js) {
+    const size_t nm = n * m;
+    double *K = malloc(nm * nm * sizeof *K), *HC = malloc(n * m * m * sizeof *HC);
+    if (!K || !HC) nh_die(cmd, "out of memory for the %zu x %zu NTK", nm, nm);
+    NH_CHECK(cmd, nh_curv_ntk(c, K));
+    size_t shK[2] = {nm, nm};
+    nh_cli_write_npy(cmd, w, "ntk.npy", K, 2, shK);
+    nh_curv_hloss(c, HC);
+    double tr[4];
+    NH_CHECK(cmd, nh_ntk_trace_powers(n, m, K, HC, 4, tr));
+    json_add_array(js, "tr_I", tr, 4);
+    free(K); free(HC);
+}
+
+static void curv_hvp(const nh_cmd *cmd, nh_curv *c, const char *w, const double *v, size_t P) {
+    double *iv = malloc(P * sizeof *iv), *sv = malloc(P * sizeof *sv), *hv = malloc(P * sizeof *hv);
+    if (!iv || !sv || !hv) nh_die(cmd, "out of memory");
+    size_t shP[1] = {P};
+    NH_CHECK(cmd, nh_curv_hvp(c, v, hv));
+    NH_CHECK(cmd, nh_curv_isvp(c, v, iv, sv));
+    nh_cli_write_npy(cmd, w, "Hv.npy", hv, 1, shP);
+    nh_cli_write_npy(cmd, w, "Iv.npy", iv, 1, shP);
+    nh_cli_write_npy(cmd, w, "Sv.npy", sv, 1, shP);
+    free(iv); free(sv); free(hv);
+}
+
+static void curv_dense(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P) {
+    double *H = malloc(P * P * sizeof *H), *Im = malloc(P * P * sizeof *Im), *S = malloc(P * P * sizeof *S);
+    double *ev = malloc(P * sizeof *ev);
+    if (!H || !Im || !S || !ev) nh_die(cmd, "out of memory for dense matrices (P = %zu)", P);
+    NH_CHECK(cmd, nh_curv_dense(c, H, Im, S));
+    size_t shPP[2] = {P, P}, shP[1] = {P};
+    const char *names[3] = {"H", "I", "S"};
+    double *mats[3] = {H, Im, S};
+    for (int t = 0; t < 3; t++) {
+        char nm1[16], nm2[16];
+        snprintf(nm1, sizeof nm1, "%s.npy", names[t]);
+        snprintf(nm2, sizeof nm2, "eig%s.npy", names[t]);
+        nh_cli_write_npy(cmd, w, nm1, mats[t], 2, shPP);
+        NH_CHECK(cmd, nh_eigvalsh(P, mats[t], ev));
+        nh_cli_write_npy(cmd, w, nm2, ev, 1, shP);
+    }
+    free(H); free(Im); free(S); free(ev);
+}
+
+static void curv_check_dense_memory(const nh_cmd *cmd, size_t P, size_t nm) {
+    /* Three P x P matrices, a copy for the eigensolver and the Jacobian. */
+    size_t lim = nh_get_mem_limit();
+    double need = 5.0 * (double)P * (double)P * 8.0 + (double)nm * (double)P * 16.0;
+    if (need > (double)lim)
+        nh_die(cmd, "--dense with P = %zu needs %.3g GB, more than the %.3g GB memory limit", P, need / 1e9,
+               (double)lim / 1e9);
+}
+
+/* --no-ntk: what was skipped and why (the exact quantities need the (N n_L)^2 Gram). */
+static void curv_skipped(size_t nm, cJSON *js) {
+    char why[256];
+    snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and the "
+             "spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
+    cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
+    cJSON_AddStringToObject(sk, "ntk.npy", why);
+    cJSON_AddStringToObject(sk, "tr_I", why);
+}
+
 static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
     nh_loss loss = nh_arg_loss(cmd, &a);
     const char *out = nh_arg_req(&a, "out");
-    nh_net *net = load_model(cmd, nh_arg_req(&a, "model"));
+    const char *inputs[] = {nh_arg_req(&a, "model"), nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), nh_arg_str(&a, "hvp")};
+    nh_net *net = load_model(cmd, inputs[0]);
     nh_dataset d;
-    nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
-    const size_t P = nh_net_nparams(net), n = d.n, m = d.nout, nm = n * m;
-    double *v = NULL;
-    if (nh_arg_str(&a, "hvp")) {
-        size_t nd, sh[NH_NPY_MAXDIM];
-        NH_CHECK(cmd, nh_npy_read(nh_arg_str(&a, "hvp"), &v, &nd, sh));
-        size_t cnt = 1;
-        for (size_t i = 0; i < nd; i++) cnt *= sh[i];
-        if (!(nd == 1 || (nd == 2 && (sh[0] == 1 || sh[1] == 1))) || cnt != P)
-            nh_die(cmd, "%s: direction must have shape (%zu,) (one entry per parameter), got %zu entries",
-                   nh_arg_str(&a, "hvp"), P, cnt);
-    }
-    if (nh_arg_flag(&a, "dense")) {
-        /* Three P x P matrices, a copy for the eigensolver and the Jacobian. */
-        size_t lim = nh_get_mem_limit();
-        double need = 5.0 * (double)P * (double)P * 8.0 + (double)nm * (double)P * 16.0;
-        if (need > (double)lim)
-            nh_die(cmd, "--dense with P = %zu needs %.3g GB, more than the %.3g GB memory limit", P, need / 1e9,
-                   (double)lim / 1e9);
-    }
+    nh_cli_load_data(cmd, inputs[1], inputs[2], net, loss, &d);
+    const size_t P = nh_net_nparams(net), n = d.n, m = d.nout;
+    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
+    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
-    nh_cli_mkdir(cmd, out);
-    double *buf = malloc((P > nm ? P : nm) * sizeof *buf);
-    double *E = malloc(nm * sizeof *E), *G = malloc(nm * sizeof *G);
-    if (!buf || !E || !G) nh_die(cmd, "out of memory");
-    size_t shP[1] = {P}, shY[2] = {n, m};
-    NH_CHECK(cmd, nh_curv_grad(c, buf));
-    nh_cli_write_npy(cmd, out, "grad.npy", buf, 1, shP);
-    nh_curv_outputs(c, buf);
-    nh_cli_write_npy(cmd, out, "Y.npy", buf, 2, shY);
-    NH_CHECK(cmd, nh_curv_G(c, G));
-    nh_cli_write_npy(cmd, out, "G.npy", G, 2, shY);
-    nh_curv_dloss(c, E);
-    double trS = 0;
-    for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
+    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
-    cJSON_AddNumberToObject(js, "N", (double)n);
-    cJSON_AddNumberToObject(js, "P", (double)P);
-    cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
-    cJSON_AddNumberToObject(js, "loss", nh_curv_loss(c));
-    cJSON_AddNumberToObject(js, "tr_S1", trS);
+    curv_basic(cmd, c, w, P, n, m, loss, js);
     cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
-    if (!nh_arg_flag(&a, "no-ntk")) {
-        double *K = malloc(nm * nm * sizeof *K), *HC = malloc(n * m * m * sizeof *HC);
-        if (!K || !HC) nh_die(cmd, "out of memory for the %zu x %zu NTK", nm, nm);
-        NH_CHECK(cmd, nh_curv_ntk(c, K));
-        size_t shK[2] = {nm, nm};
-        nh_cli_write_npy(cmd, out, "ntk.npy", K, 2, shK);
-        /* Tr(I^k) = Tr((HC Theta)^k) exactly, k = 1..4, from the Gram matrix. */
-        nh_curv_hloss(c, HC);
-        double tr[4];
-        NH_CHECK(cmd, nh_ntk_trace_powers(n, m, K, HC, 4, tr));
-        json_add_array(js, "tr_I", tr, 4);
-        free(K); free(HC);
-    } else { /* what was skipped and why: the exact quantities need the (N n_L)^2 Gram */
-        char why[256];
-        snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and "
-                 "the spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
-        cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
-        cJSON_AddStringToObject(sk, "ntk.npy", why);
-        cJSON_AddStringToObject(sk, "tr_I", why);
-    }
-    if (v) {
-        double *iv = malloc(P * sizeof *iv), *sv = malloc(P * sizeof *sv), *hv = malloc(P * sizeof *hv);
-        if (!iv || !sv || !hv) nh_die(cmd, "out of memory");
-        NH_CHECK(cmd, nh_curv_hvp(c, v, hv));
-        NH_CHECK(cmd, nh_curv_isvp(c, v, iv, sv));
-        nh_cli_write_npy(cmd, out, "Hv.npy", hv, 1, shP);
-        nh_cli_write_npy(cmd, out, "Iv.npy", iv, 1, shP);
-        nh_cli_write_npy(cmd, out, "Sv.npy", sv, 1, shP);
-        free(iv); free(sv); free(hv);
-    }
-    if (nh_arg_flag(&a, "dense")) {
-        double *H = malloc(P * P * sizeof *H), *Im = malloc(P * P * sizeof *Im), *S = malloc(P * P * sizeof *S);
-        double *w = malloc(P * sizeof *w);
-        if (!H || !Im || !S || !w) nh_die(cmd, "out of memory for dense matrices (P = %zu)", P);
-        NH_CHECK(cmd, nh_curv_dense(c, H, Im, S));
-        size_t shPP[2] = {P, P};
-        const char *names[3] = {"H", "I", "S"};
-        double *mats[3] = {H, Im, S};
-        for (int t = 0; t < 3; t++) {
-            char nm1[16], nm2[16];
-            snprintf(nm1, sizeof nm1, "%s.npy", names[t]);
-            snprintf(nm2, sizeof nm2, "eig%s.npy", names[t]);
-            nh_cli_write_npy(cmd, out, nm1, mats[t], 2, shPP);
-            NH_CHECK(cmd, nh_eigvalsh(P, mats[t], w));
-            nh_cli_write_npy(cmd, out, nm2, w, 1, shP);
-        }
-        free(H); free(Im); free(S); free(w);
-    }
-    char *txt = cJSON_Print(js);
-    char path[4096];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "summary.json"), txt);
+    if (!nh_arg_flag(&a, "no-ntk")) curv_ntk(cmd, c, w, n, m, js);
+    else curv_skipped(n * m, js);
+    if (v) curv_hvp(cmd, c, w, v, P);
+    if (nh_arg_flag(&a, "dense")) curv_dense(cmd, c, w, P);
+    char *txt = cJSON_Print(js), path[4200];
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
+    nh_out_commit(cmd);
     free(txt);
     cJSON_Delete(js);
-    free(buf); free(E); free(G); free(v);
+    free(v);
     nh_curv_free(c);
     nh_net_free(net);
     nh_dataset_free(&d);

@@ -52,11 +52,12 @@ static int file_exists(const char *path) {
 
 /* Write X (n x d) and the targets: (n, k) for mse/bce, (n,) for ce. */
 static void write_xy(const nh_cmd *cmd, const char *out, const double *X, size_t n, size_t d, const double *T,
-                     size_t k, nh_loss loss) {
-    nh_cli_mkdir(cmd, out);
+                     size_t k, nh_loss loss, const char *const *inputs, size_t nin) {
+    const char *w = nh_out_open(cmd, out, 0, inputs, nin); /* both files or neither */
     size_t shX[2] = {n, d}, shY[2] = {n, k};
-    nh_cli_write_npy(cmd, out, "X.npy", X, 2, shX);
-    nh_cli_write_npy(cmd, out, "Y.npy", T, loss == NH_LOSS_CE ? 1 : 2, shY);
+    nh_cli_write_npy(cmd, w, "X.npy", X, 2, shX);
+    nh_cli_write_npy(cmd, w, "Y.npy", T, loss == NH_LOSS_CE ? 1 : 2, shY);
+    nh_out_commit(cmd);
 }
 
 /* ---------------------------------------------------------- sphere, disk */
@@ -74,7 +75,7 @@ static int run_synth(const nh_cmd *cmd, const nh_args *a, const char *kind, nh_d
     double *X = malloc(n * dim * sizeof *X), *T = malloc(n * sizeof *T);
     if (!X || !T) nh_die(cmd, "out of memory");
     NH_CHECK(cmd, nh_data_synth(k, n, dim, loss, K, nh_arg_u64(a, "seed"), X, T));
-    write_xy(cmd, out, X, n, dim, T, 1, loss);
+    write_xy(cmd, out, X, n, dim, T, 1, loss, NULL, 0);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy\n", out, n, dim, out);
     free(X);
     free(T);
@@ -153,7 +154,8 @@ static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int
     NH_CHECK(cmd, nh_images_prepare(&im, n, size, seed, loss, X, T, NULL));
     const size_t total = im.n;
     nh_images_free(&im);
-    write_xy(cmd, out, X, n, dim, T, 1, loss);
+    const char *in[] = {dir};
+    write_xy(cmd, out, X, n, dim, T, 1, loss, in, 1);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy: %zu of the %zu %s images in %s, seed %llu\n",
             out, n, dim, out, n, total, name, dir, (unsigned long long)seed);
     free(X);
@@ -166,12 +168,7 @@ static int run_images(const nh_cmd *cmd, const nh_args *a, const char *kind, int
 /* Check (and for ce, infer the class count of) user targets T[n x k]. */
 static void check_user_targets(const nh_cmd *cmd, const char *what, nh_loss loss, const double *T, size_t n, size_t k) {
     size_t nout = k;
-    if (loss == NH_LOSS_CE) {
-        double mx = 0;
-        for (size_t i = 0; i < n; i++)
-            if (T[i] > mx) mx = T[i];
-        nout = mx >= 1 && mx < 1e9 ? (size_t)mx + 1 : 2;
-    }
+    if (loss == NH_LOSS_CE) nout = nh_cli_ce_classes(cmd, what, T, n);
     if (nh_loss_check_targets(loss, T, n, nout) != NH_OK) nh_die(cmd, "%s: %s", what, nh_last_error());
 }
 
@@ -193,7 +190,7 @@ static int run_csv(const nh_cmd *cmd, const nh_args *a) {
     NH_CHECK(cmd, nh_csv_read(file, lc, &X, &T, &n, &d));
     check_user_targets(cmd, file, loss, T, n, 1);
     maybe_standardize(cmd, a, file, X, n, d);
-    write_xy(cmd, out, X, n, d, T, 1, loss);
+    write_xy(cmd, out, X, n, d, T, 1, loss, &file, 1);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy from %s\n", out, n, d, out, file);
     free(X);
     free(T);
@@ -224,7 +221,8 @@ static int run_npy(const nh_cmd *cmd, const nh_args *a) {
         if (!isfinite(T[i])) nh_die(cmd, "%s: non-finite target at row %zu, column %zu", yp, i / k, i % k);
     check_user_targets(cmd, yp, loss, T, n, k);
     maybe_standardize(cmd, a, xp, X, n, d);
-    write_xy(cmd, out, X, n, d, T, k, loss);
+    const char *in[] = {xp, yp};
+    write_xy(cmd, out, X, n, d, T, k, loss, in, 2);
     fprintf(stderr, "ntkhess data: wrote %s/X.npy (%zu x %zu) and %s/Y.npy from %s, %s\n", out, n, d, out, xp, yp);
     free(X);
     free(T);

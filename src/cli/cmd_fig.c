@@ -1,12 +1,15 @@
 /* cmd_fig.c -- ntkhess fig1, fig2, fig3: the paper's three figures, theory
  * against experiment, as PNG + SVG plots with the data behind them (CSV) and
- * summary.json.  fig1's trial loop writes each finished trial at once and
- * resumes after a kill; trials are independent (seed, act, trial index), so
- * they can be split across processes. */
+ * summary.json.  Every figure's output folder is all or nothing (out.c:
+ * written into PARENT/.NAME.partial, swapped in whole on success, removed on
+ * failure).  fig1's trial loop writes each finished trial at once into the
+ * work folder and resumes after a kill; trials are independent (seed, act,
+ * trial index), so they can be split across processes. */
 #include "cli.h"
 #include "par.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,46 @@ static void write_json(const nh_cmd *cmd, const char *dir, const char *name, cJS
     free(txt);
 }
 
+static void write_text(const nh_cmd *cmd, const char *dir, const char *name, const char *text) {
+    char path[4096];
+    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, dir, name), text);
+}
+
+static void *xmalloc(const nh_cmd *cmd, size_t n, size_t size) {
+    void *p = n && size ? calloc(n, size) : malloc(1);
+    if (!p) nh_die(cmd, "out of memory");
+    return p;
+}
+
 static const char *act_title(nh_act a) { return nh_act_title(a); }
+static const char *data_title(const char *data) { return !strcmp(data, "mnist") ? "14x14 MNIST" : data; }
+
+/* ------------------------------------------------- all-or-nothing output */
+
+/* The output folder goes through out.c (nh_out_open / nh_out_commit): any
+ * exit before the commit removes the work folder.  fig1 keeps it instead
+ * once it holds finished trials (fig_keep), for a rerun to resume: its exit
+ * hook, registered after out.c's and so run before it, releases the
+ * folder. */
+static int fig_keep;
+
+static void fig_atexit(void) {
+    if (fig_keep) nh_out_release();
+}
+
+/* Open OUT (flags: NH_OUTDIR_RESUME keeps a killed run's work folder);
+ * returns the folder to write into. */
+static const char *fig_open(const nh_cmd *cmd, const char *out, unsigned flags) {
+    const char *dir = nh_out_open(cmd, out, flags, NULL, 0);
+    atexit(fig_atexit);
+    return dir;
+}
+
+static void check_plotting(const nh_cmd *cmd) {
+    if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
+}
+
+/* ---------------------------------------------------------------- shared */
 
 static size_t parse_acts(const nh_cmd *cmd, const char *s, nh_act *acts) {
     size_t n = 0;
@@ -39,35 +81,34 @@ static size_t parse_acts(const nh_cmd *cmd, const char *s, nh_act *acts) {
     return n;
 }
 
+static double *load_mnist(const nh_cmd *cmd, size_t n, uint64_t seed, size_t *d, double **T) {
+    char dir[4096], probe[4200];
+    snprintf(dir, sizeof dir, "%s/mnist/digits", nh_data_dir());
+    snprintf(probe, sizeof probe, "%s/0.json", dir);
+    if (access(probe, R_OK) != 0)
+        nh_die(cmd, "MNIST not found in %s/mnist (run scripts/fetch_data.sh, or use --data sphere)", nh_data_dir());
+    nh_images im;
+    NH_CHECK(cmd, nh_mnist_load(dir, &im));
+    if (n > im.n) nh_die(cmd, "--n %zu exceeds the %zu MNIST digits available", n, im.n);
+    *d = 14 * 14;
+    double *X = xmalloc(cmd, n * *d, sizeof *X);
+    *T = xmalloc(cmd, n, sizeof **T);
+    NH_CHECK(cmd, nh_images_prepare(&im, n, 14, seed, NH_LOSS_MSE, X, *T, NULL));
+    nh_images_free(&im);
+    return X;
+}
+
 /* Inputs and real targets: 14x14 MNIST (the paper's data), the sphere, or
  * the unit disk.  X: n x d (malloc'ed), T: n. */
 static double *load_fig_data(const nh_cmd *cmd, const char *kind, size_t n, uint64_t seed, size_t *d, double **T) {
-    double *X;
-    if (!strcmp(kind, "mnist")) {
-        char dir[4096], probe[4200];
-        snprintf(dir, sizeof dir, "%s/mnist/digits", nh_data_dir());
-        snprintf(probe, sizeof probe, "%s/0.json", dir);
-        if (access(probe, R_OK) != 0)
-            nh_die(cmd, "MNIST not found in %s/mnist (run scripts/fetch_data.sh, or use --data sphere)", nh_data_dir());
-        nh_images im;
-        NH_CHECK(cmd, nh_mnist_load(dir, &im));
-        if (n > im.n) nh_die(cmd, "--n %zu exceeds the %zu MNIST digits available", n, im.n);
-        *d = 14 * 14;
-        X = malloc(n * *d * sizeof *X);
-        *T = malloc(n * sizeof **T);
-        if (!X || !*T) nh_die(cmd, "out of memory");
-        NH_CHECK(cmd, nh_images_prepare(&im, n, 14, seed, NH_LOSS_MSE, X, *T, NULL));
-        nh_images_free(&im);
-    } else if (!strcmp(kind, "sphere") || !strcmp(kind, "disk")) {
-        *d = !strcmp(kind, "disk") ? 2 : 196;
-        X = malloc(n * *d * sizeof *X);
-        *T = malloc(n * sizeof **T);
-        if (!X || !*T) nh_die(cmd, "out of memory");
-        NH_CHECK(cmd, nh_data_synth(!strcmp(kind, "disk") ? NH_DATA_DISK : NH_DATA_SPHERE, n, *d, NH_LOSS_MSE, 0,
-                                    seed, X, *T));
-    } else {
+    if (!strcmp(kind, "mnist")) return load_mnist(cmd, n, seed, d, T);
+    if (strcmp(kind, "sphere") && strcmp(kind, "disk"))
         nh_die_usage(cmd, "--data must be mnist, sphere or disk, got '%s'", kind);
-    }
+    *d = !strcmp(kind, "disk") ? 2 : 196;
+    double *X = xmalloc(cmd, n * *d, sizeof *X);
+    *T = xmalloc(cmd, n, sizeof **T);
+    NH_CHECK(cmd, nh_data_synth(!strcmp(kind, "disk") ? NH_DATA_DISK : NH_DATA_SPHERE, n, *d, NH_LOSS_MSE, 0, seed,
+                                X, *T));
     return X;
 }
 
@@ -92,13 +133,18 @@ static uint64_t trial_seed(uint64_t seed, nh_act a, size_t r) {
     return z ^ (z >> 31);
 }
 
+/* Common option rows. */
+#define FIG_OPT_QUICK(h) {"quick", NULL, NULL, h}
+#define FIG_OPT_THREADS {"threads", "T", "auto", "threads"}
+#define FIG_OPT_END {NULL, NULL, NULL, NULL}
+
 /* ------------------------------------------------------------------ fig1 */
 static const nh_optspec fig1_opts[] = {
-    {"quick", NULL, NULL, "small run, about a minute on 2 cores: N = 64, width 600, 24 trials"},
+    FIG_OPT_QUICK("small run: the quick values below, about two minutes on 2 cores"),
     {"data", "NAME", "mnist", "mnist (14x14 digits, the paper's data), sphere or disk"},
-    {"n", "N", "256", "training points (quick: 64)"},
-    {"width", "W", "5000", "hidden width n_1 = n_2 (quick: 600)"},
-    {"trials", "R", "250", "independent networks per nonlinearity (quick: 24)"},
+    {"n", "N", "256", "training points", "64"},
+    {"width", "W", "5000", "hidden width n_1 = n_2", "600"},
+    {"trials", "R", "250", "independent networks per nonlinearity", "24"},
     NH_OPT_ACTS("softplus,nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"lr", "ETA", "0.25", "learning rate; t = step * eta"},
@@ -106,22 +152,86 @@ static const nh_optspec fig1_opts[] = {
     {"every", "E", "4", "record every E steps"},
     {"probes", "M", "4", "probes per record for the remainder Tr(H^k) - Tr(I^k)"},
     {"seed", "S", "0", "seed of the data selection, the networks and the probes"},
+    {"restart", NULL, NULL, "discard the unfinished trials of an earlier run into --out instead of resuming"},
     {"out", "DIR", NULL, "output directory (fig1.png, fig1.svg, fig1.csv, summary.json, trials_*.csv)"},
-    {"threads", "T", "auto", "threads"},
-    {NULL, NULL, NULL, NULL}};
+    FIG_OPT_THREADS,
+    FIG_OPT_END};
 
 typedef struct fig1_cfg {
-    size_t n, width, trials, depth, nrec, M;
+    size_t n, width, trials, depth, nrec, nv, M, nact, d;
     long long steps, every;
     double lr, beta;
     uint64_t seed;
+    int quick, restart;
+    nh_act acts[NH_MAXACT];
+    const char *data, *out, *dir; /* dir: the work folder (rank 0) */
 } fig1_cfg;
+
+/* Per nonlinearity ai and value k = i*4 + (q-1) (record i, power q), at
+ * [ai * nv + k]: theory and measured mean / standard error. */
+typedef struct fig1_res {
+    double *tt; /* nrec record times */
+    double *thH, *thI, *thS, *mH, *sH, *mI, *sI;
+} fig1_res;
+
+static void fig1_parse(const nh_cmd *cmd, int argc, char **argv, fig1_cfg *f) {
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    nh_cli_threads(&a);
+    memset(f, 0, sizeof *f);
+    f->quick = nh_arg_flag(&a, "quick");
+    f->restart = nh_arg_flag(&a, "restart");
+    f->n = (size_t)nh_arg_int(&a, "n", 2, 1 << 20);
+    f->width = (size_t)nh_arg_int(&a, "width", 1, 1 << 20);
+    f->trials = (size_t)nh_arg_int(&a, "trials", 2, 1 << 24);
+    f->steps = nh_arg_int(&a, "steps", 0, 1 << 30);
+    f->every = nh_arg_int(&a, "every", 1, 1 << 30);
+    f->M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
+    f->lr = nh_arg_double(&a, "lr");
+    if (!(f->lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
+    f->beta = nh_arg_double(&a, "beta");
+    f->seed = nh_arg_u64(&a, "seed");
+    f->depth = 3;
+    f->nrec = (size_t)(f->steps / f->every) + 1;
+    f->nv = f->nrec * 4;
+    f->nact = parse_acts(cmd, nh_arg_req(&a, "acts"), f->acts);
+    f->out = nh_arg_req(&a, "out");
+    f->data = nh_arg_req(&a, "data");
+}
+
+/* Theory: Corollary 1 in expectation over the initialization, for
+ * nonlinearity ai at the record times. */
+static void fig1_theory(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, const double *X, const double *T,
+                        fig1_res *res) {
+    nh_kernel_opts ko = nh_kernel_opts_default();
+    ko.act = f->acts[ai];
+    ko.depth = f->depth;
+    ko.beta = f->beta;
+    double *mats[NH_K_COUNT] = {0};
+    const int need[] = {NH_K_SIGMA, NH_K_THETA, NH_K_UPSILON, NH_K_PHI, NH_K_XI, NH_K_LAMBDA};
+    for (int q = 0; q < 6; q++) mats[need[q]] = xmalloc(cmd, f->n * f->n, sizeof(double));
+    NH_CHECK(cmd, nh_kernels_gram(&ko, f->n, f->d, X, mats));
+    nh_grams g = {f->n, mats[NH_K_THETA], mats[NH_K_LAMBDA], mats[NH_K_UPSILON], mats[NH_K_PHI], mats[NH_K_XI],
+                  mats[NH_K_SIGMA]};
+    nh_moments *mom = xmalloc(cmd, f->nrec, sizeof *mom);
+    nh_predict_opts po = nh_predict_opts_default();
+    NH_CHECK(cmd, nh_predict_mse_expect(&g, 1, T, f->nrec, res->tt, &po, mom, NULL));
+    for (size_t i = 0; i < f->nrec; i++)
+        for (size_t q = 0; q < 4; q++) {
+            const size_t k = ai * f->nv + i * 4 + q;
+            res->thH[k] = mom[i].tr_h[q];
+            res->thI[k] = mom[i].tr_i[q];
+            res->thS[k] = mom[i].tr_s[q];
+        }
+    free(mom);
+    for (int q = 0; q < NH_K_COUNT; q++) free(mats[q]);
+}
 
 /* One trial: train a fresh network and record Tr(H^k) (control variates:
  * exact Tr(I^k) + estimated remainder) and the exact Tr(I^k) at each record. */
 static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t r, const double *X, const double *T,
-                       size_t d, double *trH, double *trI) {
-    size_t w[4] = {d, f->width, f->width, 1};
+                       double *trH, double *trI) {
+    size_t w[4] = {f->d, f->width, f->width, 1};
     nh_net *net = make_net(cmd, 3, w, act, f->beta, trial_seed(f->seed, act, r));
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
@@ -137,356 +247,490 @@ static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t 
                 nh_die(cmd, "trial %zu (%s) %s at step %lld: %s; lower --lr", r, nh_act_name(act), nh_strerror(st), k,
                        nh_last_error());
         }
-        if (k % f->every == 0) {
-            nh_trace_result th, ti;
-            NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
-            NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
-            for (int q = 0; q < 4; q++) {
-                trH[rec * 4 + (size_t)q] = th.est[q];
-                trI[rec * 4 + (size_t)q] = ti.est[q];
-            }
-            rec++;
+        if (k % f->every) continue;
+        nh_trace_result th, ti;
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
+        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
+        for (int q = 0; q < 4; q++) {
+            trH[rec * 4 + (size_t)q] = th.est[q];
+            trI[rec * 4 + (size_t)q] = ti.est[q];
         }
+        rec++;
     }
     nh_curv_free(c);
     nh_net_free(net);
 }
 
-/* trials_<act>.csv: a header naming the run, then one line per finished
- * trial: index, then nrec x 4 values of Tr(H^k), then of Tr(I^k).  Returns
- * the number of complete, matching lines loaded (done[r] set). */
-static size_t fig1_load_trials(const char *path, const char *header, const fig1_cfg *f, double *H, double *I,
-                               int *done) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    size_t cap = 1 << 20, got = 0;
-    char *line = malloc(cap);
-    if (!line) { fclose(fp); return 0; }
-    if (!fgets(line, (int)cap, fp) || strcmp(line, header) != 0) { free(line); fclose(fp); return (size_t)-1; }
-    const size_t nv = f->nrec * 4;
-    double *row = malloc(2 * nv * sizeof *row);
-    if (!row) { free(line); fclose(fp); return 0; }
-    while (fgets(line, (int)cap, fp)) {
-        size_t len = strlen(line);
-        if (!len || line[len - 1] != '\n') break; /* torn last line from a kill */
-        char *p = line, *end;
-        long long r = strtoll(p, &end, 10);
-        if (end == p || r < 0 || (size_t)r >= f->trials) continue;
+/* ----------------------------------------------- fig1: the trial files */
+
+/* trials_<act>.csv in the work folder.  Line 1, written atomically with the
+ * file (nh_file_write), names the run:
+ *   # ntkhess fig1 trials v2 id=SHA256 act=... data=... n=... width=...
+ *     beta=... lr=... steps=... every=... probes=... seed=...
+ * (one line), id = SHA-256 of the key=value text after it: every option that
+ * changes a trial's numbers (--trials does not: trial r is the same in any
+ * run, rows past --trials are ignored).  Then one row per finished trial:
+ *   r,Tr(H^k) x nrec*4,Tr(I^k) x nrec*4,c=CHECK
+ * CHECK = the first 16 hex digits of SHA-256(id "," row), so a torn, edited
+ * or foreign row is never used (the trial is computed again). */
+#define FIG1_MAGIC "# ntkhess fig1 trials v2 id="
+
+typedef struct fig1_file {
+    char path[4096];
+    char kv[512];  /* the key=value identity text */
+    char id[65];   /* its SHA-256 */
+    FILE *fp;      /* append stream (rank 0) */
+} fig1_file;
+
+static void fig1_ident(const fig1_cfg *f, nh_act act, fig1_file *tf) {
+    snprintf(tf->kv, sizeof tf->kv,
+             "act=%s data=%s n=%zu width=%zu beta=%.17g lr=%.17g steps=%lld every=%lld probes=%zu seed=%llu",
+             nh_act_name(act), f->data, f->n, f->width, f->beta, f->lr, f->steps, f->every, f->M,
+             (unsigned long long)f->seed);
+    nh_sha256 h;
+    unsigned char dg[32];
+    nh_sha256_init(&h);
+    nh_sha256_update(&h, tf->kv, strlen(tf->kv));
+    nh_sha256_final(&h, dg);
+    nh_sha256_hex(dg, tf->id);
+}
+
+/* CHECK of a row: 16 hex digits. */
+static void fig1_row_check(const char *id, const char *row, size_t len, char out[17]) {
+    nh_sha256 h;
+    unsigned char dg[32];
+    char hex[65];
+    nh_sha256_init(&h);
+    nh_sha256_update(&h, id, strlen(id));
+    nh_sha256_update(&h, ",", 1);
+    nh_sha256_update(&h, row, len);
+    nh_sha256_final(&h, dg);
+    nh_sha256_hex(dg, hex);
+    memcpy(out, hex, 16);
+    out[16] = 0;
+}
+
+/* One row (NUL-terminated, without its newline) into H[r], I[r]; 1 if it is
+ * complete, finite, its checksum matches and trial r is new. */
+static int fig1_parse_row(const fig1_cfg *f, const char *id, char *line, double *row, double *H, double *I,
+                          int *done) {
+    char *c = strstr(line, ",c="), want[17];
+    if (!c || strlen(c + 3) != 16) return 0;
+    fig1_row_check(id, line, (size_t)(c - line), want);
+    if (memcmp(c + 3, want, 16) != 0) return 0;
+    char *p = line, *end;
+    long long r = strtoll(p, &end, 10);
+    if (end == p || r < 0 || (size_t)r >= f->trials || done[r]) return 0;
+    p = end;
+    size_t k;
+    for (k = 0; k < 2 * f->nv && *p == ','; k++) {
+        double v = strtod(p + 1, &end);
+        if (end == p + 1 || !isfinite(v)) break;
+        row[k] = v;
         p = end;
-        if (done[r]) continue; /* the first complete line of a trial wins */
-        /* Parse into a scratch row; copy only a complete, finite line, so a
-         * torn or duplicate line never overwrites a finished trial (found by
-         * fuzz_fig1_trials). */
-        size_t k;
-        for (k = 0; k < 2 * nv; k++) {
-            if (*p != ',') break;
-            double v = strtod(p + 1, &end);
-            if (end == p + 1 || !isfinite(v)) break;
-            row[k] = v;
-            p = end;
-        }
-        if (k == 2 * nv && *p == '\n') {
-            memcpy(H + (size_t)r * nv, row, nv * sizeof *row);
-            memcpy(I + (size_t)r * nv, row + nv, nv * sizeof *row);
-            done[r] = 1;
-            got++;
-        }
     }
-    free(row);
-    free(line);
-    fclose(fp);
+    if (k != 2 * f->nv || p != c) return 0;
+    memcpy(H + (size_t)r * f->nv, row, f->nv * sizeof *row);
+    memcpy(I + (size_t)r * f->nv, row + f->nv, f->nv * sizeof *row);
+    done[r] = 1;
+    return 1;
+}
+
+/* Which options differ between our identity text and another header's. */
+static void fig1_diff(const char *ours, const char *theirs, char *msg, size_t cap) {
+    size_t k = 0;
+    msg[0] = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", ours);
+    for (char *tok = strtok(buf, " "); tok && k < cap; tok = strtok(NULL, " ")) {
+        char key[64];
+        const char *eq = strchr(tok, '=');
+        if (!eq || (size_t)(eq - tok) + 2 > sizeof key) continue;
+        snprintf(key, sizeof key, " %.*s", (int)(eq - tok + 1), tok);
+        const char *t = strstr(theirs, key);
+        size_t tl = t ? strcspn(t + strlen(key), " \n") : 0;
+        if (t && tl == strlen(eq + 1) && !strncmp(t + strlen(key), eq + 1, tl)) continue;
+        int w = snprintf(msg + k, cap - k, "%s--%.*s %s here, %.*s there", k ? "; " : "", (int)(eq - tok), tok, eq + 1,
+                         (int)tl, t ? t + strlen(key) : "?");
+        if (w < 0) break;
+        k += (size_t)w;
+    }
+}
+
+/* Parse a trial file's text buf (len bytes, NUL-terminated, modified) into
+ * H, I, done.  Returns the rows used; -1: no usable file (empty, or a header
+ * cut short by a kill); -2: the header names another run (buf then holds
+ * it, NUL-terminated).  *bad: complete rows that failed their check; *torn:
+ * the text does not end with a newline.  Reads nothing else (fuzzed by
+ * fuzz/fuzz_fig1_trials.c). */
+static long fig1_parse_trials(const fig1_cfg *f, const fig1_file *tf, char *buf, size_t len, double *row, double *H,
+                              double *I, int *done, size_t *bad, int *torn) {
+    char *nl = strchr(buf, '\n');
+    if (!nl) return -1;
+    *nl = 0;
+    if (strncmp(buf, FIG1_MAGIC, strlen(FIG1_MAGIC)) != 0 || strncmp(buf + strlen(FIG1_MAGIC), tf->id, 64) != 0)
+        return -2;
+    long got = 0;
+    *torn = len > 0 && buf[len - 1] != '\n';
+    for (char *line = nl + 1, *e; *line; line = e + 1) {
+        e = strchr(line, '\n');
+        if (!e) break; /* a torn last row from a kill */
+        *e = 0;
+        if (fig1_parse_row(f, tf->id, line, row, H, I, done)) got++;
+        else if (*line) ++*bad;
+    }
     return got;
 }
 
-static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
-    /* MPI (when built with it): trials spread over the ranks, rank 0 writes. */
-    nh_par_init(&argc, &argv);
+/* Load the finished trials of tf into H, I, done; dies naming the options
+ * that differ when the file belongs to another run.  Returns the rows used,
+ * -1 if there is no usable file (missing, empty, or a torn header). */
+static long fig1_load(const nh_cmd *cmd, const fig1_cfg *f, fig1_file *tf, double *H, double *I, int *done,
+                      size_t *bad, int *torn) {
+    char *buf = NULL;
+    size_t len = 0;
+    const size_t cap = ((size_t)64 << 20) + 2 * f->trials * (32 + 2 * f->nv * 26);
+    if (access(tf->path, F_OK) != 0) return -1;
+    NH_CHECK(cmd, nh_file_read(tf->path, cap, &buf, &len));
+    double *row = xmalloc(cmd, 2 * f->nv, sizeof *row);
+    long got = fig1_parse_trials(f, tf, buf, len, row, H, I, done, bad, torn);
+    free(row);
+    if (got == -2) {
+        char diff[1024];
+        fig1_diff(tf->kv, buf, diff, sizeof diff);
+        nh_die(cmd, "%s: the unfinished run in this output folder used other options (%s); rerun with those to "
+                    "resume it, or add --restart to discard it", tf->path, *diff ? diff : "an older format");
+    }
+    free(buf);
+    return got;
+}
+
+/* Open trial file ai for appending (rank 0): load what a killed run
+ * finished, or create the file with its header in one atomic write. */
+static size_t fig1_open_trials(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, fig1_file *tf, double *H,
+                               double *I, int *done) {
+    char name[80];
+    snprintf(name, sizeof name, "trials_%s.csv", nh_act_name(f->acts[ai]));
+    nh_cli_path(tf->path, sizeof tf->path, f->dir, name);
+    fig1_ident(f, f->acts[ai], tf);
+    size_t bad = 0;
+    int torn = 0;
+    long have = fig1_load(cmd, f, tf, H, I, done, &bad, &torn);
+    if (have < 0) {
+        char head[700];
+        snprintf(head, sizeof head, "%s%s %s\n", FIG1_MAGIC, tf->id, tf->kv);
+        NH_CHECK(cmd, nh_file_write(tf->path, head, strlen(head)));
+        have = 0;
+    }
+    if (!(tf->fp = fopen(tf->path, "a"))) nh_die(cmd, "cannot write %s", tf->path);
+    if (torn) fputc('\n', tf->fp); /* the fragment stays on a line of its own, ignored */
+    if (have || bad)
+        fprintf(stderr, "ntkhess fig1: %s: resuming with %ld finished trials%s\n", nh_act_name(f->acts[ai]), have,
+                bad ? " (rows that failed their check are computed again)" : "");
+    return (size_t)have;
+}
+
+static void fig1_append(const nh_cmd *cmd, fig1_file *tf, const fig1_cfg *f, size_t r, const double *h,
+                        const double *i) {
+    size_t cap = 32 + 2 * f->nv * 26, k = 0;
+    char *row = xmalloc(cmd, cap, 1), chk[17];
+    k += (size_t)snprintf(row + k, cap - k, "%zu", r);
+    for (size_t q = 0; q < f->nv; q++) k += (size_t)snprintf(row + k, cap - k, ",%.17g", h[q]);
+    for (size_t q = 0; q < f->nv; q++) k += (size_t)snprintf(row + k, cap - k, ",%.17g", i[q]);
+    fig1_row_check(tf->id, row, k, chk);
+    if (fprintf(tf->fp, "%s,c=%s\n", row, chk) < 0 || fflush(tf->fp) != 0) nh_die(cmd, "cannot write %s", tf->path);
+    free(row);
+}
+
+/* A resumed work folder keeps only the trial files of this run's
+ * nonlinearities: everything else (outputs and plot temporaries of the
+ * killed run, other nonlinearities' trials) is made again or dropped. */
+static void fig1_clean_work(const nh_cmd *cmd, const fig1_cfg *f) {
+    DIR *dp = opendir(f->dir);
+    if (!dp) nh_die(cmd, "cannot read %s", f->dir);
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        int keep = 0;
+        for (size_t ai = 0; ai < f->nact; ai++) {
+            char name[80];
+            snprintf(name, sizeof name, "trials_%s.csv", nh_act_name(f->acts[ai]));
+            keep |= !strcmp(e->d_name, name);
+        }
+        char path[4096];
+        if (!keep) NH_CHECK(cmd, nh_file_remove_tree(nh_cli_path(path, sizeof path, f->dir, e->d_name)));
+    }
+    closedir(dp);
+}
+
+/* ------------------------------------------- fig1: trials over the ranks */
+
+/* Progress and, once, the estimated time left (from the first trial). */
+typedef struct fig1_clock {
+    double t0;
+    size_t todo; /* unfinished trials of the nonlinearity in progress */
+    int told;
+} fig1_clock;
+
+static void fig1_tick(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, fig1_clock *ck, size_t ndone) {
+    char what[64];
+    snprintf(what, sizeof what, "fig1 %s: trial", nh_act_name(f->acts[ai]));
+    nh_cli_progress(what, ndone, f->trials, nh_cli_now() - ck->t0);
+    if (ck->told) return;
+    ck->told = 1;
+    const size_t left = ck->todo + (f->nact - ai - 1) * f->trials; /* the first trial's time, per rank */
+    nh_cli_estimate(cmd, "trials", (nh_cli_now() - ck->t0) / (double)nh_par_size(), (long long)left);
+}
+
+/* SIGINT/SIGTERM/SIGHUP (out.c records them while fig1 cooperates): stop
+ * between rounds, every finished trial on disk, the work folder kept. */
+static void fig1_poll_signal(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, size_t ndone) {
+    if (!nh_sig_pending()) return;
+    fig_keep = 1;
+    nh_sig_exit(cmd, "after %zu of %zu trials of %s; rerun the same command to resume", ndone, f->trials,
+                nh_act_name(f->acts[ai]));
+}
+
+/* The unfinished trials in order; in each round the k-th of R goes to rank
+ * k (a fresh run: trial r on rank r mod R).  A trial's numbers depend only
+ * on (seed, act, r), never on the rank that computes it.  Rank 0 gathers
+ * each round and appends it in trial order. */
+static void fig1_run_trials(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, const double *X, const double *T,
+                            fig1_file *tf, double *H, double *I, int *done, fig1_clock *ck) {
     const int root = nh_par_is_root();
-    const size_t nranks = (size_t)nh_par_size(), me = (size_t)nh_par_rank();
-    nh_args a;
-    nh_cli_parse(cmd, argc, argv, &a);
-    nh_cli_threads(&a);
-    const int quick = nh_arg_flag(&a, "quick");
-    fig1_cfg f;
-    memset(&f, 0, sizeof f);
-    f.n = (size_t)(quick && !a.given[2] ? 64 : nh_arg_int(&a, "n", 2, 1 << 20));
-    f.width = (size_t)(quick && !a.given[3] ? 600 : nh_arg_int(&a, "width", 1, 1 << 20));
-    f.trials = (size_t)(quick && !a.given[4] ? 24 : nh_arg_int(&a, "trials", 2, 1 << 24));
-    f.steps = nh_arg_int(&a, "steps", 0, 1 << 30);
-    f.every = nh_arg_int(&a, "every", 1, 1 << 30);
-    f.M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 20);
-    f.lr = nh_arg_double(&a, "lr");
-    if (!(f.lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
-    f.beta = nh_arg_double(&a, "beta");
-    f.seed = nh_arg_u64(&a, "seed");
-    f.depth = 3;
-    f.nrec = (size_t)(f.steps / f.every) + 1;
-    nh_act acts[NH_MAXACT];
-    size_t nact = parse_acts(cmd, nh_arg_req(&a, "acts"), acts);
-    const char *out = nh_arg_req(&a, "out");
-    const char *dataname = nh_arg_req(&a, "data");
-    if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
-    size_t d;
-    double *T, *X = load_fig_data(cmd, dataname, f.n, f.seed, &d, &T);
-    if (root) nh_cli_mkdir(cmd, out);
-    double *tt = malloc(f.nrec * sizeof *tt);
-    if (!tt) nh_die(cmd, "out of memory");
-    for (size_t i = 0; i < f.nrec; i++) tt[i] = (double)((long long)i * f.every) * f.lr;
-
-    const size_t nv = f.nrec * 4;
-    double *theoryH = calloc(nact * nv, sizeof *theoryH), *theoryI = calloc(nact * nv, sizeof *theoryI);
-    double *theoryS = calloc(nact * nv, sizeof *theoryS);
-    if (!theoryS) nh_die(cmd, "out of memory");
-    double *meanH = calloc(nact * nv, sizeof *meanH), *seH = calloc(nact * nv, sizeof *seH);
-    double *meanI = calloc(nact * nv, sizeof *meanI), *seI = calloc(nact * nv, sizeof *seI);
-    if (!theoryH || !theoryI || !meanH || !seH || !meanI || !seI) nh_die(cmd, "out of memory");
-    double t_start = nh_cli_now();
-    for (size_t ai = 0; ai < nact; ai++) {
-        /* Theory: Corollary 1 in expectation over the initialization. */
-        nh_kernel_opts ko = nh_kernel_opts_default();
-        ko.act = acts[ai];
-        ko.depth = f.depth;
-        ko.beta = f.beta;
-        double *mats[NH_K_COUNT] = {0};
-        const int need[] = {NH_K_SIGMA, NH_K_THETA, NH_K_UPSILON, NH_K_PHI, NH_K_XI, NH_K_LAMBDA};
-        for (int q = 0; q < 6; q++)
-            if (!(mats[need[q]] = malloc(f.n * f.n * sizeof(double)))) nh_die(cmd, "out of memory");
-        NH_CHECK(cmd, nh_kernels_gram(&ko, f.n, d, X, mats));
-        nh_grams g = {f.n, mats[NH_K_THETA], mats[NH_K_LAMBDA], mats[NH_K_UPSILON], mats[NH_K_PHI], mats[NH_K_XI],
-                      mats[NH_K_SIGMA]};
-        nh_moments *mom = malloc(f.nrec * sizeof *mom);
-        if (!mom) nh_die(cmd, "out of memory");
-        nh_predict_opts po = nh_predict_opts_default();
-        NH_CHECK(cmd, nh_predict_mse_expect(&g, 1, T, f.nrec, tt, &po, mom, NULL));
-        for (size_t i = 0; i < f.nrec; i++)
-            for (int q = 0; q < 4; q++) {
-                theoryH[ai * nv + i * 4 + (size_t)q] = mom[i].tr_h[q];
-                theoryI[ai * nv + i * 4 + (size_t)q] = mom[i].tr_i[q];
-                theoryS[ai * nv + i * 4 + (size_t)q] = mom[i].tr_s[q];
-            }
-        free(mom);
-        for (int q = 0; q < NH_K_COUNT; q++) free(mats[q]);
-
-        /* Trials, resumable. */
-        char path[4096], name[64], header[512];
-        snprintf(name, sizeof name, "trials_%s.csv", nh_act_name(acts[ai]));
-        nh_cli_path(path, sizeof path, out, name);
-        snprintf(header, sizeof header,
-                 "# ntkhess fig1 trials: act=%s data=%s n=%zu width=%zu beta=%.17g lr=%.17g steps=%lld every=%lld "
-                 "probes=%zu seed=%llu\n",
-                 nh_act_name(acts[ai]), dataname, f.n, f.width, f.beta, f.lr, f.steps, f.every, f.M,
-                 (unsigned long long)f.seed);
-        double *H = malloc(f.trials * nv * sizeof *H), *I = malloc(f.trials * nv * sizeof *I);
-        int *done = calloc(f.trials, sizeof *done);
-        if (!H || !I || !done) nh_die(cmd, "out of memory for %zu trials", f.trials);
-        /* Rank 0 reads the finished trials and tells the others which. */
-        size_t have = 0;
-        FILE *fp = NULL;
-        if (root) {
-            have = fig1_load_trials(path, header, &f, H, I, done);
-            if (have == (size_t)-1) {
-                nh_die(cmd, "%s belongs to a run with other parameters; remove it or choose another --out", path);
-            } else if (have == 0 && access(path, F_OK) != 0) {
-                fp = fopen(path, "w");
-                if (fp) fputs(header, fp);
-            } else {
-                fp = fopen(path, "a");
-                /* End a torn last line (a kill mid-write) so that the next
-                 * row starts a line of its own: the fragment stays ignored. */
-                FILE *tail = fopen(path, "rb");
-                if (fp && tail && fseek(tail, -1, SEEK_END) == 0 && fgetc(tail) != '\n') fputc('\n', fp);
-                if (tail) fclose(tail);
-                if (have)
-                    fprintf(stderr, "ntkhess fig1: %s: resuming with %zu finished trials\n", nh_act_name(acts[ai]), have);
-            }
-            if (!fp) nh_die(cmd, "cannot write %s", path);
+    const size_t nranks = (size_t)nh_par_size(), me = (size_t)nh_par_rank(), nv = f->nv, rlen = 1 + 2 * nv;
+    size_t ntodo = 0, *todo = xmalloc(cmd, f->trials, sizeof *todo);
+    double *sbuf = xmalloc(cmd, rlen, sizeof *sbuf), *rbuf = root ? xmalloc(cmd, nranks * rlen, sizeof *rbuf) : NULL;
+    for (size_t r = 0; r < f->trials; r++)
+        if (!done[r]) todo[ntodo++] = r;
+    size_t ndone = f->trials - ntodo;
+    ck->t0 = nh_cli_now();
+    ck->todo = ntodo;
+    for (size_t b = 0; b < ntodo; b += nranks) {
+        sbuf[0] = -1.0;
+        if (b + me < ntodo) {
+            fig1_trial(cmd, f, f->acts[ai], todo[b + me], X, T, sbuf + 1, sbuf + 1 + nv);
+            sbuf[0] = (double)todo[b + me];
         }
-        nh_par_bcast(done, f.trials * sizeof *done);
-        /* The unfinished trials in order; in each round the k-th of R goes to
-         * rank k (a fresh run: trial r on rank r mod R).  A trial's numbers
-         * depend only on (seed, act, r), never on the rank that computes it.
-         * Rank 0 gathers each round and appends it in trial order. */
-        size_t ntodo = 0, *todo = malloc(f.trials * sizeof *todo);
-        const size_t rlen = 1 + 2 * nv;
-        double *sbuf = malloc(rlen * sizeof *sbuf), *rbuf = root ? malloc(nranks * rlen * sizeof *rbuf) : NULL;
-        if (!todo || !sbuf || (root && !rbuf)) nh_die(cmd, "out of memory for %zu trials", f.trials);
-        for (size_t r = 0; r < f.trials; r++)
-            if (!done[r]) todo[ntodo++] = r;
-        double t0 = nh_cli_now();
-        size_t ndone = f.trials - ntodo;
-        for (size_t b = 0; b < ntodo; b += nranks) {
-            sbuf[0] = -1.0;
-            if (b + me < ntodo) {
-                const size_t r = todo[b + me];
-                fig1_trial(cmd, &f, acts[ai], r, X, T, d, sbuf + 1, sbuf + 1 + nv);
-                sbuf[0] = (double)r;
-            }
-            nh_par_gather(sbuf, rlen, rbuf);
-            for (size_t q = 0; root && q < nranks; q++) {
-                const double *o = rbuf + q * rlen;
-                if (!(o[0] >= 0)) continue;
-                const size_t r = (size_t)o[0];
-                memcpy(H + r * nv, o + 1, nv * sizeof *H);
-                memcpy(I + r * nv, o + 1 + nv, nv * sizeof *I);
-                fprintf(fp, "%zu", r);
-                for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", H[r * nv + k]);
-                for (size_t k = 0; k < nv; k++) fprintf(fp, ",%.17g", I[r * nv + k]);
-                fputc('\n', fp);
-                if (fflush(fp) != 0) nh_die(cmd, "cannot write %s", path);
-                done[r] = 1;
-                ndone++;
-                char what[64];
-                snprintf(what, sizeof what, "fig1 %s: trial", nh_act_name(acts[ai]));
-                nh_cli_progress(what, ndone, f.trials, nh_cli_now() - t0);
-            }
+        nh_par_gather(sbuf, rlen, rbuf);
+        for (size_t q = 0; root && q < nranks; q++) {
+            const double *o = rbuf + q * rlen;
+            if (!(o[0] >= 0)) continue;
+            const size_t r = (size_t)o[0];
+            memcpy(H + r * nv, o + 1, nv * sizeof *H);
+            memcpy(I + r * nv, o + 1 + nv, nv * sizeof *I);
+            fig1_append(cmd, tf, f, r, H + r * nv, I + r * nv);
+            fig_keep = 1; /* a finished trial: a failure from here on keeps the work folder */
+            done[r] = 1;
+            fig1_tick(cmd, f, ai, ck, ++ndone);
         }
-        free(todo); free(sbuf); free(rbuf);
-        if (root && fclose(fp) != 0) nh_die(cmd, "cannot write %s", path);
-        /* Mean and standard error over trials (rank 0 holds them all). */
-        for (size_t k = 0; root && k < nv; k++) {
-            double sh = 0, sh2 = 0, si = 0, si2 = 0;
-            for (size_t r = 0; r < f.trials; r++) {
-                sh += H[r * nv + k];
-                si += I[r * nv + k];
-            }
-            double mh = sh / (double)f.trials, mi = si / (double)f.trials;
-            for (size_t r = 0; r < f.trials; r++) {
-                sh2 += (H[r * nv + k] - mh) * (H[r * nv + k] - mh);
-                si2 += (I[r * nv + k] - mi) * (I[r * nv + k] - mi);
-            }
-            const double R = (double)f.trials;
-            meanH[ai * nv + k] = mh;
-            seH[ai * nv + k] = sqrt(sh2 / (R - 1) / R);
-            meanI[ai * nv + k] = mi;
-            seI[ai * nv + k] = sqrt(si2 / (R - 1) / R);
-        }
-        free(H); free(I); free(done);
+        if (root) fig1_poll_signal(cmd, f, ai, ndone);
     }
-    const double elapsed = nh_cli_now() - t_start;
-    if (!root) { /* rank 0 writes the results */
-        free(theoryH); free(theoryI); free(theoryS); free(meanH); free(seH); free(meanI); free(seI); free(tt);
-        free(X); free(T);
-        nh_par_finalize();
-        return 0;
-    }
+    free(todo); free(sbuf); free(rbuf);
+}
 
-    /* summary.json, fig1.csv */
-    cJSON *js = cJSON_CreateObject();
-    cJSON_AddStringToObject(js, "figure", "fig1");
-    cJSON *par = cJSON_AddObjectToObject(js, "params");
-    cJSON_AddBoolToObject(par, "quick", quick);
-    cJSON_AddStringToObject(par, "data", dataname);
-    cJSON_AddNumberToObject(par, "N", (double)f.n);
+/* Nonlinearity ai: load or run its trials, then the mean and standard
+ * error over trials of every value (rank 0 holds them all). */
+static void fig1_measure(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, const double *X, const double *T,
+                         fig1_res *res, fig1_clock *ck) {
+    const int root = nh_par_is_root();
+    const size_t nv = f->nv;
+    double *H = xmalloc(cmd, f->trials * nv, sizeof *H), *I = xmalloc(cmd, f->trials * nv, sizeof *I);
+    int *done = xmalloc(cmd, f->trials, sizeof *done);
+    /* Reachable from a static while in use: the error paths exit (nh_die)
+     * from below, and a leak checker must not count them. */
+    static void *volatile live[3];
+    live[0] = H, live[1] = I, live[2] = done;
+    fig1_file tf;
+    memset(&tf, 0, sizeof tf);
+    /* Rank 0 reads the finished trials and tells the others which. */
+    if (root) fig1_open_trials(cmd, f, ai, &tf, H, I, done);
+    nh_par_bcast(done, f->trials * sizeof *done);
+    fig1_run_trials(cmd, f, ai, X, T, &tf, H, I, done, ck);
+    if (root && fclose(tf.fp) != 0) nh_die(cmd, "cannot write %s", tf.path);
+    for (size_t k = 0; root && k < nv; k++) {
+        nh_mean_se(f->trials, H + k, nv, &res->mH[ai * nv + k], &res->sH[ai * nv + k]);
+        nh_mean_se(f->trials, I + k, nv, &res->mI[ai * nv + k], &res->sI[ai * nv + k]);
+    }
+    free(H); free(I); free(done);
+    live[0] = live[1] = live[2] = NULL;
+}
+
+static void fig1_res_alloc(const nh_cmd *cmd, const fig1_cfg *f, fig1_res *res) {
+    const size_t m = f->nact * f->nv;
+    res->tt = xmalloc(cmd, f->nrec, sizeof *res->tt);
+    for (size_t i = 0; i < f->nrec; i++) res->tt[i] = (double)((long long)i * f->every) * f->lr;
+    double **arr[7] = {&res->thH, &res->thI, &res->thS, &res->mH, &res->sH, &res->mI, &res->sI};
+    for (int q = 0; q < 7; q++) *arr[q] = xmalloc(cmd, m, sizeof(double));
+}
+
+static void fig1_res_free(fig1_res *res) {
+    free(res->tt); free(res->thH); free(res->thI); free(res->thS);
+    free(res->mH); free(res->sH); free(res->mI); free(res->sI);
+}
+
+/* ------------------------------------------------ fig1: summary and csv */
+
+static cJSON *fig1_params_json(const fig1_cfg *f, double elapsed) {
+    cJSON *par = cJSON_CreateObject();
+    cJSON_AddBoolToObject(par, "quick", f->quick);
+    cJSON_AddStringToObject(par, "data", f->data);
+    cJSON_AddNumberToObject(par, "N", (double)f->n);
     cJSON_AddNumberToObject(par, "depth", 3);
-    cJSON_AddNumberToObject(par, "width", (double)f.width);
-    cJSON_AddNumberToObject(par, "trials", (double)f.trials);
-    cJSON_AddItemToObject(par, "beta", fnum(f.beta));
-    cJSON_AddItemToObject(par, "lr", fnum(f.lr));
-    cJSON_AddNumberToObject(par, "steps", (double)f.steps);
-    cJSON_AddNumberToObject(par, "every", (double)f.every);
-    cJSON_AddNumberToObject(par, "probes", (double)f.M);
-    cJSON_AddNumberToObject(par, "seed", (double)f.seed);
+    cJSON_AddNumberToObject(par, "width", (double)f->width);
+    cJSON_AddNumberToObject(par, "trials", (double)f->trials);
+    cJSON_AddItemToObject(par, "beta", fnum(f->beta));
+    cJSON_AddItemToObject(par, "lr", fnum(f->lr));
+    cJSON_AddNumberToObject(par, "steps", (double)f->steps);
+    cJSON_AddNumberToObject(par, "every", (double)f->every);
+    cJSON_AddNumberToObject(par, "probes", (double)f->M);
+    cJSON_AddNumberToObject(par, "seed", (double)f->seed);
     cJSON_AddStringToObject(par, "loss", "mse");
     cJSON_AddItemToObject(par, "seconds", fnum(elapsed));
-    cJSON *pts = cJSON_AddArrayToObject(js, "points");
-    size_t cap = 256 + nact * nv * 260;
-    char *csv = malloc(cap), *p = csv;
-    if (!csv) nh_die(cmd, "out of memory");
-    p += sprintf(p, "act,k,t,theory,mean,se,z,tr_I_theory,tr_I_mean,tr_I_se,bias_I\n");
-    for (size_t ai = 0; ai < nact; ai++)
-        for (int q = 0; q < 4; q++)
-            for (size_t i = 0; i < f.nrec; i++) {
-                size_t k = ai * nv + i * 4 + (size_t)q;
-                double z = (meanH[k] - theoryH[k]) / seH[k];
-                double bias = meanI[k] - theoryI[k]; /* the finite-width bias of the I part, measured */
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "act", nh_act_name(acts[ai]));
-                cJSON_AddNumberToObject(o, "k", q + 1);
-                cJSON_AddItemToObject(o, "t", fnum(tt[i]));
-                cJSON_AddItemToObject(o, "theory", fnum(theoryH[k]));
-                cJSON_AddItemToObject(o, "mean", fnum(meanH[k]));
-                cJSON_AddItemToObject(o, "se", fnum(seH[k]));
-                cJSON_AddItemToObject(o, "z", fnum(z));
-                cJSON_AddItemToObject(o, "tr_I_theory", fnum(theoryI[k]));
-                cJSON_AddItemToObject(o, "tr_I_mean", fnum(meanI[k]));
-                cJSON_AddItemToObject(o, "tr_I_se", fnum(seI[k]));
-                cJSON_AddItemToObject(o, "bias_I", fnum(bias));
-                cJSON_AddItemToObject(o, "tr_S_theory", fnum(theoryS[k]));
-                cJSON_AddItemToArray(pts, o);
-                p += sprintf(p, "%s,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", nh_act_name(acts[ai]),
-                             q + 1, tt[i], theoryH[k], meanH[k], seH[k], z, theoryI[k], meanI[k], seI[k], bias);
-            }
-    char path[4096];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "fig1.csv"), csv);
-    free(csv);
-    write_json(cmd, out, "summary.json", js);
-    cJSON_Delete(js);
+    return par;
+}
 
-    /* Plot: one panel per nonlinearity, theory lines + mean +- se. */
-    nh_plot_series *ser = calloc(nact * 8, sizeof *ser);
-    nh_plot_panel *pan = calloc(nact, sizeof *pan);
-    double *ys = malloc(nact * 8 * f.nrec * sizeof *ys);
-    if (!ser || !pan || !ys) nh_die(cmd, "out of memory");
+/* Point (ai, record i, power q) as a JSON object and a CSV line at *p. */
+static cJSON *fig1_point(const fig1_cfg *f, const fig1_res *s, size_t ai, size_t i, int q, char **p) {
+    const size_t k = ai * f->nv + i * 4 + (size_t)q;
+    const double z = (s->mH[k] - s->thH[k]) / s->sH[k];
+    const double bias = s->mI[k] - s->thI[k]; /* the finite-width bias of the I part, measured */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "act", nh_act_name(f->acts[ai]));
+    cJSON_AddNumberToObject(o, "k", q + 1);
+    const char *keys[] = {"t", "theory", "mean", "se", "z", "tr_I_theory", "tr_I_mean", "tr_I_se", "bias_I",
+                          "tr_S_theory"};
+    const double vals[] = {s->tt[i], s->thH[k], s->mH[k], s->sH[k], z, s->thI[k], s->mI[k], s->sI[k], bias, s->thS[k]};
+    for (int j = 0; j < 10; j++) cJSON_AddItemToObject(o, keys[j], fnum(vals[j]));
+    *p += sprintf(*p, "%s,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", nh_act_name(f->acts[ai]), q + 1,
+                  s->tt[i], s->thH[k], s->mH[k], s->sH[k], z, s->thI[k], s->mI[k], s->sI[k], bias);
+    return o;
+}
+
+/* summary.json and fig1.csv into the work folder. */
+static void fig1_emit(const nh_cmd *cmd, const fig1_cfg *f, const fig1_res *s, double elapsed) {
+    cJSON *js = cJSON_CreateObject();
+    cJSON_AddStringToObject(js, "figure", "fig1");
+    cJSON_AddItemToObject(js, "params", fig1_params_json(f, elapsed));
+    cJSON *pts = cJSON_AddArrayToObject(js, "points");
+    char *csv = xmalloc(cmd, 256 + f->nact * f->nv * 260, 1), *p = csv;
+    p += sprintf(p, "act,k,t,theory,mean,se,z,tr_I_theory,tr_I_mean,tr_I_se,bias_I\n");
+    for (size_t ai = 0; ai < f->nact; ai++)
+        for (int q = 0; q < 4; q++)
+            for (size_t i = 0; i < f->nrec; i++) cJSON_AddItemToArray(pts, fig1_point(f, s, ai, i, q, &p));
+    write_text(cmd, f->dir, "fig1.csv", csv);
+    free(csv);
+    write_json(cmd, f->dir, "summary.json", js);
+    cJSON_Delete(js);
+}
+
+/* ----------------------------------------------------------- fig1: plot */
+
+/* Panel ai: the four theory lines and the measured means +- se; ys holds
+ * the 8 y arrays of the panel (nrec each), ye the 4 error arrays. */
+static void fig1_panel(const fig1_cfg *f, const fig1_res *s, size_t ai, nh_plot_series *ser, double *ys, double *ye,
+                       nh_plot_panel *pan) {
     static const char *const labels[4] = {"Tr(H) theory", "Tr(H#u2#d) theory", "Tr(H#u3#d) theory",
                                           "Tr(H#u4#d) theory"};
-    for (size_t ai = 0; ai < nact; ai++) {
-        for (int q = 0; q < 4; q++) {
-            double *yt = ys + ((ai * 8) + (size_t)q * 2) * f.nrec, *ym = yt + f.nrec;
-            double *ye = malloc(f.nrec * sizeof *ye);
-            if (!ye) nh_die(cmd, "out of memory");
-            for (size_t i = 0; i < f.nrec; i++) {
-                yt[i] = theoryH[ai * nv + i * 4 + (size_t)q];
-                ym[i] = meanH[ai * nv + i * 4 + (size_t)q];
-                ye[i] = seH[ai * nv + i * 4 + (size_t)q];
-            }
-            nh_plot_series *sl = &ser[ai * 8 + (size_t)q], *sp = &ser[ai * 8 + 4 + (size_t)q];
-            sl->n = f.nrec; sl->x = tt; sl->y = yt; sl->style = NH_STYLE_LINE;
-            sl->color = (nh_plot_color)(NH_COLOR_BLUE + q); sl->label = labels[q];
-            sp->n = f.nrec; sp->x = tt; sp->y = ym; sp->yerr = ye; sp->style = NH_STYLE_POINTS;
-            sp->color = NH_COLOR_BLACK; sp->marker = NH_MARKER_CROSS;
-            sp->label = q == 0 ? "experiment: mean +/- s.e." : NULL;
+    const size_t nv = f->nv, nrec = f->nrec;
+    for (size_t q = 0; q < 4; q++) {
+        double *yt = ys + q * 2 * nrec, *ym = yt + nrec, *yq = ye + q * nrec;
+        for (size_t i = 0; i < nrec; i++) {
+            yt[i] = s->thH[ai * nv + i * 4 + q];
+            ym[i] = s->mH[ai * nv + i * 4 + q];
+            yq[i] = s->sH[ai * nv + i * 4 + q];
         }
-        pan[ai].title = act_title(acts[ai]);
-        pan[ai].xlabel = "t (gradient-flow time, t = step #gy)";
-        pan[ai].ylabel = "Tr(H#uk#d)";
-        pan[ai].nseries = 8;
-        pan[ai].series = &ser[ai * 8];
-        double lo = INFINITY, hi = 0;
-        for (size_t k = 0; k < nv; k++) {
-            double v = fabs(theoryH[ai * nv + k]);
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
-        }
-        pan[ai].logy = hi > 30 * lo; /* log only when the moments span decades */
-        pan[ai].legend = ai == 0 ? NH_LEGEND_BELOW : NH_LEGEND_NONE;
+        nh_plot_series *sl = &ser[q], *sp = &ser[4 + q];
+        sl->n = nrec; sl->x = s->tt; sl->y = yt; sl->style = NH_STYLE_LINE;
+        sl->color = (nh_plot_color)(NH_COLOR_BLUE + (int)q); sl->label = labels[q];
+        sp->n = nrec; sp->x = s->tt; sp->y = ym; sp->yerr = yq; sp->style = NH_STYLE_POINTS;
+        sp->color = NH_COLOR_BLACK; sp->marker = NH_MARKER_CROSS;
+        sp->label = q == 0 ? "experiment: mean +/- s.e." : NULL;
     }
-    char note[512];
+    pan->title = act_title(f->acts[ai]);
+    pan->xlabel = "t (gradient-flow time, t = step #gy)";
+    pan->ylabel = "Tr(H#uk#d)";
+    pan->nseries = 8;
+    pan->series = ser;
+    double lo = INFINITY, hi = 0;
+    for (size_t k = 0; k < nv; k++) {
+        double v = fabs(s->thH[ai * nv + k]);
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    pan->logy = hi > 30 * lo; /* log only when the moments span decades */
+    pan->legend = ai == 0 ? NH_LEGEND_BELOW : NH_LEGEND_NONE;
+}
+
+/* One panel per nonlinearity, theory lines + mean +- se. */
+static void fig1_plot(const nh_cmd *cmd, const fig1_cfg *f, const fig1_res *s) {
+    const size_t nact = f->nact, nrec = f->nrec;
+    nh_plot_series *ser = xmalloc(cmd, nact * 8, sizeof *ser);
+    nh_plot_panel *pan = xmalloc(cmd, nact, sizeof *pan);
+    double *ys = xmalloc(cmd, nact * 8 * nrec, sizeof *ys), *ye = xmalloc(cmd, nact * 4 * nrec, sizeof *ye);
+    for (size_t ai = 0; ai < nact; ai++)
+        fig1_panel(f, s, ai, ser + ai * 8, ys + ai * 8 * nrec, ye + ai * 4 * nrec, pan + ai);
+    char note[512], stem[4096];
     snprintf(note, sizeof note,
              "%s%s, N = %zu, L = 3, widths %zu, %zu trials, MSE, #gb = %g, #gy = %g, %zu probes; theory: Corollary 1 "
              "(expectation)",
-             quick ? "quick mode: " : "", !strcmp(dataname, "mnist") ? "14x14 MNIST" : dataname, f.n, f.width, f.trials,
-             f.beta, f.lr, f.M);
+             f->quick ? "quick mode: " : "", data_title(f->data), f->n, f->width, f->trials, f->beta, f->lr, f->M);
     nh_plot_spec spec = {0};
-    char stem[4096];
-    spec.path = nh_cli_path(stem, sizeof stem, out, "fig1");
+    spec.path = nh_cli_path(stem, sizeof stem, f->dir, "fig1");
     spec.title = "Moments of the Hessian during training: theory (lines) and experiment (points)";
     spec.note = note;
     spec.npanels = nact;
     spec.panels = pan;
     nh_plot_report rep;
     NH_CHECK(cmd, nh_plot_xy(&spec, &rep));
-    for (size_t s = 0; s < nact * 8; s++)
-        if (ser[s].yerr) free((void *)ser[s].yerr);
-    free(ser); free(pan); free(ys);
-    fprintf(stderr, "ntkhess fig1: wrote %s/fig1.png, fig1.svg, fig1.csv, summary.json (%.1f s)\n", out, elapsed);
-    free(theoryH); free(theoryI); free(theoryS); free(meanH); free(seH); free(meanI); free(seI); free(tt); free(X); free(T);
+    free(ser); free(pan); free(ys); free(ye);
+}
+
+/* Rank 0 opens the output folder: resumes a killed run's work folder
+ * (--restart: starts over) and keeps only its trial files. */
+static void fig1_open(const nh_cmd *cmd, fig1_cfg *f) {
+    f->dir = fig_open(cmd, f->out, f->restart ? 0u : NH_OUTDIR_RESUME);
+    nh_sig_cooperate(1); /* a signal stops between trials, keeping them (fig1_poll_signal) */
+    if (!nh_out_resumed()) return;
+    fig_keep = 1; /* never discard a killed run's trials on a failure */
+    fig1_clean_work(cmd, f);
+}
+
+static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
+    /* MPI (when built with it): trials spread over the ranks, rank 0 writes. */
+    nh_par_init(&argc, &argv);
+    const int root = nh_par_is_root();
+    fig1_cfg f;
+    fig1_parse(cmd, argc, argv, &f);
+    check_plotting(cmd);
+    double *T, *X = load_fig_data(cmd, f.data, f.n, f.seed, &f.d, &T);
+    if (root) fig1_open(cmd, &f);
+    fig1_res res;
+    fig1_res_alloc(cmd, &f, &res);
+    fig1_clock ck = {0, 0, 0};
+    const double t_start = nh_cli_now();
+    for (size_t ai = 0; ai < f.nact; ai++) {
+        fig1_theory(cmd, &f, ai, X, T, &res);
+        fig1_measure(cmd, &f, ai, X, T, &res, &ck);
+    }
+    const double elapsed = nh_cli_now() - t_start;
+    if (root) { /* rank 0 writes the results */
+        fig1_poll_signal(cmd, &f, f.nact - 1, f.trials);
+        fig1_emit(cmd, &f, &res, elapsed);
+        fig1_plot(cmd, &f, &res);
+        nh_out_commit(cmd);
+        fprintf(stderr, "ntkhess fig1: wrote %s/fig1.png, fig1.svg, fig1.csv, summary.json (%.1f s)\n", f.out,
+                elapsed);
+    }
+    fig1_res_free(&res);
+    free(X); free(T);
     nh_par_finalize();
     return 0;
 }
 
 const nh_cmd nh_cmd_fig1 = {
     "fig1", "The paper's Figure 1: Tr(H^k)(t), k = 1..4, theory against experiment.",
-    "[--quick] [--data mnist|sphere] [--n N] [--width W] [--trials R] [--acts LIST] --out DIR",
+    "[--quick] [--data mnist|sphere] [--n N] [--width W] [--trials R] [--acts LIST] [--restart] --out DIR",
     "For each nonlinearity: the expectation over initialization of Corollary 1\n"
     "(corrected; MSE, L = 3) as lines, and the mean over R independently initialized\n"
     "networks of widths n_0,W,W,1 trained by gradient descent as points with\n"
@@ -494,19 +738,24 @@ const nh_cmd nh_cmd_fig1 = {
     "exact Tr(I^k) (from the NTK Gram) plus a Hutchinson estimate of the remainder.\n"
     "Writes fig1.png, fig1.svg, fig1.csv and summary.json (a \"points\" array of\n"
     "{act, k, t, theory, mean, se, z, ...}; bias_I = mean Tr(I^k) - theory Tr(I^k)\n"
-    "is the measured finite-width bias of the I part).  Each finished trial goes to\n"
-    "trials_<act>.csv at once: a killed run started again with the same arguments\n"
-    "resumes without losing a finished trial.  Progress goes to stderr when it is a\n"
-    "terminal.  Defaults are the paper's (N = 256, width 5000, 250 trials); --quick\n"
-    "runs in about two minutes on 2 cores.",
+    "is the measured finite-width bias of the I part) and the trials behind them,\n"
+    "trials_<act>.csv.  The output folder appears complete or not at all: the run\n"
+    "works in DIR's sibling .NAME.partial and replaces DIR whole at the end.  Each\n"
+    "finished trial is written there at once, with a checksum and the run's identity\n"
+    "(a SHA-256 of every option that changes a trial): a killed run started again with\n"
+    "the same arguments resumes without losing a finished trial and ends with the same\n"
+    "numbers, bit for bit; other options are refused, naming them (--restart discards\n"
+    "the unfinished run).  After the first trial the run says about how long it will\n"
+    "take; progress goes to stderr when it is a terminal.  Defaults are the paper's\n"
+    "(N = 256, width 5000, 250 trials); --quick runs in about two minutes on 2 cores.",
     fig1_opts, run_fig1};
 
 /* ------------------------------------------------------------------ fig2 */
 static const nh_optspec fig2_opts[] = {
-    {"quick", NULL, NULL, "small run: N = 64, width 300"},
+    FIG_OPT_QUICK("small run: the quick values below"),
     {"data", "NAME", "mnist", "mnist, sphere or disk"},
-    {"n", "N", "256", "training points (quick: 64)"},
-    {"width", "W", "1000", "hidden width (quick: 300)"},
+    {"n", "N", "256", "training points", "64"},
+    {"width", "W", "1000", "hidden width", "300"},
     NH_OPT_ACT("nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"k", "K", "20", "leading eigenvectors of I and of S"},
@@ -514,99 +763,121 @@ static const nh_optspec fig2_opts[] = {
     {"steps", "S", "0", "gradient-descent steps before measuring (0: at initialization)"},
     {"seed", "S", "0", "seed"},
     {"out", "DIR", NULL, "output directory (fig2.png, fig2.svg, fig2.csv, summary.json)"},
-    {"threads", "T", "auto", "threads"},
-    {NULL, NULL, NULL, NULL}};
+    FIG_OPT_THREADS,
+    FIG_OPT_END};
 
-static int run_fig2(const nh_cmd *cmd, int argc, char **argv) {
+typedef struct fig2_cfg {
+    size_t n, width, K, d, P;
+    nh_act act;
+    double beta, lr;
+    long long steps;
+    uint64_t seed;
+    int quick;
+    const char *out, *data, *dir;
+} fig2_cfg;
+
+/* The Rayleigh quotients: rq[0], rq[1] = v^T I v, v^T S v on the leading
+ * eigenvectors of I; rq[2], rq[3] on those of S (by |eigenvalue|). */
+typedef struct fig2_res {
+    double *rq[4], evI0, evS0, loss;
+} fig2_res;
+
+static void fig2_parse(const nh_cmd *cmd, int argc, char **argv, fig2_cfg *f) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    const int quick = nh_arg_flag(&a, "quick");
-    size_t n = (size_t)(quick && !a.given[2] ? 64 : nh_arg_int(&a, "n", 2, 1 << 20));
-    size_t width = (size_t)(quick && !a.given[3] ? 300 : nh_arg_int(&a, "width", 1, 1 << 20));
-    nh_act act = nh_arg_act(cmd, &a, NULL);
-    double beta = nh_arg_double(&a, "beta"), lr = nh_arg_double(&a, "lr");
-    size_t K = (size_t)nh_arg_int(&a, "k", 1, 1 << 16);
-    long long steps = nh_arg_int(&a, "steps", 0, 1 << 30);
-    uint64_t seed = nh_arg_u64(&a, "seed");
-    const char *out = nh_arg_req(&a, "out"), *dataname = nh_arg_req(&a, "data");
-    if (!(lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
-    if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
-    size_t d;
-    double *T, *X = load_fig_data(cmd, dataname, n, seed, &d, &T);
-    size_t w[4] = {d, width, width, 1};
-    nh_net *net = make_net(cmd, 3, w, act, beta, trial_seed(seed, act, 0));
-    const size_t P = nh_net_nparams(net);
+    memset(f, 0, sizeof *f);
+    f->quick = nh_arg_flag(&a, "quick");
+    f->n = (size_t)nh_arg_int(&a, "n", 2, 1 << 20);
+    f->width = (size_t)nh_arg_int(&a, "width", 1, 1 << 20);
+    f->act = nh_arg_act(cmd, &a, NULL);
+    f->beta = nh_arg_double(&a, "beta");
+    f->lr = nh_arg_double(&a, "lr");
+    f->K = (size_t)nh_arg_int(&a, "k", 1, 1 << 16);
+    f->steps = nh_arg_int(&a, "steps", 0, 1 << 30);
+    f->seed = nh_arg_u64(&a, "seed");
+    f->out = nh_arg_req(&a, "out");
+    f->data = nh_arg_req(&a, "data");
+    if (!(f->lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
+}
+
+/* Train (optionally), then Lanczos on I (largest) and S (largest
+ * magnitude) and the Rayleigh quotients of both families. */
+static void fig2_compute(const nh_cmd *cmd, fig2_cfg *f, const double *X, const double *T, fig2_res *res) {
+    size_t w[4] = {f->d, f->width, f->width, 1};
+    nh_net *net = make_net(cmd, 3, w, f->act, f->beta, trial_seed(f->seed, f->act, 0));
+    const size_t P = f->P = nh_net_nparams(net), K = f->K;
     if (K > P) nh_die_usage(cmd, "--k %zu exceeds the number of parameters P = %zu", K, P);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, X, T, n, NH_LOSS_MSE, &c));
-    for (long long s = 0; s < steps; s++) NH_CHECK(cmd, nh_curv_gd_step(c, net, lr));
-    nh_cli_mkdir(cmd, out);
-    double *V = malloc(K * P * sizeof *V), *ev = malloc(K * sizeof *ev);
-    double *rq[4];
-    for (int q = 0; q < 4; q++) rq[q] = malloc(K * sizeof(double));
-    if (!V || !ev || !rq[0] || !rq[1] || !rq[2] || !rq[3]) nh_die(cmd, "out of memory");
+    NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
+    for (long long s = 0; s < f->steps; s++) NH_CHECK(cmd, nh_curv_gd_step(c, net, f->lr));
+    double *V = xmalloc(cmd, K * P, sizeof *V), *ev = xmalloc(cmd, K, sizeof *ev);
+    for (int q = 0; q < 4; q++) res->rq[q] = xmalloc(cmd, K, sizeof(double));
     nh_lanczos_opts lo = nh_lanczos_opts_default();
-    lo.seed = seed;
-    double evI0 = 0, evS0 = 0;
-    /* Leading eigenvectors of I (largest), then of S (largest magnitude). */
+    lo.seed = f->seed;
     NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, K, &lo, ev, V, NULL, NULL));
-    evI0 = ev[0];
-    NH_CHECK(cmd, nh_curv_rayleigh(c, K, V, rq[0], rq[1]));
+    res->evI0 = ev[0];
+    NH_CHECK(cmd, nh_curv_rayleigh(c, K, V, res->rq[0], res->rq[1]));
     lo.which = NH_WHICH_LM;
     NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_S, K, &lo, ev, V, NULL, NULL));
-    evS0 = ev[0];
-    NH_CHECK(cmd, nh_curv_rayleigh(c, K, V, rq[2], rq[3]));
-    double *idx = malloc(K * sizeof *idx);
-    if (!idx) nh_die(cmd, "out of memory");
-    for (size_t i = 0; i < K; i++) idx[i] = (double)(i + 1);
-    size_t cap = 128 + K * 120;
-    char *csv = malloc(cap), *p = csv;
-    if (!csv) nh_die(cmd, "out of memory");
+    res->evS0 = ev[0];
+    NH_CHECK(cmd, nh_curv_rayleigh(c, K, V, res->rq[2], res->rq[3]));
+    res->loss = nh_curv_loss(c);
+    free(V); free(ev);
+    nh_curv_free(c);
+    nh_net_free(net);
+}
+
+/* summary.json (with how far apart the two families are) and fig2.csv. */
+static void fig2_emit(const nh_cmd *cmd, const fig2_cfg *f, const fig2_res *s) {
+    const size_t K = f->K;
+    double *const *rq = s->rq;
+    char *csv = xmalloc(cmd, 128 + K * 120, 1), *p = csv;
     p += sprintf(p, "index,eigvec_of_I__vIv,eigvec_of_I__vSv,eigvec_of_S__vIv,eigvec_of_S__vSv\n");
     for (size_t i = 0; i < K; i++)
         p += sprintf(p, "%zu,%.17g,%.17g,%.17g,%.17g\n", i + 1, rq[0][i], rq[1][i], rq[2][i], rq[3][i]);
-    char path[4096];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "fig2.csv"), csv);
+    write_text(cmd, f->dir, "fig2.csv", csv);
     free(csv);
-    /* Summary: how far apart the two families are. */
     double maxSonI = 0, maxIonS = 0, minIonI = INFINITY, minSonS = INFINITY;
     for (size_t i = 0; i < K; i++) {
-        if (fabs(rq[1][i]) > maxSonI) maxSonI = fabs(rq[1][i]);
-        if (fabs(rq[2][i]) > maxIonS) maxIonS = fabs(rq[2][i]);
-        if (fabs(rq[0][i]) < minIonI) minIonI = fabs(rq[0][i]);
-        if (fabs(rq[3][i]) < minSonS) minSonS = fabs(rq[3][i]);
+        maxSonI = fmax(maxSonI, fabs(rq[1][i]));
+        maxIonS = fmax(maxIonS, fabs(rq[2][i]));
+        minIonI = fmin(minIonI, fabs(rq[0][i]));
+        minSonS = fmin(minSonS, fabs(rq[3][i]));
     }
     cJSON *js = cJSON_CreateObject();
     cJSON_AddStringToObject(js, "figure", "fig2");
     cJSON *par = cJSON_AddObjectToObject(js, "params");
-    cJSON_AddBoolToObject(par, "quick", quick);
-    cJSON_AddStringToObject(par, "data", dataname);
-    cJSON_AddStringToObject(par, "act", nh_act_name(act));
-    cJSON_AddNumberToObject(par, "N", (double)n);
-    cJSON_AddNumberToObject(par, "width", (double)width);
-    cJSON_AddNumberToObject(par, "P", (double)P);
-    cJSON_AddNumberToObject(par, "k", (double)K);
-    cJSON_AddNumberToObject(par, "steps", (double)steps);
-    cJSON_AddItemToObject(par, "loss", fnum(nh_curv_loss(c)));
-    cJSON *arr[4];
+    cJSON_AddBoolToObject(par, "quick", f->quick);
+    cJSON_AddStringToObject(par, "data", f->data);
+    cJSON_AddStringToObject(par, "act", nh_act_name(f->act));
+    const char *pk[] = {"N", "width", "P", "k", "steps"};
+    const double pv[] = {(double)f->n, (double)f->width, (double)f->P, (double)K, (double)f->steps};
+    for (int j = 0; j < 5; j++) cJSON_AddNumberToObject(par, pk[j], pv[j]);
+    cJSON_AddItemToObject(par, "loss", fnum(s->loss));
     const char *keys[4] = {"eigvec_of_I_vIv", "eigvec_of_I_vSv", "eigvec_of_S_vIv", "eigvec_of_S_vSv"};
     for (int q = 0; q < 4; q++) {
-        arr[q] = cJSON_AddArrayToObject(js, keys[q]);
-        for (size_t i = 0; i < K; i++) cJSON_AddItemToArray(arr[q], fnum(rq[q][i]));
+        cJSON *arr = cJSON_AddArrayToObject(js, keys[q]);
+        for (size_t i = 0; i < K; i++) cJSON_AddItemToArray(arr, fnum(rq[q][i]));
     }
-    cJSON_AddItemToObject(js, "top_eig_I", fnum(evI0));
-    cJSON_AddItemToObject(js, "top_abs_eig_S", fnum(evS0));
+    cJSON_AddItemToObject(js, "top_eig_I", fnum(s->evI0));
+    cJSON_AddItemToObject(js, "top_abs_eig_S", fnum(s->evS0));
     cJSON_AddItemToObject(js, "gap_I_over_S_on_I_vectors", fnum(minIonI / maxSonI));
     cJSON_AddItemToObject(js, "gap_S_over_I_on_S_vectors", fnum(minSonS / maxIonS));
-    write_json(cmd, out, "summary.json", js);
+    write_json(cmd, f->dir, "summary.json", js);
     cJSON_Delete(js);
-    /* Plot: two panels, eigenvectors of I and of S; bars of v^T I v (blue) and v^T S v (orange). */
+}
+
+/* Two panels, eigenvectors of I and of S; bars of v^T I v (blue) and v^T S v (orange). */
+static void fig2_plot(const nh_cmd *cmd, const fig2_cfg *f, const fig2_res *r) {
+    const size_t K = f->K;
+    double *idx = xmalloc(cmd, K, sizeof *idx);
+    for (size_t i = 0; i < K; i++) idx[i] = (double)(i + 1);
     nh_plot_series s[4] = {
-        {K, idx, rq[0], NULL, NH_STYLE_BARS, NH_COLOR_BLUE, NH_MARKER_AUTO, "v#uT#d I v"},
-        {K, idx, rq[1], NULL, NH_STYLE_BARS, NH_COLOR_ORANGE, NH_MARKER_AUTO, "v#uT#d S v"},
-        {K, idx, rq[2], NULL, NH_STYLE_BARS, NH_COLOR_BLUE, NH_MARKER_AUTO, "v#uT#d I v"},
-        {K, idx, rq[3], NULL, NH_STYLE_BARS, NH_COLOR_ORANGE, NH_MARKER_AUTO, "v#uT#d S v"}};
+        {K, idx, r->rq[0], NULL, NH_STYLE_BARS, NH_COLOR_BLUE, NH_MARKER_AUTO, "v#uT#d I v"},
+        {K, idx, r->rq[1], NULL, NH_STYLE_BARS, NH_COLOR_ORANGE, NH_MARKER_AUTO, "v#uT#d S v"},
+        {K, idx, r->rq[2], NULL, NH_STYLE_BARS, NH_COLOR_BLUE, NH_MARKER_AUTO, "v#uT#d I v"},
+        {K, idx, r->rq[3], NULL, NH_STYLE_BARS, NH_COLOR_ORANGE, NH_MARKER_AUTO, "v#uT#d S v"}};
     nh_plot_panel pan[2] = {{0}, {0}};
     pan[0].title = "leading eigenvectors v of I";
     pan[1].title = "leading eigenvectors v of S (by |eigenvalue|)";
@@ -618,21 +889,33 @@ static int run_fig2(const nh_cmd *cmd, int argc, char **argv) {
         pan[q].legend = NH_LEGEND_AUTO;
     }
     char note[512], stem[4096];
-    snprintf(note, sizeof note, "%s%s, N = %zu, L = 3, width %zu, %s, #gb = %g, %s", quick ? "quick mode: " : "",
-             !strcmp(dataname, "mnist") ? "14x14 MNIST" : dataname, n, width, act_title(act), beta,
-             steps ? "after training" : "at initialization");
+    snprintf(note, sizeof note, "%s%s, N = %zu, L = 3, width %zu, %s, #gb = %g, %s", f->quick ? "quick mode: " : "",
+             data_title(f->data), f->n, f->width, act_title(f->act), f->beta,
+             f->steps ? "after training" : "at initialization");
     nh_plot_spec spec = {0};
-    spec.path = nh_cli_path(stem, sizeof stem, out, "fig2");
+    spec.path = nh_cli_path(stem, sizeof stem, f->dir, "fig2");
     spec.title = "Mutual orthogonality of I and S: Rayleigh quotients";
     spec.note = note;
     spec.npanels = 2;
     spec.panels = pan;
     NH_CHECK(cmd, nh_plot_xy(&spec, NULL));
-    fprintf(stderr, "ntkhess fig2: wrote %s/fig2.png, fig2.svg, fig2.csv, summary.json\n", out);
-    for (int q = 0; q < 4; q++) free(rq[q]);
-    free(V); free(ev); free(idx); free(X); free(T);
-    nh_curv_free(c);
-    nh_net_free(net);
+    free(idx);
+}
+
+static int run_fig2(const nh_cmd *cmd, int argc, char **argv) {
+    fig2_cfg f;
+    fig2_parse(cmd, argc, argv, &f);
+    check_plotting(cmd);
+    double *T, *X = load_fig_data(cmd, f.data, f.n, f.seed, &f.d, &T);
+    f.dir = fig_open(cmd, f.out, 0);
+    fig2_res res;
+    fig2_compute(cmd, &f, X, T, &res);
+    fig2_emit(cmd, &f, &res);
+    fig2_plot(cmd, &f, &res);
+    nh_out_commit(cmd);
+    fprintf(stderr, "ntkhess fig2: wrote %s/fig2.png, fig2.svg, fig2.csv, summary.json\n", f.out);
+    for (int q = 0; q < 4; q++) free(res.rq[q]);
+    free(X); free(T);
     return 0;
 }
 
@@ -642,149 +925,201 @@ const nh_cmd nh_cmd_fig2 = {
     "For the K leading eigenvectors v of I (Lanczos, largest eigenvalues) and of S\n"
     "(largest |eigenvalue|), plots v^T I v and v^T S v (L = 3, MSE; by default the\n"
     "normalized smooth ReLU at initialization, as in the paper).  Writes fig2.png,\n"
-    "fig2.svg, fig2.csv and summary.json (with the gap between the two families).",
+    "fig2.svg, fig2.csv and summary.json (with the gap between the two families);\n"
+    "the output folder appears complete or not at all and replaces DIR whole.",
     fig2_opts, run_fig2};
 
 /* ------------------------------------------------------------------ fig3 */
 static const nh_optspec fig3_opts[] = {
-    {"quick", NULL, NULL, "small run: width 150, grid 21"},
+    FIG_OPT_QUICK("small run: the quick values below"),
     {"n", "N", "32", "points uniform on the unit disk"},
-    {"width", "W", "1000", "hidden width n_1 = n_2 = n_3 (L = 4) (quick: 150)"},
+    {"width", "W", "1000", "hidden width n_1 = n_2 = n_3 (L = 4)", "150"},
     NH_OPT_ACTS("softplus,nsoftplus"),
     {"beta", "B", "0.1", "bias scale"},
     {"lr", "ETA", "1", "learning rate"},
-    {"steps", "K", "3000", "maximum gradient-descent steps towards the minimum (quick: 1500)"},
+    {"steps", "K", "3000", "maximum gradient-descent steps towards the minimum", "1500"},
     {"tol", "C", "1e-6", "stop training once the loss is below C"},
     {"dirs", "I,J", "1,4", "eigenvectors of I (y axis, x axis), 1 = largest"},
-    {"grid", "G", "41", "grid points per axis (quick: 21)"},
+    {"grid", "G", "41", "grid points per axis", "21"},
     {"radius", "R", "", "half-width of the grid (default: 3/sqrt(lambda_J) per panel)"},
     {"seed", "S", "0", "seed"},
     {"out", "DIR", NULL, "output directory (fig3.png, fig3.svg, fig3_<act>.csv, summary.json)"},
-    {"threads", "T", "auto", "threads"},
-    {NULL, NULL, NULL, NULL}};
+    FIG_OPT_THREADS,
+    FIG_OPT_END};
 
-static int run_fig3(const nh_cmd *cmd, int argc, char **argv) {
+typedef struct fig3_cfg {
+    size_t n, width, nact, dirs[2], G, K;
+    nh_act acts[NH_MAXACT];
+    double beta, lr, tol, Rfix;
+    long long steps;
+    uint64_t seed;
+    int quick;
+    const char *out, *dir;
+} fig3_cfg;
+
+/* One panel: the trained network's loss on the G x G grid and what the
+ * summary reports about it. */
+typedef struct fig3_panel {
+    double loss0, loss, R, ly, lx, *ev;
+    long long steps;
+} fig3_panel;
+
+static void fig3_parse(const nh_cmd *cmd, int argc, char **argv, fig3_cfg *f) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    const int quick = nh_arg_flag(&a, "quick");
-    size_t n = (size_t)nh_arg_int(&a, "n", 2, 1 << 20);
-    size_t width = (size_t)(quick && !a.given[2] ? 150 : nh_arg_int(&a, "width", 1, 1 << 20));
-    nh_act acts[NH_MAXACT];
-    size_t nact = parse_acts(cmd, nh_arg_req(&a, "acts"), acts);
-    double beta = nh_arg_double(&a, "beta"), lr = nh_arg_double(&a, "lr"), tol = nh_arg_double(&a, "tol");
-    long long steps = quick && !a.given[6] ? 1500 : nh_arg_int(&a, "steps", 0, 1 << 30);
-    size_t dirs[2];
-    if (nh_arg_sizes(&a, "dirs", dirs, 2) != 2) nh_die_usage(cmd, "--dirs needs two indices I,J");
-    size_t G = (size_t)(quick && !a.given[9] ? 21 : nh_arg_int(&a, "grid", 2, 4096));
-    uint64_t seed = nh_arg_u64(&a, "seed");
-    const char *out = nh_arg_req(&a, "out");
-    if (!(lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
-    double Rfix = nh_arg_str(&a, "radius") ? nh_arg_double(&a, "radius") : 0;
-    if (nh_arg_str(&a, "radius") && !(Rfix > 0)) nh_die_usage(cmd, "--radius must be > 0");
-    if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
-    double *X = malloc(n * 2 * sizeof *X), *T = malloc(n * sizeof *T);
-    if (!X || !T) nh_die(cmd, "out of memory");
-    NH_CHECK(cmd, nh_data_synth(NH_DATA_DISK, n, 2, NH_LOSS_MSE, 0, seed, X, T));
-    nh_cli_mkdir(cmd, out);
-    size_t K = dirs[0] > dirs[1] ? dirs[0] : dirs[1];
-    double *Z = malloc(nact * G * G * sizeof *Z);
-    nh_surface_panel *pan = calloc(nact, sizeof *pan);
-    char (*titles)[160] = calloc(nact, sizeof *titles);
-    if (!Z || !pan || !titles) nh_die(cmd, "out of memory");
+    memset(f, 0, sizeof *f);
+    f->quick = nh_arg_flag(&a, "quick");
+    f->n = (size_t)nh_arg_int(&a, "n", 2, 1 << 20);
+    f->width = (size_t)nh_arg_int(&a, "width", 1, 1 << 20);
+    f->nact = parse_acts(cmd, nh_arg_req(&a, "acts"), f->acts);
+    f->beta = nh_arg_double(&a, "beta");
+    f->lr = nh_arg_double(&a, "lr");
+    f->tol = nh_arg_double(&a, "tol");
+    f->steps = nh_arg_int(&a, "steps", 0, 1 << 30);
+    if (nh_arg_sizes(&a, "dirs", f->dirs, 2) != 2) nh_die_usage(cmd, "--dirs needs two indices I,J");
+    f->G = (size_t)nh_arg_int(&a, "grid", 2, 4096);
+    f->seed = nh_arg_u64(&a, "seed");
+    f->out = nh_arg_req(&a, "out");
+    if (!(f->lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
+    f->Rfix = nh_arg_str(&a, "radius") ? nh_arg_double(&a, "radius") : 0;
+    if (nh_arg_str(&a, "radius") && !(f->Rfix > 0)) nh_die_usage(cmd, "--radius must be > 0");
+    f->K = f->dirs[0] > f->dirs[1] ? f->dirs[0] : f->dirs[1];
+}
+
+/* Gradient descent until the loss is below tol or the steps run out. */
+static long long fig3_train(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, nh_curv *c, nh_net *net) {
+    long long s;
+    const double t0 = nh_cli_now();
+    for (s = 0; s < f->steps && nh_curv_loss(c) > f->tol; s++) {
+        NH_CHECK(cmd, nh_curv_gd_step(c, net, f->lr));
+        if (s == 20) /* the time of 20 steps estimates the worst case */
+            nh_cli_estimate(cmd, "training steps at most", (nh_cli_now() - t0) / 21.0,
+                            (long long)(f->steps - s) * (long long)f->nact);
+        if (s % 50) continue;
+        char what[64];
+        snprintf(what, sizeof what, "fig3 %s: step", nh_act_name(act));
+        nh_cli_progress(what, (size_t)s + 1, (size_t)f->steps, nh_cli_now() - t0);
+    }
+    return s;
+}
+
+/* Nonlinearity act: train to the minimum, then the loss along eigenvectors
+ * dirs of I into L (L[i*G + j]: row i = y direction, column j = x). */
+static void fig3_compute(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const double *X, const double *T,
+                         double *L, fig3_panel *pp) {
+    size_t w[5] = {2, f->width, f->width, f->width, 1};
+    nh_net *net = make_net(cmd, 4, w, act, f->beta, trial_seed(f->seed, act, 0));
+    const size_t P = nh_net_nparams(net), K = f->K;
+    if (K > P) nh_die_usage(cmd, "--dirs index %zu exceeds the number of parameters P = %zu", K, P);
+    nh_curv *c = NULL;
+    NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
+    pp->loss0 = nh_curv_loss(c);
+    pp->steps = fig3_train(cmd, f, act, c, net);
+    double *V = xmalloc(cmd, K * P, sizeof *V);
+    pp->ev = xmalloc(cmd, K, sizeof *pp->ev);
+    nh_lanczos_opts lo = nh_lanczos_opts_default();
+    lo.seed = f->seed;
+    NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, K, &lo, pp->ev, V, NULL, NULL));
+    pp->ly = pp->ev[f->dirs[0] - 1], pp->lx = pp->ev[f->dirs[1] - 1];
+    pp->R = f->Rfix > 0 ? f->Rfix : 3.0 / sqrt(pp->lx > 0 ? pp->lx : 1e-300);
+    /* slice: out[i*G + j] = C(theta + a_i u + b_j v), u = e_y (rows), v = e_x (columns),
+     * which is the plot's z[j*nx + i] layout with rows = y. */
+    NH_CHECK(cmd, nh_curv_slice(c, net, V + (f->dirs[0] - 1) * P, V + (f->dirs[1] - 1) * P, pp->R, f->G, L));
+    pp->loss = nh_curv_loss(c);
+    free(V);
+    nh_curv_free(c);
+    nh_net_free(net);
+}
+
+/* fig3_<act>.csv and the panel's summary object. */
+static cJSON *fig3_emit_panel(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const double *L,
+                              const fig3_panel *pp) {
+    const size_t G = f->G;
+    const double R = pp->R;
+    char name[64];
+    snprintf(name, sizeof name, "fig3_%s.csv", nh_act_name(act));
+    char *csv = xmalloc(cmd, 64 + G * G * 80, 1), *p = csv;
+    p += sprintf(p, "a_dir%zu,b_dir%zu,loss\n", f->dirs[0], f->dirs[1]);
+    for (size_t i = 0; i < G; i++)
+        for (size_t j = 0; j < G; j++)
+            p += sprintf(p, "%.17g,%.17g,%.17g\n", R * (2.0 * (double)i - (double)(G - 1)) / (double)(G - 1),
+                         R * (2.0 * (double)j - (double)(G - 1)) / (double)(G - 1), L[i * G + j]);
+    write_text(cmd, f->dir, name, csv);
+    free(csv);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "act", nh_act_name(act));
+    cJSON_AddItemToObject(o, "loss_init", fnum(pp->loss0));
+    cJSON_AddItemToObject(o, "loss_min", fnum(pp->loss));
+    cJSON_AddNumberToObject(o, "steps", (double)pp->steps);
+    cJSON_AddItemToObject(o, "radius", fnum(R));
+    cJSON *evs = cJSON_AddArrayToObject(o, "eigenvalues_I");
+    for (size_t k = 0; k < f->K; k++) cJSON_AddItemToArray(evs, fnum(pp->ev[k]));
+    cJSON_AddItemToObject(o, "lambda_y", fnum(pp->ly));
+    cJSON_AddItemToObject(o, "lambda_x", fnum(pp->lx));
+    cJSON_AddItemToObject(o, "narrowness", fnum(pp->ly / pp->lx));
+    return o;
+}
+
+static cJSON *fig3_summary(const fig3_cfg *f) {
     cJSON *js = cJSON_CreateObject();
     cJSON_AddStringToObject(js, "figure", "fig3");
     cJSON *par = cJSON_AddObjectToObject(js, "params");
-    cJSON_AddBoolToObject(par, "quick", quick);
-    cJSON_AddNumberToObject(par, "N", (double)n);
-    cJSON_AddNumberToObject(par, "depth", 4);
-    cJSON_AddNumberToObject(par, "width", (double)width);
-    cJSON_AddNumberToObject(par, "grid", (double)G);
-    cJSON_AddNumberToObject(par, "dir_y", (double)dirs[0]);
-    cJSON_AddNumberToObject(par, "dir_x", (double)dirs[1]);
-    cJSON *res = cJSON_AddArrayToObject(js, "panels");
-    for (size_t ai = 0; ai < nact; ai++) {
-        size_t w[5] = {2, width, width, width, 1};
-        nh_net *net = make_net(cmd, 4, w, acts[ai], beta, trial_seed(seed, acts[ai], 0));
-        const size_t P = nh_net_nparams(net);
-        if (K > P) nh_die_usage(cmd, "--dirs index %zu exceeds the number of parameters P = %zu", K, P);
-        nh_curv *c = NULL;
-        NH_CHECK(cmd, nh_curv_create(net, X, T, n, NH_LOSS_MSE, &c));
-        const double loss0 = nh_curv_loss(c);
-        long long s;
-        double t0 = nh_cli_now();
-        for (s = 0; s < steps && nh_curv_loss(c) > tol; s++) {
-            NH_CHECK(cmd, nh_curv_gd_step(c, net, lr));
-            if (s % 50 == 0) {
-                char what[64];
-                snprintf(what, sizeof what, "fig3 %s: step", nh_act_name(acts[ai]));
-                nh_cli_progress(what, (size_t)s + 1, (size_t)steps, nh_cli_now() - t0);
-            }
-        }
-        double *V = malloc(K * P * sizeof *V), *ev = malloc(K * sizeof *ev);
-        if (!V || !ev) nh_die(cmd, "out of memory");
-        nh_lanczos_opts lo = nh_lanczos_opts_default();
-        lo.seed = seed;
-        NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, K, &lo, ev, V, NULL, NULL));
-        const double ly = ev[dirs[0] - 1], lx = ev[dirs[1] - 1];
-        const double R = Rfix > 0 ? Rfix : 3.0 / sqrt(lx > 0 ? lx : 1e-300);
-        double *L = Z + ai * G * G;
-        /* slice: out[i*G + j] = C(theta + a_i u + b_j v), u = e_y (rows), v = e_x (columns),
-         * which is the plot's z[j*nx + i] layout with rows = y. */
-        NH_CHECK(cmd, nh_curv_slice(c, net, V + (dirs[0] - 1) * P, V + (dirs[1] - 1) * P, R, G, L));
-        char name[64], path[4096];
-        snprintf(name, sizeof name, "fig3_%s.csv", nh_act_name(acts[ai]));
-        size_t cap = 64 + G * G * 80;
-        char *csv = malloc(cap), *p = csv;
-        if (!csv) nh_die(cmd, "out of memory");
-        p += sprintf(p, "a_dir%zu,b_dir%zu,loss\n", dirs[0], dirs[1]);
-        for (size_t i = 0; i < G; i++)
-            for (size_t j = 0; j < G; j++)
-                p += sprintf(p, "%.17g,%.17g,%.17g\n", R * (2.0 * (double)i - (double)(G - 1)) / (double)(G - 1),
-                             R * (2.0 * (double)j - (double)(G - 1)) / (double)(G - 1), L[i * G + j]);
-        nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, name), csv);
-        free(csv);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "act", nh_act_name(acts[ai]));
-        cJSON_AddItemToObject(o, "loss_init", fnum(loss0));
-        cJSON_AddItemToObject(o, "loss_min", fnum(nh_curv_loss(c)));
-        cJSON_AddNumberToObject(o, "steps", (double)s);
-        cJSON_AddItemToObject(o, "radius", fnum(R));
-        cJSON *evs = cJSON_AddArrayToObject(o, "eigenvalues_I");
-        for (size_t k = 0; k < K; k++) cJSON_AddItemToArray(evs, fnum(ev[k]));
-        cJSON_AddItemToObject(o, "lambda_y", fnum(ly));
-        cJSON_AddItemToObject(o, "lambda_x", fnum(lx));
-        cJSON_AddItemToObject(o, "narrowness", fnum(ly / lx));
-        cJSON_AddItemToArray(res, o);
-        snprintf(titles[ai], sizeof titles[ai], "%s: #gl#d%zu#u/#gl#d%zu#u = %.3g", act_title(acts[ai]), dirs[0],
-                 dirs[1], ly / lx);
-        pan[ai].nx = G; pan[ai].ny = G; pan[ai].z = L;
-        pan[ai].xmin = -R; pan[ai].xmax = R; pan[ai].ymin = -R; pan[ai].ymax = R;
-        pan[ai].title = titles[ai];
-        pan[ai].mark = 1;
-        free(V); free(ev);
-        nh_curv_free(c);
-        nh_net_free(net);
-    }
-    write_json(cmd, out, "summary.json", js);
-    cJSON_Delete(js);
+    cJSON_AddBoolToObject(par, "quick", f->quick);
+    const char *pk[] = {"N", "depth", "width", "grid", "dir_y", "dir_x"};
+    const double pv[] = {(double)f->n, 4, (double)f->width, (double)f->G, (double)f->dirs[0], (double)f->dirs[1]};
+    for (int j = 0; j < 6; j++) cJSON_AddNumberToObject(par, pk[j], pv[j]);
+    cJSON_AddArrayToObject(js, "panels");
+    return js;
+}
+
+static void fig3_plot(const nh_cmd *cmd, const fig3_cfg *f, nh_surface_panel *pan) {
     char note[512], xl[64], yl[64], stem[4096];
     snprintf(note, sizeof note, "%sunit disk, N = %zu, L = 4, widths %zu, MSE, #gb = %g; trained to a minimum by GD",
-             quick ? "quick mode: " : "", n, width, beta);
-    snprintf(xl, sizeof xl, "along eigenvector %zu of I", dirs[1]);
-    snprintf(yl, sizeof yl, "along eigenvector %zu of I", dirs[0]);
+             f->quick ? "quick mode: " : "", f->n, f->width, f->beta);
+    snprintf(xl, sizeof xl, "along eigenvector %zu of I", f->dirs[1]);
+    snprintf(yl, sizeof yl, "along eigenvector %zu of I", f->dirs[0]);
     nh_surface_spec spec = {0};
-    spec.path = nh_cli_path(stem, sizeof stem, out, "fig3");
+    spec.path = nh_cli_path(stem, sizeof stem, f->dir, "fig3");
     spec.title = "Loss surface around a global minimum";
     spec.note = note;
     spec.xlabel = xl;
     spec.ylabel = yl;
     spec.zlabel = "loss";
-    spec.npanels = nact;
+    spec.npanels = f->nact;
     spec.panels = pan;
     spec.logz = 1;
     NH_CHECK(cmd, nh_plot_surface(&spec, NULL));
-    fprintf(stderr, "ntkhess fig3: wrote %s/fig3.png, fig3.svg, summary.json\n", out);
+}
+
+static int run_fig3(const nh_cmd *cmd, int argc, char **argv) {
+    fig3_cfg f;
+    fig3_parse(cmd, argc, argv, &f);
+    check_plotting(cmd);
+    const size_t G = f.G;
+    double *X = xmalloc(cmd, f.n * 2, sizeof *X), *T = xmalloc(cmd, f.n, sizeof *T);
+    NH_CHECK(cmd, nh_data_synth(NH_DATA_DISK, f.n, 2, NH_LOSS_MSE, 0, f.seed, X, T));
+    f.dir = fig_open(cmd, f.out, 0);
+    double *Z = xmalloc(cmd, f.nact * G * G, sizeof *Z);
+    nh_surface_panel *pan = xmalloc(cmd, f.nact, sizeof *pan);
+    char (*titles)[160] = xmalloc(cmd, f.nact, sizeof *titles);
+    cJSON *js = fig3_summary(&f);
+    for (size_t ai = 0; ai < f.nact; ai++) {
+        fig3_panel pp;
+        double *L = Z + ai * G * G;
+        fig3_compute(cmd, &f, f.acts[ai], X, T, L, &pp);
+        cJSON_AddItemToArray(cJSON_GetObjectItem(js, "panels"), fig3_emit_panel(cmd, &f, f.acts[ai], L, &pp));
+        snprintf(titles[ai], sizeof titles[ai], "%s: #gl#d%zu#u/#gl#d%zu#u = %.3g", act_title(f.acts[ai]), f.dirs[0],
+                 f.dirs[1], pp.ly / pp.lx);
+        pan[ai] = (nh_surface_panel){.nx = G, .ny = G, .z = L, .xmin = -pp.R, .xmax = pp.R, .ymin = -pp.R,
+                                     .ymax = pp.R, .title = titles[ai], .mark = 1};
+        free(pp.ev);
+    }
+    write_json(cmd, f.dir, "summary.json", js);
+    cJSON_Delete(js);
+    fig3_plot(cmd, &f, pan);
+    nh_out_commit(cmd);
+    fprintf(stderr, "ntkhess fig3: wrote %s/fig3.png, fig3.svg, summary.json\n", f.out);
     free(Z); free(pan); free(titles); free(X); free(T);
     return 0;
 }
@@ -797,5 +1132,7 @@ const nh_cmd nh_cmd_fig3 = {
     "the loss is evaluated on a grid along eigenvectors I (y axis) and J (x axis)\n"
     "of I.  One panel per nonlinearity: smooth ReLU against normalized smooth ReLU\n"
     "(the narrow valley of the first, its reduction by normalization).  The panel\n"
-    "titles give lambda_I / lambda_J, the narrowness of the valley.",
+    "titles give lambda_I / lambda_J, the narrowness of the valley.  The output\n"
+    "folder appears complete or not at all (a diverging run leaves nothing) and\n"
+    "replaces DIR whole.",
     fig3_opts, run_fig3};

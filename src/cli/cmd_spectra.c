@@ -33,7 +33,8 @@ static const nh_optspec measure_opts[] = {
     {"every", "E", NULL, "record every E steps (and at step 0)"},
     {"probes", "M", "32", "Rademacher probes per record for the estimated traces (>= 1)"},
     {"seed", "S", "0", "probe seed (the same probes at every record)"},
-    {"out", "FILE.csv", NULL, "CSV of records; FILE.csv.ckpt/ holds the checkpoint for resuming"},
+    {"out", "FILE.csv", NULL, "CSV of records, written when the run completes (work folder: .FILE.csv.partial/)"},
+    {"restart", NULL, NULL, "discard an unfinished run's checkpoint and start over"},
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
@@ -60,8 +61,11 @@ static void pool_mean_se(size_t R, const double *n, const double *mean, const do
  * M_r consecutive probes from first_probe j_r, the same probe vectors as one
  * process), each returns its (M_r, mean_r, se_r), and rank 0 pools them and
  * writes the row; the exact parts (Tr I^k, Tr S, ||IS||) come from rank 0. */
+static void measure_row(const nh_cmd *cmd, nh_run *r, size_t M, long long step, double eta, double loss,
+                        const nh_trace_result *ti, const nh_trace_result *th, const nh_ortho_result *orr);
+
 static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t seed, long long step, double eta,
-                           FILE *f) {
+                           nh_run *run) {
     const size_t R = (size_t)nh_par_size(), me = (size_t)nh_par_rank();
     const size_t Mr = M / R + (me < M % R), j0 = me * (M / R) + (me < M % R ? me : M % R);
     nh_trace_opts to = nh_trace_opts_default();
@@ -95,7 +99,7 @@ static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t see
         double *all = me == 0 ? malloc(R * NV * sizeof *all) : NULL;
         if (me == 0 && !all) nh_die(cmd, "out of memory");
         nh_par_gather(mine, NV, all);
-        if (me != 0) return;
+        if (me != 0) { free(all); return; }
         double *n = malloc(3 * R * sizeof *n), *mean = n + R, *se = mean + R;
         if (!n) nh_die(cmd, "out of memory");
         for (size_t r = 0; r < R; r++) n[r] = all[r * NV];
@@ -119,109 +123,148 @@ static void measure_record(const nh_cmd *cmd, nh_curv *c, size_t M, uint64_t see
         free(n);
         free(all);
     }
+    measure_row(cmd, run, M, step, eta, nh_curv_loss(c), &ti, &th, &orr);
+}
+
+/* A standard error: empty with one probe (undefined, not divergence). */
+static int se_field(char *p, size_t cap, size_t M, double se) {
+    return M >= 2 ? snprintf(p, cap, ",%.17g", se) : snprintf(p, cap, ",");
+}
+
+/* Format and log one record; a non-finite value is the start of divergence:
+ * stop before writing it (the command then fails and writes nothing). */
+static void measure_row(const nh_cmd *cmd, nh_run *r, size_t M, long long step, double eta, double loss,
+                        const nh_trace_result *ti, const nh_trace_result *th, const nh_ortho_result *orr) {
     /* Tr(S) exact (G . dC/dY) = Tr(H) - Tr(I) with control variates. */
-    double trs1 = th.est[0] - ti.est[0];
-    /* A record with an overflowed moment is the start of divergence: stop
-     * before writing it, so every row in the file is finite. */
-    double all[16] = {ti.est[0], ti.est[1], ti.est[2], ti.est[3], th.est[0], th.est[1], th.est[2], th.est[3],
-                      th.se[1], th.se[2], th.se[3], orr.is_fro, orr.i_fro, orr.s_fro, orr.tr_s2, nh_curv_loss(c)};
-    if (orr.is_fro != 0 && !isfinite(orr.ratio)) all[15] = orr.ratio;
-    for (int q = 0; q < 16; q++)
-        if (!isfinite(all[q]))
-            nh_die(cmd, "diverged at step %lld: the Hessian moments overflowed (loss %.6g); the records up to the last "
-                        "finite state are kept (lower --lr)", step, nh_curv_loss(c));
-    fprintf(f, "%lld,%.17g,%.17g", step, (double)step * eta, nh_curv_loss(c));
-    for (int k = 0; k < 4; k++) fprintf(f, ",%.17g", ti.est[k]);
-    fprintf(f, ",%.17g,%.17g,%.17g", trs1, orr.tr_s2, orr.tr_s2_se);
-    for (int k = 0; k < 4; k++) fprintf(f, ",%.17g,%.17g", th.est[k], th.se[k]);
+    double trs1 = th->est[0] - ti->est[0];
     /* ||IS|| = 0 means orthogonal, whatever the norms: ratio 0, not 0/0. */
-    double ratio = orr.is_fro == 0 ? 0.0 : orr.ratio;
-    fprintf(f, ",%.17g,%.17g,%.17g,%.17g,%.17g\n", orr.is_fro, orr.i_fro, orr.s_fro, orr.s_fro_se, ratio);
+    double ratio = orr->is_fro == 0 ? 0.0 : orr->ratio;
+    double all[17] = {ti->est[0], ti->est[1], ti->est[2], ti->est[3], th->est[0], th->est[1], th->est[2], th->est[3],
+                      orr->is_fro, orr->i_fro, orr->s_fro, orr->tr_s2, loss, ratio, th->se[1], th->se[2], th->se[3]};
+    for (int q = 0; q < (M >= 2 ? 17 : 14); q++)
+        if (!isfinite(all[q]))
+            nh_die(cmd, "diverged at step %lld: the Hessian moments overflowed (loss %.6g); nothing written to the "
+                        "output (lower --lr)", step, loss);
+    if (!r) return; /* MPI ranks other than 0 */
+    char row[2048];
+    size_t n = 0, cap = sizeof row;
+    n += (size_t)snprintf(row + n, cap - n, "%lld,%.17g,%.17g", step, (double)step * eta, loss);
+    for (int k = 0; k < 4; k++) n += (size_t)snprintf(row + n, cap - n, ",%.17g", ti->est[k]);
+    n += (size_t)snprintf(row + n, cap - n, ",%.17g,%.17g", trs1, orr->tr_s2);
+    n += (size_t)se_field(row + n, cap - n, M, orr->tr_s2_se);
+    for (int k = 0; k < 4; k++) {
+        n += (size_t)snprintf(row + n, cap - n, ",%.17g", th->est[k]);
+        n += (size_t)se_field(row + n, cap - n, M, th->se[k]);
+    }
+    n += (size_t)snprintf(row + n, cap - n, ",%.17g,%.17g,%.17g", orr->is_fro, orr->i_fro, orr->s_fro);
+    n += (size_t)se_field(row + n, cap - n, M, orr->s_fro_se);
+    snprintf(row + n, cap - n, ",%.17g", ratio);
+    nh_log_row(cmd, &r->log, "%s", row);
+}
+
+#define MEASURE_HEADER                                                                                             \
+    "step,t,loss,tr_I1,tr_I2,tr_I3,tr_I4,tr_S1,tr_S2,tr_S2_se,tr_H1,tr_H1_se,tr_H2,tr_H2_se,tr_H3,tr_H3_se,tr_H4," \
+    "tr_H4_se,IS_fro,I_fro,S_fro,S_fro_se,IS_ratio"
+
+typedef struct measure_job {
+    nh_loss loss;
+    double eta;
+    long long steps, every;
+    size_t M;
+    uint64_t seed;
+    const char *out, *model, *xp, *tp;
+    int restart;
+    nh_net *net;
+    nh_dataset d;
+    const nh_curv_opts *copts; /* --batch */
+} measure_job;
+
+static void measure_parse(const nh_cmd *cmd, int argc, char **argv, measure_job *j) {
+    nh_args a;
+    nh_cli_parse(cmd, argc, argv, &a);
+    nh_cli_threads(&a);
+    j->copts = nh_cli_curv_opts(&a);
+    j->loss = nh_arg_loss(cmd, &a);
+    j->eta = nh_arg_double(&a, "lr");
+    if (j->eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", j->eta);
+    j->steps = nh_arg_int(&a, "steps", 0, NH_MAX_STEPS);
+    j->every = nh_arg_int(&a, "every", 1, NH_MAX_STEPS);
+    j->M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 24);
+    j->seed = nh_arg_u64(&a, "seed");
+    j->out = nh_arg_req(&a, "out");
+    j->model = nh_arg_req(&a, "model"), j->xp = nh_arg_req(&a, "data"), j->tp = nh_arg_req(&a, "targets");
+    j->restart = nh_arg_flag(&a, "restart");
+    NH_CHECK(cmd, nh_model_load(j->model, &j->net));
+    nh_cli_load_data(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
+}
+
+/* Rank 0 opens the output and resumes; the others get its step and theta. */
+static long long measure_begin(const nh_cmd *cmd, measure_job *j, nh_run *r) {
+    long long start = -1;
+    if (nh_par_is_root()) {
+        const char *inputs[] = {j->model, j->xp, j->tp};
+        nh_run_spec sp = {cmd, j->out, 1, NULL, MEASURE_HEADER, {0}, j->steps, j->restart, inputs, 3};
+        nh_ckpt_id_add(&sp.id, "command", "measure");
+        nh_ckpt_id_model(cmd, &sp.id, j->model, j->net);
+        nh_ckpt_id_file(cmd, &sp.id, "data", j->xp);
+        nh_ckpt_id_file(cmd, &sp.id, "targets", j->tp);
+        nh_ckpt_id_add(&sp.id, "loss", "%s", nh_loss_name(j->loss));
+        nh_ckpt_id_add(&sp.id, "lr", "%.17g", j->eta);
+        nh_ckpt_id_add(&sp.id, "steps", "%lld", j->steps);
+        nh_ckpt_id_add(&sp.id, "every", "%lld", j->every);
+        nh_ckpt_id_add(&sp.id, "probes", "%zu", j->M);
+        nh_ckpt_id_add(&sp.id, "seed", "%llu", (unsigned long long)j->seed);
+        start = nh_run_begin(r, &sp, &j->net);
+    }
+    if (nh_par_size() > 1) {
+        nh_par_bcast(&start, sizeof start);
+        nh_par_bcast(nh_net_params(j->net), nh_net_nparams(j->net) * sizeof(double));
+    }
+    return start;
+}
+
+/* Steps start+1..steps with a record (and a checkpoint) every E steps. */
+static void measure_loop(const nh_cmd *cmd, measure_job *j, nh_run *r, nh_curv *c, long long start) {
+    double t0 = nh_cli_now();
+    for (long long k = start + 1; k <= j->steps; k++) {
+        nh_status st = nh_curv_gd_step(c, j->net, j->eta);
+        if (st != NH_OK)
+            nh_die(cmd, "%s at step %lld: %s; nothing written to %s (lower --lr)", nh_strerror(st), k,
+                   nh_last_error_detail(), j->out);
+        if (k % j->every == 0 || k == j->steps) {
+            measure_record(cmd, c, j->M, j->seed, k, j->eta, r);
+            if (r && k < j->steps) nh_run_checkpoint(r, k, j->net);
+        }
+        if (r) nh_run_poll_signal(r, k, j->net);
+        if (r && k == start + 1 && j->steps - start > 1) nh_cli_estimate(cmd, "steps", nh_cli_now() - t0, j->steps - start);
+        if (r) nh_cli_progress("measure: step", (size_t)(k - start), (size_t)(j->steps - start), nh_cli_now() - t0);
+    }
 }
 
 static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     /* MPI (when built with it): the probes of each record are split over the
      * ranks; every rank trains the same network, rank 0 writes. */
     nh_par_init(&argc, &argv);
-    const int root = nh_par_is_root();
-    nh_args a;
-    nh_cli_parse(cmd, argc, argv, &a);
-    nh_cli_threads(&a);
-    nh_loss loss = nh_arg_loss(cmd, &a);
-    double eta = nh_arg_double(&a, "lr");
-    if (eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", eta);
-    long long steps = nh_arg_int(&a, "steps", 0, (long long)1 << 40);
-    long long every = nh_arg_int(&a, "every", 1, (long long)1 << 40);
-    size_t M = (size_t)nh_arg_int(&a, "probes", 1, 1 << 24);
-    uint64_t seed = nh_arg_u64(&a, "seed");
-    const char *out = nh_arg_req(&a, "out");
-    const char *model = nh_arg_req(&a, "model"), *xp = nh_arg_req(&a, "data"), *tp = nh_arg_req(&a, "targets");
-    nh_net *net = NULL;
-    NH_CHECK(cmd, nh_model_load(model, &net));
-    nh_dataset d;
-    nh_cli_load_data(cmd, xp, tp, net, loss, &d);
-    char ck[4096], cfgpath[4096];
-    snprintf(ck, sizeof ck, "%s.ckpt", out);
-    /* Signature: everything that changes the trajectory or the records. */
-    nh_cli_path(cfgpath, sizeof cfgpath, model, "config.json");
-    char sig_lr[64], sig_every[64], sig_M[64], sig_seed[64];
-    snprintf(sig_lr, sizeof sig_lr, "%.17g", eta);
-    snprintf(sig_every, sizeof sig_every, "%lld", every);
-    snprintf(sig_M, sizeof sig_M, "%zu", M);
-    snprintf(sig_seed, sizeof sig_seed, "%llu", (unsigned long long)seed);
-    const char *parts[] = {"measure", cfgpath, xp, tp, nh_arg_str(&a, "loss"), sig_lr, sig_every, sig_M, sig_seed};
-    unsigned long long sig = nh_ckpt_signature(parts, sizeof parts / sizeof *parts);
-    long long start = nh_ckpt_load(cmd, ck, sig, &net);
-    FILE *f = NULL;
-    if (!root) {
-        /* rank 0 writes the CSV and the checkpoints */
-    } else if (start >= 0) {
-        nh_ckpt_truncate_csv(cmd, out, start);
-        f = fopen(out, "a");
-        fprintf(stderr, "ntkhess measure: resuming from step %lld (%s)\n", start, ck);
-    } else {
-        f = fopen(out, "w");
-        if (f) {
-            fprintf(f, "step,t,loss,tr_I1,tr_I2,tr_I3,tr_I4,tr_S1,tr_S2,tr_S2_se");
-            for (int k = 1; k <= 4; k++) fprintf(f, ",tr_H%d,tr_H%d_se", k, k);
-            fprintf(f, ",IS_fro,I_fro,S_fro,S_fro_se,IS_ratio\n");
-        }
-    }
-    if (root && !f) nh_die(cmd, "cannot write %s", out);
+    measure_job j;
+    memset(&j, 0, sizeof j);
+    measure_parse(cmd, argc, argv, &j);
+    nh_run run, *r = nh_par_is_root() ? &run : NULL;
+    long long start = measure_begin(cmd, &j, &run);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, j.copts, &c));
     if (start < 0) {
-        measure_record(cmd, c, M, seed, 0, eta, f);
-        if (root && fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
-        if (root) nh_ckpt_save(cmd, ck, sig, 0, net);
+        measure_record(cmd, c, j.M, j.seed, 0, j.eta, r);
+        if (r && j.steps > 0) nh_run_checkpoint(r, 0, j.net);
         start = 0;
     }
-    double t0 = nh_cli_now();
-    for (long long k = start + 1; k <= steps; k++) {
-        nh_status st = nh_curv_gd_step(c, net, eta);
-        if (st != NH_OK) {
-            if (f) fclose(f);
-            nh_die(cmd, "%s at step %lld: %s (records up to the last finite state are in %s)", nh_strerror(st), k,
-                   nh_last_error(), out);
-        }
-        if (k % every == 0 || k == steps) {
-            measure_record(cmd, c, M, seed, k, eta, f);
-            if (root && fflush(f) != 0) nh_die(cmd, "cannot write %s", out);
-            if (root) nh_ckpt_save(cmd, ck, sig, k, net);
-        }
-        if (root) nh_cli_progress("measure: step", (size_t)(k - start), (size_t)(steps - start), nh_cli_now() - t0);
-    }
-    if (root && fclose(f) != 0) nh_die(cmd, "cannot write %s", out);
-    if (root) { /* complete: a rerun recomputes the same rows.  The state file goes
-                 * first, so a kill while removing leaves no checkpoint, never a
-                 * state without its weights. */
-        char stp[4200];
-        unlink(nh_cli_path(stp, sizeof stp, ck, "state.txt"));
-        nh_ckpt_remove(ck);
+    measure_loop(cmd, &j, r, c, start);
+    if (r) {
+        nh_run_close_log(r);
+        nh_out_commit(cmd);
     }
     nh_curv_free(c);
-    nh_net_free(net);
-    nh_dataset_free(&d);
+    nh_net_free(j.net);
+    nh_dataset_free(&j.d);
     nh_par_finalize();
     return 0;
 }
@@ -229,15 +272,20 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
 const nh_cmd nh_cmd_measure = {
     "measure", "Train by gradient descent and record the Hessian's moments along the way.",
     "--model DIR --data X.npy --targets Y.npy [--loss NAME] --lr ETA --steps K --every E\n"
-    "         [--probes M] --out FILE.csv",
+    "         [--probes M] --out FILE.csv [--restart]",
     "At step 0 and every E steps (t = step * eta) writes one CSV row: step, t, loss;\n"
     "tr_I1..tr_I4 exact from the NTK Gram (Tr((HC Theta)^k)); tr_S1 exact (G . dC/dY);\n"
     "tr_S2 = ||S||_F^2 by Hutchinson with its standard error; tr_H1..tr_H4 with control\n"
     "variates (exact Tr(I^k) plus an estimate of the remainder) and standard errors\n"
     "(tr_H1 is exact); IS_fro = ||I S||_F exact, I_fro, S_fro (+ se), and\n"
-    "IS_ratio = ||IS||_F / (||I||_F ||S||_F).  Rows are flushed as they are written;\n"
-    "a run that is killed and started again with the same arguments resumes from\n"
-    "the last record (FILE.csv.ckpt/) and ends with the same rows.",
+    "IS_ratio = ||IS||_F / (||I||_F ||S||_F).  With --probes 1 the standard-error\n"
+    "columns are empty (undefined for one probe).  FILE.csv appears when the run\n"
+    "completes (replacing an older one); a run that diverges writes nothing.  A run\n"
+    "that is killed (or stopped by SIGINT, SIGTERM, SIGHUP: it checkpoints and exits\n"
+    "128+signal) resumes from its last record when started again with the same\n"
+    "arguments and ends with the same bytes; its work folder is .FILE.csv.partial/\n"
+    "beside FILE.csv.  A rerun with another model, data, targets (compared by content)\n"
+    "or options is refused unless --restart is given.",
     measure_opts, run_measure};
 
 /* -------------------------------------------------------------- spectrum */
@@ -264,122 +312,164 @@ static const nh_optspec spectrum_opts[] = {
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
-static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
+typedef struct spectrum_job {
     nh_args a;
-    nh_cli_parse(cmd, argc, argv, &a);
-    nh_cli_threads(&a);
-    nh_loss loss = nh_arg_loss(cmd, &a);
-    nh_op op = parse_op(cmd, nh_arg_req(&a, "of"));
-    const int top = nh_arg_str(&a, "top") != NULL, dens = nh_arg_flag(&a, "density");
-    if (top == dens) nh_die_usage(cmd, "give exactly one of --top K and --density");
-    nh_net *net = NULL;
-    NH_CHECK(cmd, nh_model_load(nh_arg_req(&a, "model"), &net));
-    const size_t P = nh_net_nparams(net);
+    nh_loss loss;
+    nh_op op;
+    int top, json;
+    const char *outdir, *in[3];
+    nh_net *net;
+    size_t P;
     nh_dataset d;
-    nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
-    const char *outdir = nh_arg_str(&a, "out");
-    cJSON *js = cJSON_CreateObject();
-    cJSON_AddStringToObject(js, "of", nh_arg_str(&a, "of"));
-    cJSON_AddNumberToObject(js, "P", (double)P);
-    nh_curv *c = NULL;
-    if (top) {
-        long long K = nh_arg_int(&a, "top", 1, (long long)1 << 40);
-        if ((size_t)K > P) nh_die_usage(cmd, "--top %lld exceeds the number of parameters P = %zu", K, P);
-        double need = ((double)K + 22.0) * 2.0 * (double)P * 8.0;
-        if (need > (double)nh_get_mem_limit()) nh_die(cmd, "Lanczos with K = %lld and P = %zu needs %.3g GB", K, P, need / 1e9);
-        NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
-        nh_lanczos_opts lo = nh_lanczos_opts_default();
-        lo.which = nh_arg_flag(&a, "smallest") ? NH_WHICH_SA : NH_WHICH_LA;
-        lo.tol = nh_arg_double(&a, "tol");
-        if (!(lo.tol > 0)) nh_die_usage(cmd, "--tol must be > 0");
-        lo.seed = nh_arg_u64(&a, "seed");
-        double *ev = malloc((size_t)K * sizeof *ev), *res = malloc((size_t)K * sizeof *res);
-        double *V = malloc((size_t)K * P * sizeof *V);
-        if (!ev || !res || !V) nh_die(cmd, "out of memory");
-        nh_lanczos_info info;
-        NH_CHECK(cmd, nh_curv_lanczos(c, op, (size_t)K, &lo, ev, V, res, &info));
-        jarr(js, "eigenvalues", ev, (size_t)K);
-        jarr(js, "residuals", res, (size_t)K);
-        cJSON_AddNumberToObject(js, "products", (double)info.nproducts);
-        cJSON_AddNumberToObject(js, "restarts", (double)info.nrestarts);
-        if (nh_arg_flag(&a, "rayleigh")) {
-            double *ri = malloc((size_t)K * sizeof *ri), *rs = malloc((size_t)K * sizeof *rs);
-            if (!ri || !rs) nh_die(cmd, "out of memory");
-            NH_CHECK(cmd, nh_curv_rayleigh(c, (size_t)K, V, ri, rs));
-            jarr(js, "rayleigh_I", ri, (size_t)K);
-            jarr(js, "rayleigh_S", rs, (size_t)K);
-            free(ri); free(rs);
-        }
-        if (outdir) {
-            nh_cli_mkdir(cmd, outdir);
-            size_t sh1[1] = {(size_t)K}, sh2[2] = {(size_t)K, P};
-            nh_cli_write_npy(cmd, outdir, "eigenvalues.npy", ev, 1, sh1);
-            nh_cli_write_npy(cmd, outdir, "residuals.npy", res, 1, sh1);
-            if (nh_arg_flag(&a, "save-vectors")) nh_cli_write_npy(cmd, outdir, "eigenvectors.npy", V, 2, sh2);
-        }
-        if (!nh_arg_flag(&a, "json")) {
-            printf("# k eigenvalue residual (%s, P = %zu, %zu products)\n", nh_arg_str(&a, "of"), P, info.nproducts);
-            for (long long k = 0; k < K; k++) printf("%lld %.17g %.3g\n", k + 1, ev[k], res[k]);
-        }
-        free(ev); free(res); free(V);
-    } else {
-        nh_slq_opts so = nh_slq_opts_default();
-        so.nvec = (size_t)nh_arg_int(&a, "vectors", 1, 1 << 20);
-        so.nsteps = (size_t)nh_arg_int(&a, "lanczos-steps", 1, 1 << 20);
-        if (so.nsteps > P) so.nsteps = P;
-        so.seed = nh_arg_u64(&a, "seed");
-        size_t G = (size_t)nh_arg_int(&a, "grid", 2, 1 << 24);
-        NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
-        size_t nn = so.nvec * so.nsteps;
-        double *nodes = malloc(nn * sizeof *nodes), *w = malloc(nn * sizeof *w);
-        if (!nodes || !w) nh_die(cmd, "out of memory");
-        nh_slq_result r;
-        NH_CHECK(cmd, nh_curv_slq(c, op, &so, nodes, w, 0, NULL, 0, NULL, &r));
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t i = 0; i < nn; i++)
-            if (w[i] > 0) { if (nodes[i] < lo) lo = nodes[i]; if (nodes[i] > hi) hi = nodes[i]; }
-        double range = hi - lo > 0 ? hi - lo : fabs(hi) + 1e-300;
-        double sigma = nh_arg_str(&a, "sigma") ? nh_arg_double(&a, "sigma") : range / 100;
-        if (!(sigma > 0)) nh_die_usage(cmd, "--sigma must be > 0");
-        lo -= 5 * sigma;
-        hi += 5 * sigma;
-        double *grid = malloc(G * sizeof *grid), *den = malloc(G * sizeof *den);
-        if (!grid || !den) nh_die(cmd, "out of memory");
-        for (size_t i = 0; i < G; i++) grid[i] = lo + (hi - lo) * (double)i / (double)(G - 1);
-        NH_CHECK(cmd, nh_curv_slq(c, op, &so, NULL, NULL, G, grid, sigma, den, &r));
-        jarr(js, "moments_over_P", r.moments, 4);
-        jarr(js, "moments_over_P_se", r.moments_se, 4);
-        cJSON_AddNumberToObject(js, "sigma", sigma);
-        if (outdir) {
-            nh_cli_mkdir(cmd, outdir);
-            size_t cap = 64 + G * 60;
-            char *csv = malloc(cap), *p = csv;
-            if (!csv) nh_die(cmd, "out of memory");
-            p += sprintf(p, "eigenvalue,density\n");
-            for (size_t i = 0; i < G; i++) p += sprintf(p, "%.17g,%.17g\n", grid[i], den[i]);
-            char path[4096];
-            nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, outdir, "density.csv"), csv);
-            free(csv);
-            size_t sh[1] = {nn};
-            nh_cli_write_npy(cmd, outdir, "nodes.npy", nodes, 1, sh);
-            nh_cli_write_npy(cmd, outdir, "weights.npy", w, 1, sh);
-        }
-        if (!nh_arg_flag(&a, "json")) {
-            printf("# SLQ of %s: P = %zu, %zu vectors x %zu steps; moments Tr(A^k)/P, k = 1..4:\n",
-                   nh_arg_str(&a, "of"), P, so.nvec, so.nsteps);
-            for (int k = 0; k < 4; k++) printf("%d %.10g +- %.3g\n", k + 1, r.moments[k], r.moments_se[k]);
-        }
-        free(nodes); free(w); free(grid); free(den);
+    nh_curv *c;
+    cJSON *js;
+} spectrum_job;
+
+static void spectrum_parse(const nh_cmd *cmd, int argc, char **argv, spectrum_job *j) {
+    nh_cli_parse(cmd, argc, argv, &j->a);
+    nh_cli_threads(&j->a);
+    j->loss = nh_arg_loss(cmd, &j->a);
+    j->op = parse_op(cmd, nh_arg_req(&j->a, "of"));
+    j->top = nh_arg_str(&j->a, "top") != NULL;
+    if (j->top == nh_arg_flag(&j->a, "density")) nh_die_usage(cmd, "give exactly one of --top K and --density");
+    j->json = nh_arg_flag(&j->a, "json");
+    j->in[0] = nh_arg_req(&j->a, "model"), j->in[1] = nh_arg_req(&j->a, "data"), j->in[2] = nh_arg_req(&j->a, "targets");
+    NH_CHECK(cmd, nh_model_load(j->in[0], &j->net));
+    j->P = nh_net_nparams(j->net);
+    nh_cli_load_data(cmd, j->in[1], j->in[2], j->net, j->loss, &j->d);
+    j->outdir = nh_arg_str(&j->a, "out");
+    j->js = cJSON_CreateObject();
+    cJSON_AddStringToObject(j->js, "of", nh_arg_str(&j->a, "of"));
+    cJSON_AddNumberToObject(j->js, "P", (double)j->P);
+}
+
+/* Time one product to say up front how long about `products` will take. */
+static void spectrum_estimate(const nh_cmd *cmd, const spectrum_job *j, double products) {
+    double *v = calloc(j->P, sizeof *v), *hv = malloc(j->P * sizeof *hv);
+    if (!v || !hv) nh_die(cmd, "out of memory");
+    v[0] = 1;
+    double t0 = nh_cli_now();
+    NH_CHECK(cmd, nh_curv_hvp(j->c, v, hv));
+    nh_cli_estimate(cmd, "Hessian-vector products", nh_cli_now() - t0, (long long)products);
+    free(v); free(hv);
+}
+
+static void spectrum_top(const nh_cmd *cmd, spectrum_job *j) {
+    long long K = nh_arg_int(&j->a, "top", 1, (long long)1 << 40);
+    const size_t P = j->P;
+    if ((size_t)K > P) nh_die_usage(cmd, "--top %lld exceeds the number of parameters P = %zu", K, P);
+    double need = ((double)K + 22.0) * 2.0 * (double)P * 8.0;
+    if (need > (double)nh_get_mem_limit()) nh_die(cmd, "Lanczos with K = %lld and P = %zu needs %.3g GB", K, P, need / 1e9);
+    nh_lanczos_opts lo = nh_lanczos_opts_default();
+    lo.which = nh_arg_flag(&j->a, "smallest") ? NH_WHICH_SA : NH_WHICH_LA;
+    lo.tol = nh_arg_double(&j->a, "tol");
+    if (!(lo.tol > 0)) nh_die_usage(cmd, "--tol must be > 0");
+    lo.seed = nh_arg_u64(&j->a, "seed");
+    spectrum_estimate(cmd, j, 3.0 * ((double)K + 20.0));
+    double *ev = malloc((size_t)K * sizeof *ev), *res = malloc((size_t)K * sizeof *res);
+    double *V = malloc((size_t)K * P * sizeof *V);
+    if (!ev || !res || !V) nh_die(cmd, "out of memory");
+    nh_lanczos_info info;
+    NH_CHECK(cmd, nh_curv_lanczos(j->c, j->op, (size_t)K, &lo, ev, V, res, &info));
+    nh_cli_check_finite(cmd, "eigenvalues", ev, (size_t)K);
+    jarr(j->js, "eigenvalues", ev, (size_t)K);
+    jarr(j->js, "residuals", res, (size_t)K);
+    cJSON_AddNumberToObject(j->js, "products", (double)info.nproducts);
+    cJSON_AddNumberToObject(j->js, "restarts", (double)info.nrestarts);
+    if (nh_arg_flag(&j->a, "rayleigh")) {
+        double *ri = malloc((size_t)K * sizeof *ri), *rs = malloc((size_t)K * sizeof *rs);
+        if (!ri || !rs) nh_die(cmd, "out of memory");
+        NH_CHECK(cmd, nh_curv_rayleigh(j->c, (size_t)K, V, ri, rs));
+        jarr(j->js, "rayleigh_I", ri, (size_t)K);
+        jarr(j->js, "rayleigh_S", rs, (size_t)K);
+        free(ri); free(rs);
     }
-    if (nh_arg_flag(&a, "json")) {
-        char *txt = cJSON_PrintUnformatted(js);
+    if (j->outdir) {
+        const char *w = nh_out_open(cmd, j->outdir, 0, j->in, 3); /* replaced whole: no stale eigenvectors */
+        size_t sh1[1] = {(size_t)K}, sh2[2] = {(size_t)K, P};
+        nh_cli_write_npy(cmd, w, "eigenvalues.npy", ev, 1, sh1);
+        nh_cli_write_npy(cmd, w, "residuals.npy", res, 1, sh1);
+        if (nh_arg_flag(&j->a, "save-vectors")) nh_cli_write_npy(cmd, w, "eigenvectors.npy", V, 2, sh2);
+        nh_out_commit(cmd);
+    }
+    if (!j->json) {
+        printf("# k eigenvalue residual (%s, P = %zu, %zu products)\n", nh_arg_str(&j->a, "of"), P, info.nproducts);
+        for (long long k = 0; k < K; k++) printf("%lld %.17g %.3g\n", k + 1, ev[k], res[k]);
+    }
+    free(ev); free(res); free(V);
+}
+
+static void density_write(const nh_cmd *cmd, const spectrum_job *j, size_t G, const double *grid, const double *den,
+                          size_t nn, const double *nodes, const double *w) {
+    const char *dir = nh_out_open(cmd, j->outdir, 0, j->in, 3);
+    char *csv = malloc(64 + G * 60), *p = csv;
+    if (!csv) nh_die(cmd, "out of memory");
+    p += sprintf(p, "eigenvalue,density\n");
+    for (size_t i = 0; i < G; i++) p += sprintf(p, "%.17g,%.17g\n", grid[i], den[i]);
+    char path[4200];
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, dir, "density.csv"), csv);
+    free(csv);
+    size_t sh[1] = {nn};
+    nh_cli_write_npy(cmd, dir, "nodes.npy", nodes, 1, sh);
+    nh_cli_write_npy(cmd, dir, "weights.npy", w, 1, sh);
+    nh_out_commit(cmd);
+}
+
+static void spectrum_density(const nh_cmd *cmd, spectrum_job *j) {
+    nh_slq_opts so = nh_slq_opts_default();
+    so.nvec = (size_t)nh_arg_int(&j->a, "vectors", 1, 1 << 20);
+    so.nsteps = (size_t)nh_arg_int(&j->a, "lanczos-steps", 1, 1 << 20);
+    if (so.nsteps > j->P) so.nsteps = j->P;
+    so.seed = nh_arg_u64(&j->a, "seed");
+    size_t G = (size_t)nh_arg_int(&j->a, "grid", 2, 1 << 24);
+    spectrum_estimate(cmd, j, 2.0 * (double)so.nvec * (double)so.nsteps);
+    size_t nn = so.nvec * so.nsteps;
+    double *nodes = malloc(nn * sizeof *nodes), *w = malloc(nn * sizeof *w);
+    if (!nodes || !w) nh_die(cmd, "out of memory");
+    nh_slq_result r;
+    NH_CHECK(cmd, nh_curv_slq(j->c, j->op, &so, nodes, w, 0, NULL, 0, NULL, &r));
+    nh_cli_check_finite(cmd, "SLQ nodes", nodes, nn);
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < nn; i++)
+        if (w[i] > 0) { if (nodes[i] < lo) lo = nodes[i]; if (nodes[i] > hi) hi = nodes[i]; }
+    double range = hi - lo > 0 ? hi - lo : fabs(hi) + 1e-300;
+    double sigma = nh_arg_str(&j->a, "sigma") ? nh_arg_double(&j->a, "sigma") : range / 100;
+    if (!(sigma > 0)) nh_die_usage(cmd, "--sigma must be > 0");
+    lo -= 5 * sigma;
+    hi += 5 * sigma;
+    double *grid = malloc(G * sizeof *grid), *den = malloc(G * sizeof *den);
+    if (!grid || !den) nh_die(cmd, "out of memory");
+    for (size_t i = 0; i < G; i++) grid[i] = lo + (hi - lo) * (double)i / (double)(G - 1);
+    NH_CHECK(cmd, nh_curv_slq(j->c, j->op, &so, NULL, NULL, G, grid, sigma, den, &r));
+    nh_cli_check_finite(cmd, "density", den, G);
+    jarr(j->js, "moments_over_P", r.moments, 4);
+    jarr(j->js, "moments_over_P_se", r.moments_se, 4);
+    cJSON_AddNumberToObject(j->js, "sigma", sigma);
+    if (j->outdir) density_write(cmd, j, G, grid, den, nn, nodes, w);
+    if (!j->json) {
+        printf("# SLQ of %s: P = %zu, %zu vectors x %zu steps; moments Tr(A^k)/P, k = 1..4:\n",
+               nh_arg_str(&j->a, "of"), j->P, so.nvec, so.nsteps);
+        for (int k = 0; k < 4; k++) printf("%d %.10g +- %.3g\n", k + 1, r.moments[k], r.moments_se[k]);
+    }
+    free(nodes); free(w); free(grid); free(den);
+}
+
+static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
+    spectrum_job j;
+    memset(&j, 0, sizeof j);
+    spectrum_parse(cmd, argc, argv, &j);
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&j.a), &j.c));
+    if (j.top) spectrum_top(cmd, &j);
+    else spectrum_density(cmd, &j);
+    if (j.json) {
+        char *txt = cJSON_PrintUnformatted(j.js);
         printf("%s\n", txt);
         free(txt);
     }
-    cJSON_Delete(js);
-    nh_curv_free(c);
-    nh_net_free(net);
-    nh_dataset_free(&d);
+    cJSON_Delete(j.js);
+    nh_curv_free(j.c);
+    nh_net_free(j.net);
+    nh_dataset_free(&j.d);
     return 0;
 }
 
@@ -438,9 +528,10 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     if (!ev || !V || !res || !L) nh_die(cmd, "out of memory");
     NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, K, &lo, ev, V, res, NULL));
     NH_CHECK(cmd, nh_curv_slice(c, net, V + (dirs[0] - 1) * P, V + (dirs[1] - 1) * P, R, (size_t)G, L));
-    nh_cli_mkdir(cmd, out);
+    const char *in[] = {nh_arg_req(&a, "model"), nh_arg_req(&a, "data"), nh_arg_req(&a, "targets")};
+    const char *w = nh_out_open(cmd, out, 0, in, 3);
     size_t sh[2] = {(size_t)G, (size_t)G};
-    nh_cli_write_npy(cmd, out, "landscape.npy", L, 2, sh);
+    nh_cli_write_npy(cmd, w, "landscape.npy", L, 2, sh);
     size_t cap = 64 + (size_t)G * (size_t)G * 80;
     char *csv = malloc(cap), *p = csv;
     if (!csv) nh_die(cmd, "out of memory");
@@ -452,7 +543,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
             p += sprintf(p, "%.17g,%.17g,%.17g\n", ai, bj, L[i * G + j]);
         }
     char path[4096];
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "landscape.csv"), csv);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "landscape.csv"), csv);
     cJSON *js = cJSON_CreateObject();
     cJSON_AddNumberToObject(js, "dir_a", (double)dirs[0]);
     cJSON_AddNumberToObject(js, "dir_b", (double)dirs[1]);
@@ -463,7 +554,8 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     cJSON_AddNumberToObject(js, "grid", (double)G);
     cJSON_AddItemToObject(js, "loss_at_center", jnum(nh_curv_loss(c)));
     char *txt = cJSON_Print(js);
-    nh_cli_write_text(cmd, nh_cli_path(path, sizeof path, out, "summary.json"), txt);
+    nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
+    nh_out_commit(cmd);
     free(txt); cJSON_Delete(js); free(csv);
     free(ev); free(V); free(res); free(L);
     nh_curv_free(c); nh_net_free(net); nh_dataset_free(&d);

@@ -139,10 +139,12 @@ static int run_gram(const nh_cmd *cmd, int argc, char **argv) {
     double t0 = nh_cli_now();
     compute_grams(cmd, &o, n, n0, X, mats);
     double dt = nh_cli_now() - t0;
-    nh_cli_mkdir(cmd, out);
+    const char *in = nh_arg_req(&a, "data");
+    const char *w = nh_out_open(cmd, out, 0, &in, 1);
     size_t sh[2] = {n, n};
     for (int k = 0; k < NH_K_COUNT; k++)
-        if (mats[k]) { nh_cli_write_npy(cmd, out, nh_gram_files[k], mats[k], 2, sh); free(mats[k]); }
+        if (mats[k]) { nh_cli_write_npy(cmd, w, nh_gram_files[k], mats[k], 2, sh); free(mats[k]); }
+    nh_out_commit(cmd);
     fprintf(stderr, "ntkhess gram: N = %zu, depth %zu, %s: 6 kernels in %.3g s, written to %s\n", n, o.depth,
             nh_act_name(o.act), dt, out);
     free(X);
@@ -164,7 +166,7 @@ static const nh_optspec predict_opts[] = {
     {"data", "X.npy", NULL, "inputs, shape (N, n_0)"},
     {"targets", "Y.npy", NULL, "targets: (N, n_L) for mse/bce (labels -1/+1), class ids (N,) for ce"},
     NH_OPT_LOSS("mse"),
-    {"classes", "K", "", "number of outputs for ce (default: largest label + 1)"},
+    {"classes", "K", "", "number of outputs for ce (default: largest label + 1; labels and K at most 100000)"},
     {"times", "T1,T2,...", NULL, "increasing gradient-flow times t = k * eta"},
     {"expect", NULL, NULL, "expectation over the initialization (closed form for mse, sampling otherwise)"},
     {"y0", "Y0.npy", "", "one draw: network outputs at t = 0, (N, n_L)"},
@@ -188,103 +190,145 @@ static double *load_matrix(const nh_cmd *cmd, const char *path, size_t n, size_t
     return M;
 }
 
-static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
+typedef struct predict_job {
+    nh_kernel_opts ko;
+    nh_loss loss;
+    int expect, have_se;
+    const char *y0p, *g0p, *xpath, *tpath, *out, *spec;
+    double *t, *X, *T, *Y0, *G0;
+    size_t nt, n, n0, nout;
+    nh_predict_opts po;
+} predict_job;
+
+/* Targets and the output count (ce: class ids, bounded by NH_MAX_CLASSES). */
+static void predict_targets(const nh_cmd *cmd, const nh_args *a, predict_job *j) {
+    size_t nd, sh[NH_NPY_MAXDIM];
+    NH_CHECK(cmd, nh_npy_read(j->tpath, &j->T, &nd, sh));
+    if (nd < 1 || nd > 2 || sh[0] != j->n) nh_die(cmd, "%s: expected %zu rows of targets", j->tpath, j->n);
+    nh_cli_check_finite(cmd, j->tpath, j->T, nd == 1 ? sh[0] : sh[0] * sh[1]);
+    if (j->loss == NH_LOSS_CE) {
+        if (!(nd == 1 || sh[1] == 1)) nh_die(cmd, "%s: ce targets are class ids of shape (N,)", j->tpath);
+        size_t k = nh_cli_ce_classes(cmd, j->tpath, j->T, j->n);
+        j->nout = nh_arg_str(a, "classes") ? (size_t)nh_arg_int(a, "classes", 2, NH_MAX_CLASSES) : k;
+    } else {
+        j->nout = nd == 1 ? 1 : sh[1];
+    }
+    NH_CHECK(cmd, nh_loss_check_targets(j->loss, j->T, j->n, j->nout));
+}
+
+static void predict_parse(const nh_cmd *cmd, int argc, char **argv, predict_job *j) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
-    nh_kernel_opts ko = parse_kernel_opts(cmd, &a);
-    nh_loss loss = nh_arg_loss(cmd, &a);
-    const int expect = nh_arg_flag(&a, "expect");
-    const char *y0p = nh_arg_str(&a, "y0"), *g0p = nh_arg_str(&a, "g0");
-    if (expect == (y0p != NULL)) nh_die_usage(cmd, "give either --expect or --y0 Y0.npy --g0 G0.npy");
-    if ((y0p != NULL) != (g0p != NULL)) nh_die_usage(cmd, "--y0 and --g0 go together");
-    double *t;
-    size_t nt = nh_arg_doubles(&a, "times", &t);
-    for (size_t i = 0; i < nt; i++) {
-        if (t[i] < 0) nh_die_usage(cmd, "--times must be >= 0, got %g", t[i]);
-        if (i && t[i] <= t[i - 1]) nh_die_usage(cmd, "--times must be strictly increasing (%g after %g)", t[i], t[i - 1]);
+    j->ko = parse_kernel_opts(cmd, &a);
+    j->loss = nh_arg_loss(cmd, &a);
+    j->expect = nh_arg_flag(&a, "expect");
+    j->y0p = nh_arg_str(&a, "y0"), j->g0p = nh_arg_str(&a, "g0");
+    if (j->expect == (j->y0p != NULL)) nh_die_usage(cmd, "give either --expect or --y0 Y0.npy --g0 G0.npy");
+    if ((j->y0p != NULL) != (j->g0p != NULL)) nh_die_usage(cmd, "--y0 and --g0 go together");
+    j->nt = nh_arg_doubles(&a, "times", &j->t);
+    for (size_t i = 0; i < j->nt; i++) {
+        if (j->t[i] < 0) nh_die_usage(cmd, "--times must be >= 0, got %g", j->t[i]);
+        if (i && j->t[i] <= j->t[i - 1])
+            nh_die_usage(cmd, "--times must be strictly increasing (%g after %g)", j->t[i], j->t[i - 1]);
     }
-    size_t n, n0;
-    const char *xpath = nh_arg_req(&a, "data"), *tpath = nh_arg_req(&a, "targets");
-    double *X = load_X(cmd, xpath, &n, &n0);
-    double *T;
-    size_t nd, sh[NH_NPY_MAXDIM], nout;
-    NH_CHECK(cmd, nh_npy_read(tpath, &T, &nd, sh));
-    if (sh[0] != n || nd < 1 || nd > 2) nh_die(cmd, "%s: expected %zu rows of targets", tpath, n);
-    if (loss == NH_LOSS_CE) {
-        if (!(nd == 1 || sh[1] == 1)) nh_die(cmd, "%s: ce targets are class ids of shape (N,)", tpath);
-        double mx = 0;
-        for (size_t i = 0; i < n; i++) if (T[i] > mx) mx = T[i];
-        nout = nh_arg_str(&a, "classes") ? (size_t)nh_arg_int(&a, "classes", 2, 1 << 20) : (size_t)mx + 1;
-        if (nout < 2) nout = 2;
-    } else {
-        nout = nd == 1 ? 1 : sh[1];
-    }
-    NH_CHECK(cmd, nh_loss_check_targets(loss, T, n, nout));
-    nh_predict_opts po = nh_predict_opts_default();
-    po.nsamples = (size_t)nh_arg_int(&a, "samples", 2, (long long)1 << 32);
-    po.seed = nh_arg_u64(&a, "seed");
-    double *Y0 = y0p ? load_matrix(cmd, y0p, n, nout) : NULL, *G0 = g0p ? load_matrix(cmd, g0p, n, nout) : NULL;
+    j->out = nh_arg_str(&a, "out"), j->spec = nh_arg_str(&a, "spectrum");
+    j->xpath = nh_arg_req(&a, "data"), j->tpath = nh_arg_req(&a, "targets");
+    const char *inputs[] = {j->xpath, j->tpath, j->y0p, j->g0p};
+    for (int i = 0; i < 4; i++) /* an output equal to an input is refused */
+        if (inputs[i] && ((j->out && !strcmp(inputs[i], j->out)) || (j->spec && !strcmp(inputs[i], j->spec))))
+            nh_die_usage(cmd, "the output would overwrite the input %s; choose another name", inputs[i]);
+    j->X = load_X(cmd, j->xpath, &j->n, &j->n0);
+    predict_targets(cmd, &a, j);
+    j->po = nh_predict_opts_default();
+    j->po.nsamples = (size_t)nh_arg_int(&a, "samples", 2, (long long)1 << 32);
+    j->po.seed = nh_arg_u64(&a, "seed");
+    j->Y0 = j->y0p ? load_matrix(cmd, j->y0p, j->n, j->nout) : NULL;
+    j->G0 = j->g0p ? load_matrix(cmd, j->g0p, j->n, j->nout) : NULL;
+}
 
-    double *mats[NH_K_COUNT];
-    compute_grams(cmd, &ko, n, n0, X, mats);
-    nh_grams g = {n, mats[NH_K_THETA], mats[NH_K_LAMBDA], mats[NH_K_UPSILON], mats[NH_K_PHI], mats[NH_K_XI],
-                  mats[NH_K_SIGMA]};
-    nh_moments *mom = calloc(nt, sizeof *mom), *se = calloc(nt, sizeof *se);
-    double *Yt = malloc(nt * n * nout * sizeof *Yt);
-    if (!mom || !se || !Yt) nh_die(cmd, "out of memory");
+static void predict_compute(const nh_cmd *cmd, predict_job *j, const nh_grams *g, nh_moments *mom, nh_moments *se,
+                            double *Yt) {
     nh_predict_diag diag;
-    int have_se = 0;
-    if (expect && loss == NH_LOSS_MSE) {
-        NH_CHECK(cmd, nh_predict_mse_expect(&g, nout, T, nt, t, &po, mom, &diag));
-    } else if (expect) {
-        NH_CHECK(cmd, nh_predict_sample(&g, loss, nout, T, nt, t, &po, mom, se, &diag));
-        have_se = 1;
-    } else if (loss == NH_LOSS_MSE) {
-        NH_CHECK(cmd, nh_predict_mse(&g, nout, T, Y0, G0, nt, t, &po, Yt, NULL, mom, &diag));
+    if (j->expect && j->loss == NH_LOSS_MSE) {
+        NH_CHECK(cmd, nh_predict_mse_expect(g, j->nout, j->T, j->nt, j->t, &j->po, mom, &diag));
+    } else if (j->expect) {
+        NH_CHECK(cmd, nh_predict_sample(g, j->loss, j->nout, j->T, j->nt, j->t, &j->po, mom, se, &diag));
+        j->have_se = 1;
+    } else if (j->loss == NH_LOSS_MSE) {
+        NH_CHECK(cmd, nh_predict_mse(g, j->nout, j->T, j->Y0, j->G0, j->nt, j->t, &j->po, Yt, NULL, mom, &diag));
     } else {
-        NH_CHECK(cmd, nh_predict_ode(&g, loss, nout, T, Y0, G0, nt, t, &po, Yt, NULL, mom, &diag));
+        NH_CHECK(cmd, nh_predict_ode(g, j->loss, j->nout, j->T, j->Y0, j->G0, j->nt, j->t, &j->po, Yt, NULL, mom, &diag));
     }
     if (diag.theta_clipped)
         fprintf(stderr, "ntkhess predict: warning: %zu negative eigenvalues of the NTK Gram clipped to 0 (min %.3g)\n",
                 diag.theta_clipped, diag.theta_eig_min);
-    if (nh_arg_str(&a, "spectrum")) {
-        size_t m = n * nout;
-        double *eig = malloc(nt * m * sizeof *eig), *Yz = calloc(n * nout, sizeof *Yz);
-        if (!eig || !Yz) nh_die(cmd, "out of memory");
-        for (size_t i = 0; i < nt; i++) {
-            const double *Yi = (expect || loss == NH_LOSS_MSE) ? Yz : Yt + i * n * nout;
-            NH_CHECK(cmd, nh_predict_spectrum_i(&g, loss, nout, T, Yi, eig + i * m));
-        }
-        size_t shs[2] = {nt, m};
-        NH_CHECK(cmd, nh_npy_write(nh_arg_str(&a, "spectrum"), eig, 2, shs));
-        free(eig); free(Yz);
+}
+
+/* The limiting spectrum of I at each time, (n_t, N n_L); NULL unless asked. */
+static double *predict_spectrum(const nh_cmd *cmd, const predict_job *j, const nh_grams *g, const double *Yt) {
+    if (!j->spec) return NULL;
+    size_t m = j->n * j->nout;
+    double *eig = malloc(j->nt * m * sizeof *eig), *Yz = calloc(m, sizeof *Yz);
+    if (!eig || !Yz) nh_die(cmd, "out of memory");
+    for (size_t i = 0; i < j->nt; i++) {
+        const double *Yi = (j->expect || j->loss == NH_LOSS_MSE) ? Yz : Yt + i * m;
+        NH_CHECK(cmd, nh_predict_spectrum_i(g, j->loss, j->nout, j->T, Yi, eig + i * m));
     }
-    /* CSV: the contract's columns, then standard errors when sampled. */
-    size_t cap = 512 + nt * 1024;
+    free(Yz);
+    nh_cli_check_finite(cmd, "the limiting spectrum", eig, j->nt * m);
+    return eig;
+}
+
+/* CSV: the contract's columns, then standard errors when sampled.  Every
+ * value is checked first: a non-finite moment fails the command. */
+static char *predict_csv(const nh_cmd *cmd, const predict_job *j, const nh_moments *mom, const nh_moments *se) {
+    size_t cap = 512 + j->nt * 1024;
     char *csv = malloc(cap), *p = csv;
     if (!csv) nh_die(cmd, "out of memory");
     p += sprintf(p, "t,tr_I1,tr_I2,tr_I3,tr_I4,tr_S1,tr_S2,tr_H1,tr_H2,tr_H3,tr_H4%s\n",
-                 have_se ? ",tr_I1_se,tr_I2_se,tr_I3_se,tr_I4_se,tr_S1_se,tr_S2_se,tr_H1_se,tr_H2_se,tr_H3_se,tr_H4_se" : "");
-    for (size_t i = 0; i < nt; i++) {
-        const nh_moments *q = &mom[i];
-        p += sprintf(p, "%.17g", t[i]);
-        for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", q->tr_i[k]);
-        for (int k = 0; k < 2; k++) p += sprintf(p, ",%.17g", q->tr_s[k]);
-        for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", q->tr_h[k]);
-        if (have_se) {
-            const nh_moments *s = &se[i];
-            for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", s->tr_i[k]);
-            for (int k = 0; k < 2; k++) p += sprintf(p, ",%.17g", s->tr_s[k]);
-            for (int k = 0; k < 4; k++) p += sprintf(p, ",%.17g", s->tr_h[k]);
+                 j->have_se ? ",tr_I1_se,tr_I2_se,tr_I3_se,tr_I4_se,tr_S1_se,tr_S2_se,tr_H1_se,tr_H2_se,tr_H3_se,tr_H4_se" : "");
+    for (size_t i = 0; i < j->nt; i++) {
+        for (int s = 0; s < 1 + j->have_se; s++) {
+            const nh_moments *q = s ? &se[i] : &mom[i];
+            double v[10] = {q->tr_i[0], q->tr_i[1], q->tr_i[2], q->tr_i[3], q->tr_s[0], q->tr_s[1],
+                            q->tr_h[0], q->tr_h[1], q->tr_h[2], q->tr_h[3]};
+            for (int k = 0; k < 10; k++)
+                if (!isfinite(v[k]))
+                    nh_die(cmd, "%s: the predicted moments at t = %g are not finite (targets or times too large?); "
+                                "no output written", nh_strerror(NH_ENONFINITE), j->t[i]);
+            if (!s) p += sprintf(p, "%.17g", j->t[i]);
+            for (int k = 0; k < 10; k++) p += sprintf(p, ",%.17g", v[k]);
         }
         p += sprintf(p, "\n");
     }
-    if (nh_arg_str(&a, "out")) nh_cli_write_text(cmd, nh_arg_str(&a, "out"), csv);
+    return csv;
+}
+
+static int run_predict(const nh_cmd *cmd, int argc, char **argv) {
+    predict_job j;
+    memset(&j, 0, sizeof j);
+    predict_parse(cmd, argc, argv, &j);
+    double *mats[NH_K_COUNT];
+    compute_grams(cmd, &j.ko, j.n, j.n0, j.X, mats);
+    nh_grams g = {j.n, mats[NH_K_THETA], mats[NH_K_LAMBDA], mats[NH_K_UPSILON], mats[NH_K_PHI], mats[NH_K_XI],
+                  mats[NH_K_SIGMA]};
+    nh_moments *mom = calloc(j.nt, sizeof *mom), *se = calloc(j.nt, sizeof *se);
+    double *Yt = malloc(j.nt * j.n * j.nout * sizeof *Yt);
+    if (!mom || !se || !Yt) nh_die(cmd, "out of memory");
+    predict_compute(cmd, &j, &g, mom, se, Yt);
+    double *eig = predict_spectrum(cmd, &j, &g, Yt);
+    char *csv = predict_csv(cmd, &j, mom, se);
+    /* Everything is computed and checked: now the outputs, each atomic. */
+    if (eig) {
+        size_t shs[2] = {j.nt, j.n * j.nout};
+        NH_CHECK(cmd, nh_npy_write(j.spec, eig, 2, shs));
+    }
+    if (j.out) nh_cli_write_result(cmd, j.out, csv);
     else fputs(csv, stdout);
-    free(csv);
+    free(csv); free(eig);
     for (int k = 0; k < NH_K_COUNT; k++) free(mats[k]);
-    free(mom); free(se); free(Yt); free(X); free(T); free(Y0); free(G0); free(t);
+    free(mom); free(se); free(Yt); free(j.X); free(j.T); free(j.Y0); free(j.G0); free(j.t);
     return 0;
 }
 

@@ -28,6 +28,8 @@ int main(int argc, char **argv) {
     /* A file-size limit (ulimit -f) must give a write error and a message,
      * not a silent kill by SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);
+    /* SIGINT, SIGTERM, SIGHUP: forwarded to one waiter thread (out.c). */
+    nh_sig_init();
     if (argc < 2) { usage(stderr); return NH_EXIT_USAGE; }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
@@ -37,7 +39,10 @@ int main(int argc, char **argv) {
     /* Hidden: whether this binary was built with MPI (docs/mpi.md). */
     if (strcmp(argv[1], "--mpi-info") == 0) { printf("mpi %s\n", nh_par_have_mpi() ? "yes" : "no"); return 0; }
     for (int i = 0; nh_cmds[i]; i++)
-        if (strcmp(argv[1], nh_cmds[i]->name) == 0) return nh_cmds[i]->run(nh_cmds[i], argc - 2, argv + 2);
+        if (strcmp(argv[1], nh_cmds[i]->name) == 0) {
+            nh_sig_command(nh_cmds[i]);
+            return nh_cmds[i]->run(nh_cmds[i], argc - 2, argv + 2);
+        }
     fprintf(stderr, "ntkhess: error: unknown command '%s' (see 'ntkhess --help')\n", argv[1]);
     return NH_EXIT_USAGE;
 }

@@ -34,6 +34,7 @@ const char *nh_strerror(nh_status s) {
     case NH_EDIVERGED: return "diverged";
     case NH_ELAPACK: return "LAPACK failure";
     case NH_ENUMERIC: return "numerical breakdown";
+    case NH_EBUSY: return "in use";
     }
     return "unknown status";
 }

@@ -72,15 +72,19 @@ static void est_probe(nh_probe kind, uint64_t seed, uint64_t j, size_t P, double
     }
 }
 
-/* Mean and standard error of n values x[i*stride]; se = NaN for n = 1. */
-static void est_mean_se(size_t n, const double *x, size_t stride, double *mean, double *se) {
+/* The one mean / standard-error rule of ntkhess (include/ntkhess/est.h). */
+double nh_se_from_ss(double ss, size_t n) {
+    return n > 1 ? sqrt(fmax(ss, 0.0) / (double)(n - 1) / (double)n) : NAN;
+}
+
+void nh_mean_se(size_t n, const double *x, size_t stride, double *mean, double *se) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += x[i * stride];
-    const double m = s / (double)n;
+    const double m = n ? s / (double)n : NAN;
     double ss = 0.0;
     for (size_t i = 0; i < n; i++) { double d = x[i * stride] - m; ss += d * d; }
-    *mean = m;
-    *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : NAN;
+    if (mean) *mean = m;
+    if (se) *se = nh_se_from_ss(ss, n);
 }
 
 /* ------------------------------------------------------ quadratic forms */
@@ -193,102 +197,140 @@ static nh_status est_check_trace_opts(const nh_trace_opts *o, const char *func) 
     return NH_OK;
 }
 
+/* Exact parts of the control variates and which k they settle: base[k-1]
+ * and known[k-1]; *ctrl when the probes then estimate H^k - I^k. */
+static nh_status est_trace_base(nh_curv *c, nh_op op, int kmax, double base[4], int known[4], int *ctrl,
+                                const char *func) {
+    double trI[4] = {0, 0, 0, 0}, trS = 0.0;
+    const int needI = op != NH_OP_S, needS = op != NH_OP_I;
+    NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, func));
+    for (int k = 0; k < kmax; k++) {
+        if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
+        else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
+        else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0; }
+    }
+    *ctrl = op == NH_OP_H;
+    return NH_OK;
+}
+
+/* Work arrays of one trace estimate: the probe x and the quadratic-form
+ * vectors (work), the Hutch++ sketch Q (s rows) and tau, vals (4 per probe). */
+typedef struct est_tr {
+    est_quad q;
+    double *work, *Q, *vals, *tau;
+    size_t M, s;
+} est_tr;
+
+static void est_tr_free(est_tr *t) { free(t->work); free(t->Q); free(t->vals); free(t->tau); }
+
+static nh_status est_tr_alloc(est_tr *t, const nh_trace_opts *o, const char *func) {
+    const size_t P = t->q.P;
+    t->M = o->method == NH_TRACE_EXACT ? P : o->nprobes;
+    if (o->method == NH_TRACE_HUTCHPP) { t->s = o->sketch ? o->sketch : t->M; if (t->s > P) t->s = P; }
+    if (o->method == NH_TRACE_HUTCHPP && !nh__fits_int(t->s)) return nh__fail(NH_ETOOLARGE, func, "sketch size too large");
+    const size_t s = t->s;
+    nh_status st = est_alloc(func, "the probe vectors", t->q.ctrl ? 6 : 3, P, &t->work);
+    if (st == NH_OK && s) st = est_alloc(func, "the Hutch++ sketch", s, P, &t->Q);
+    if (st == NH_OK) st = est_alloc(func, "the quadratic forms", 4, o->method == NH_TRACE_EXACT ? 1 : t->M, &t->vals);
+    if (st == NH_OK && s && !(t->tau = nh__malloc((s + 1) * sizeof *t->tau))) st = nh__fail(NH_ENOMEM, func, "out of memory");
+    if (st != NH_OK) return st;
+    double *w = t->work;
+    if (t->q.ctrl) { t->q.iv = w + P; t->q.sv = w + 2 * P; t->q.hv = w + 3 * P; t->q.h2 = w + 4 * P; t->q.i2 = w + 5 * P; }
+    else { t->q.a1 = w + P; t->q.a2 = w + 2 * P; }
+    return NH_OK;
+}
+
+/* Exact: part += the quadratic forms of the P unit vectors. */
+static nh_status est_tr_exact(est_tr *t, double part[4]) {
+    const size_t P = t->q.P;
+    double *x = t->work, f[4];
+    nh_status st = NH_OK;
+    memset(x, 0, P * sizeof *x);
+    for (size_t p = 0; p < P && st == NH_OK; p++) {
+        x[p] = 1.0;
+        st = est_quad_eval(&t->q, x, f);
+        x[p] = 0.0;
+        for (int k = 0; k < 4; k++) part[k] += f[k];
+    }
+    return st;
+}
+
+/* Hutch++: sketch Y = A W (rows), Q = orth(Y) by Householder QR, part +=
+ * the quadratic forms of Q's rows.  The row-major s x P array is the
+ * column-major P x s matrix. */
+static nh_status est_tr_sketch(est_tr *t, const nh_trace_opts *o, double part[4], const char *func) {
+    const size_t P = t->q.P, s = t->s;
+    double *x = t->work, *Q = t->Q, f[4];
+    for (size_t i = 0; i < s; i++) {
+        est_probe(o->probe, o->seed, i, P, x);
+        const nh_status st = est_apply(t->q.c, t->q.op, x, Q + i * P);
+        t->q.nprod++;
+        if (st != NH_OK) return st;
+    }
+    lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, Q, (lapack_int)P, t->tau);
+    if (info == 0)
+        info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, (lapack_int)s, Q, (lapack_int)P, t->tau);
+    if (info != 0) return nh__fail(NH_ELAPACK, func, "QR of the Hutch++ sketch failed (info = %d)", (int)info);
+    for (size_t i = 0; i < s; i++) {
+        nh_status st = est_quad_eval(&t->q, Q + i * P, f);
+        for (int k = 0; k < 4; k++) part[k] += f[k];
+        if (st != NH_OK) return st;
+    }
+    return NH_OK;
+}
+
+/* The M probes (deflated by Q for Hutch++) from stream off on: their mean
+ * and standard error per k. */
+static nh_status est_tr_probes(est_tr *t, const nh_trace_opts *o, size_t off, double mean[4], double se[4]) {
+    const size_t P = t->q.P, s = t->s;
+    double *x = t->work;
+    for (size_t j = 0; j < t->M; j++) {
+        est_probe(o->probe, o->seed, off + j, P, x);
+        if (s) { /* x -= Q^T (Q x) */
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)s, (int)P, 1.0, t->Q, (int)P, x, 1, 0.0, t->tau, 1);
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)s, (int)P, -1.0, t->Q, (int)P, t->tau, 1, 1.0, x, 1);
+        }
+        NH_TRY(est_quad_eval(&t->q, x, t->vals + 4 * j));
+    }
+    for (int k = 0; k < t->q.kmax; k++) nh_mean_se(t->M, t->vals + k, 4, &mean[k], &se[k]);
+    return NH_OK;
+}
+
+static nh_status est_check_trace_args(const nh_curv *c, nh_op op, int kmax, const nh_trace_opts *o, size_t *P,
+                                      const char *func) {
+    if ((int)op < 0 || op >= NH_OP_COUNT) return nh__fail(NH_EINVAL, func, "unknown operator %d", (int)op);
+    if (kmax < 1 || kmax > 4) return nh__fail(NH_EINVAL, func, "kmax must be in 1..4 (got %d)", kmax);
+    NH_TRY(est_check_trace_opts(o, func));
+    return est_nparams(c, func, P);
+}
+
 nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opts, nh_trace_result *res) {
     if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
     memset(res, 0, sizeof *res);
-    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
-    if (kmax < 1 || kmax > 4) NH_FAIL(NH_EINVAL, "kmax must be in 1..4 (got %d)", kmax);
     const nh_trace_opts o = opts ? *opts : nh_trace_opts_default();
-    NH_TRY(est_check_trace_opts(&o, __func__));
-    size_t P = 0;
-    NH_TRY(est_nparams(c, __func__, &P));
-
-    /* Exact parts and which k they settle. */
-    double base[4] = {0, 0, 0, 0}, trI[4] = {0, 0, 0, 0}, trS = 0.0;
-    int known[4] = {0, 0, 0, 0}, ctrl = 0;
-    if (o.control && o.method != NH_TRACE_EXACT) {
-        const int needI = op != NH_OP_S, needS = op != NH_OP_I;
-        NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, __func__));
-        for (int k = 0; k < kmax; k++) {
-            if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
-            else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
-            else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0; }
-        }
-        ctrl = op == NH_OP_H;
-    }
-    int allknown = 1;
+    est_tr t;
+    memset(&t, 0, sizeof t);
+    NH_TRY(est_check_trace_args(c, op, kmax, &o, &t.q.P, __func__));
+    double base[4] = {0, 0, 0, 0}, part[4] = {0, 0, 0, 0}, mean[4] = {0, 0, 0, 0}, se[4] = {0, 0, 0, 0};
+    int known[4] = {0, 0, 0, 0}, allknown = 1;
+    if (o.control && o.method != NH_TRACE_EXACT) NH_TRY(est_trace_base(c, op, kmax, base, known, &t.q.ctrl, __func__));
     for (int k = 0; k < kmax; k++) allknown &= known[k];
     if (allknown) {
         for (int k = 0; k < kmax; k++) res->est[k] = base[k];
         return NH_OK;
     }
-
-    const size_t M = o.method == NH_TRACE_EXACT ? P : o.nprobes;
-    size_t s = 0;
-    if (o.method == NH_TRACE_HUTCHPP) { s = o.sketch ? o.sketch : M; if (s > P) s = P; }
-    if (o.method == NH_TRACE_HUTCHPP && !nh__fits_int(s)) NH_FAIL(NH_ETOOLARGE, "sketch size too large");
-    const size_t nwork = ctrl ? 6 : 3;
-    double *work = NULL, *Q = NULL, *vals = NULL, *tau = NULL;
-    nh_status st = est_alloc(__func__, "the probe vectors", nwork, P, &work);
-    if (st == NH_OK && s) st = est_alloc(__func__, "the Hutch++ sketch", s, P, &Q);
-    if (st == NH_OK) st = est_alloc(__func__, "the quadratic forms", 4, o.method == NH_TRACE_EXACT ? 1 : M, &vals);
-    if (st == NH_OK && s && !(tau = nh__malloc((s + 1) * sizeof *tau))) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
-    if (st != NH_OK) { free(work); free(Q); free(vals); return st; }
-
-    est_quad q;
-    memset(&q, 0, sizeof q);
-    q.c = c; q.P = P; q.op = op; q.kmax = kmax; q.ctrl = ctrl;
-    double *x = work;
-    if (ctrl) { q.iv = work + P; q.sv = work + 2 * P; q.hv = work + 3 * P; q.h2 = work + 4 * P; q.i2 = work + 5 * P; }
-    else { q.a1 = work + P; q.a2 = work + 2 * P; }
-    double part[4] = {0, 0, 0, 0}, mean[4] = {0, 0, 0, 0}, se[4] = {0, 0, 0, 0}, f[4];
-
-    if (o.method == NH_TRACE_EXACT) {
-        memset(x, 0, P * sizeof *x);
-        for (size_t p = 0; p < P && st == NH_OK; p++) {
-            x[p] = 1.0;
-            st = est_quad_eval(&q, x, f);
-            x[p] = 0.0;
-            for (int k = 0; k < 4; k++) part[k] += f[k];
-        }
-        res->nprobes = P;
-    } else {
-        size_t off = o.first_probe;
-        if (s) {
-            /* Sketch Y = A W (rows), then Q = orth(Y) by Householder QR.  The
-             * row-major s x P array is the column-major P x s matrix. */
-            for (size_t i = 0; i < s && st == NH_OK; i++) {
-                est_probe(o.probe, o.seed, i, P, x);
-                st = est_apply(c, op, x, Q + i * P);
-                q.nprod++;
-            }
-            if (st == NH_OK) {
-                lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, Q, (lapack_int)P, tau);
-                if (info == 0) info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)s, (lapack_int)s, Q,
-                                                     (lapack_int)P, tau);
-                if (info != 0) st = nh__fail(NH_ELAPACK, __func__, "QR of the Hutch++ sketch failed (info = %d)", (int)info);
-            }
-            for (size_t i = 0; i < s && st == NH_OK; i++) {
-                st = est_quad_eval(&q, Q + i * P, f);
-                for (int k = 0; k < 4; k++) part[k] += f[k];
-            }
-            off += s;
-        }
-        for (size_t j = 0; j < M && st == NH_OK; j++) {
-            est_probe(o.probe, o.seed, off + j, P, x);
-            if (s) { /* x -= Q^T (Q x) */
-                cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)s, (int)P, 1.0, Q, (int)P, x, 1, 0.0, tau, 1);
-                cblas_dgemv(CblasRowMajor, CblasTrans, (int)s, (int)P, -1.0, Q, (int)P, tau, 1, 1.0, x, 1);
-            }
-            st = est_quad_eval(&q, x, vals + 4 * j);
-        }
-        if (st == NH_OK)
-            for (int k = 0; k < kmax; k++) est_mean_se(M, vals + k, 4, &mean[k], &se[k]);
-        res->nprobes = M;
+    t.q.c = c; t.q.op = op; t.q.kmax = kmax;
+    nh_status st = est_tr_alloc(&t, &o, __func__);
+    if (st != NH_OK) { est_tr_free(&t); return st; }
+    if (o.method == NH_TRACE_EXACT) st = est_tr_exact(&t, part);
+    else {
+        if (t.s) st = est_tr_sketch(&t, &o, part, __func__);
+        if (st == NH_OK) st = est_tr_probes(&t, &o, o.first_probe + t.s, mean, se);
     }
-    res->nproducts = q.nprod;
-    free(work); free(Q); free(vals); free(tau);
-    if (st != NH_OK) return st;
+    res->nprobes = t.M;
+    res->nproducts = t.q.nprod;
+    est_tr_free(&t);
+    NH_TRY(st);
     for (int k = 0; k < kmax; k++) {
         if (known[k]) { res->est[k] = base[k]; res->se[k] = 0.0; }
         else { res->est[k] = base[k] + part[k] + mean[k]; res->se[k] = se[k]; }
@@ -297,6 +339,41 @@ nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opt
 }
 
 /* -------------------------------------------------------- orthogonality */
+
+/* M = HC K HC (HC block-diagonal with symmetric m x m blocks), symmetrized;
+ * T1: nm x nm scratch. */
+static void est_hc_k_hc(size_t n, size_t m, const double *K, const double *HC, double *T1, double *Mm) {
+    const size_t nm = n * m;
+    for (size_t i = 0; i < n; i++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m, (int)m,
+                    K + i * m * nm, (int)nm, 0.0, T1 + i * m * nm, (int)nm);
+    for (size_t j = 0; j < n; j++)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)m, (int)m, 1.0, T1 + j * m, (int)nm,
+                    HC + j * m * m, (int)m, 0.0, Mm + j * m, (int)nm);
+    for (size_t a = 0; a < nm; a++)
+        for (size_t b = a + 1; b < nm; b++) {
+            double v = 0.5 * (Mm[a * nm + b] + Mm[b * nm + a]);
+            Mm[a * nm + b] = Mm[b * nm + a] = v;
+        }
+}
+
+/* ||I S||_F^2 = sum_j lam_j |S J^T u_j|^2 over the eigenpairs (lam, U) of
+ * HC K HC above the rounding floor (u, x, sx: scratch; *nprod += 2 each). */
+static nh_status est_is_fro2(nh_curv *c, size_t nm, size_t P, const double *lam, const double *U, double *u,
+                             double *x, double *sx, double *acc, size_t *nprod) {
+    const double thr = 64.0 * 2.220446049250313e-16 * fabs(lam[nm - 1]);
+    nh_status st = NH_OK;
+    for (size_t j = 0; j < nm && st == NH_OK; j++) {
+        if (!(lam[j] > thr)) continue;
+        const double r = sqrt(lam[j]);
+        for (size_t a = 0; a < nm; a++) u[a] = r * U[a * nm + j];
+        st = nh_curv_vjp(c, u, x);
+        if (st == NH_OK) st = nh_curv_svp(c, x, sx);
+        *nprod += 2;
+        if (st == NH_OK) { double t = est_nrm(P, sx); *acc += t * t; }
+    }
+    return st;
+}
 
 nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts, nh_ortho_result *res) {
     if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
@@ -327,34 +404,12 @@ nh_status nh_curv_orthogonality(nh_curv *c, const nh_trace_opts *opts, nh_ortho_
         st = nh_ntk_trace_powers(n, m, K, HC, 2, tr);
     }
     if (st == NH_OK) {
-        /* M = HC K HC (HC block-diagonal with symmetric m x m blocks). */
-        for (size_t i = 0; i < n; i++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nm, (int)m, 1.0, HC + i * m * m,
-                        (int)m, K + i * m * nm, (int)nm, 0.0, T1 + i * m * nm, (int)nm);
-        for (size_t j = 0; j < n; j++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nm, (int)m, (int)m, 1.0, T1 + j * m, (int)nm,
-                        HC + j * m * m, (int)m, 0.0, Mm + j * m, (int)nm);
-        for (size_t a = 0; a < nm; a++)
-            for (size_t b = a + 1; b < nm; b++) {
-                double v = 0.5 * (Mm[a * nm + b] + Mm[b * nm + a]);
-                Mm[a * nm + b] = Mm[b * nm + a] = v;
-            }
+        est_hc_k_hc(n, m, K, HC, T1, Mm);
         st = nh_eigh(nm, Mm, lam, U);
     }
     double acc = 0.0;
     size_t nprod = 0;
-    if (st == NH_OK) {
-        const double thr = 64.0 * 2.220446049250313e-16 * fabs(lam[nm - 1]);
-        for (size_t j = 0; j < nm && st == NH_OK; j++) {
-            if (!(lam[j] > thr)) continue;
-            const double r = sqrt(lam[j]);
-            for (size_t a = 0; a < nm; a++) u[a] = r * U[a * nm + j];
-            st = nh_curv_vjp(c, u, x);
-            if (st == NH_OK) st = nh_curv_svp(c, x, sx);
-            nprod += 2;
-            if (st == NH_OK) { double t = est_nrm(P, sx); acc += t * t; }
-        }
-    }
+    if (st == NH_OK) st = est_is_fro2(c, nm, P, lam, U, u, x, sx, &acc, &nprod);
     free(K); free(vec);
     NH_TRY(st);
     nh_trace_result tres;
@@ -437,163 +492,231 @@ static void est_order(nh_which which, size_t m, const double *theta, size_t *ord
     }
 }
 
+/* State of one thick-restart Lanczos run (nh_curv_lanczos).  V: m + 1 basis
+ * rows; w: the work vector followed by the restart block (m x chunk); small:
+ * T, Tw, YT (m x m each), theta, beta, h, hsum (m + 1 each). */
+typedef struct est_lz {
+    nh_curv *c;
+    nh_op op;
+    nh_lanczos_opts o;
+    size_t P, k, m, chunk, mm, nprod, nrestart, nbreak, nconv;
+    double *V, *w, *blk, *small, *T, *Tw, *YT, *theta, *beta, *h, *hsum;
+    size_t *ord;
+    uint64_t stream;
+    double anorm_run, anorm;
+    int exhausted;
+} est_lz;
+
+static void lz_free(est_lz *z) { free(z->V); free(z->w); free(z->small); free(z->ord); }
+
+/* Arguments, the basis size m and the product budget. */
+static nh_status lz_check(est_lz *z, size_t k, const nh_lanczos_opts *opts, const char *func) {
+    if ((int)z->op < 0 || z->op >= NH_OP_COUNT) return nh__fail(NH_EINVAL, func, "unknown operator %d", (int)z->op);
+    z->o = opts ? *opts : nh_lanczos_opts_default();
+    const nh_lanczos_opts *o = &z->o;
+    if ((int)o->which < 0 || o->which >= NH_WHICH_COUNT)
+        return nh__fail(NH_EINVAL, func, "unknown eigenvalue selection %d", (int)o->which);
+    if (!(o->tol > 0) || !isfinite(o->tol)) return nh__fail(NH_EINVAL, func, "tol must be finite and > 0 (got %g)", o->tol);
+    NH_TRY(est_nparams(z->c, func, &z->P));
+    const size_t P = z->P;
+    if (k < 1 || k > P) return nh__fail(NH_EINVAL, func, "k = %zu eigenpairs requested, need 1 <= k <= P = %zu", k, P);
+    size_t m = o->ncv ? o->ncv : (2 * k + 1 > k + 20 ? 2 * k + 1 : k + 20);
+    if (m > P) m = P;
+    if (m < k + 1 && m < P) return nh__fail(NH_EINVAL, func, "ncv = %zu must exceed k = %zu (or equal P)", m, k);
+    int ok = 1;
+    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) return nh__fail(NH_ETOOLARGE, func, "ncv too large");
+    z->k = k;
+    z->m = m;
+    return NH_OK;
+}
+
+static nh_status lz_alloc(est_lz *z, const char *func) {
+    const size_t m = z->m, P = z->P;
+    int ok = 1;
+    z->chunk = P < EST_CHUNK ? P : EST_CHUNK;
+    nh_status st = est_alloc(func, "the Lanczos basis", m + 1, P, &z->V);
+    if (st == NH_OK) st = est_alloc(func, "the Lanczos work vectors", 1, P + m * z->chunk, &z->w);
+    if (st == NH_OK) {
+        size_t cnt = nh__add(nh__mul(m, 3 * m, &ok), 6 * (m + 1), &ok);
+        st = nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), func, "the projected matrix");
+        if (st == NH_OK) {
+            z->small = nh__calloc(cnt, sizeof *z->small);
+            z->ord = nh__malloc(m * sizeof *z->ord);
+            if (!z->small || !z->ord) st = nh__fail(NH_ENOMEM, func, "out of memory");
+        }
+    }
+    if (st != NH_OK) return st;
+    z->blk = z->w + P;
+    z->T = z->small;
+    z->Tw = z->T + m * m;
+    z->YT = z->Tw + m * m;
+    z->theta = z->YT + m * m;
+    z->beta = z->theta + (m + 1);
+    z->h = z->beta + (m + 1);
+    z->hsum = z->h + (m + 1);
+    return NH_OK;
+}
+
+/* V[0] = the normalized start vector (opts.start or stream 0 of the seed). */
+static nh_status lz_start(est_lz *z, const char *func) {
+    if (z->o.start) memcpy(z->V, z->o.start, z->P * sizeof *z->V);
+    else est_probe(NH_PROBE_GAUSSIAN, z->o.seed, 0, z->P, z->V);
+    const double n0 = est_nrm(z->P, z->V);
+    if (!(n0 > 0.0) || !isfinite(n0))
+        return nh__fail(NH_EINVAL, func, "start vector has norm %g (need finite and > 0)", n0);
+    cblas_dscal((int)z->P, 1.0 / n0, z->V, 1);
+    return NH_OK;
+}
+
+/* Lanczos steps j0..m-1: the three-term recurrence (not across a restart,
+ * whose couplings the full pass removes), then full reorthogonalization.
+ * On an invariant subspace with no fresh direction left: exhausted, mm = j+1. */
+static nh_status lz_extend(est_lz *z, size_t j0) {
+    const size_t P = z->P, m = z->m;
+    double *V = z->V, *w = z->w, *T = z->T, *beta = z->beta;
+    z->mm = m;
+    for (size_t j = j0; j < m; j++) {
+        const double *vj = V + j * P;
+        const nh_status st = est_apply(z->c, z->op, vj, w);
+        z->nprod++;
+        if (st != NH_OK) return st;
+        z->anorm_run = fmax(z->anorm_run, est_nrm(P, w));
+        if (j > j0) cblas_daxpy((int)P, -beta[j - 1], V + (j - 1) * P, 1, w, 1);
+        const double a = est_dot(P, vj, w);
+        cblas_daxpy((int)P, -a, vj, 1, w, 1);
+        memset(z->hsum, 0, (j + 1) * sizeof *z->hsum);
+        double b = est_reorth(V, j + 1, P, w, z->h, z->hsum);
+        T[j * m + j] = a + z->hsum[j];
+        if (!(b > EST_BREAK * z->anorm_run)) {
+            b = 0.0;
+            z->nbreak++;
+            if (j + 1 >= P || !est_fresh(V, j + 1, P, z->o.seed, &z->stream, w, z->h)) {
+                z->exhausted = 1;
+                z->mm = j + 1;
+                beta[j] = 0.0;
+                return NH_OK;
+            }
+        } else {
+            cblas_dscal((int)P, 1.0 / b, w, 1);
+        }
+        beta[j] = b;
+        memcpy(V + (j + 1) * P, w, P * sizeof *w);
+        if (j + 1 < m) T[(j + 1) * m + j] = T[j * m + j + 1] = b;
+    }
+    return NH_OK;
+}
+
+/* Rayleigh-Ritz on the leading mm x mm projection: theta, Tw (eigenvectors),
+ * ord, anorm, and nconv of the k wanted pairs. */
+static nh_status lz_ritz(est_lz *z, const char *func) {
+    const size_t mm = z->mm, m = z->m;
+    for (size_t a = 0; a < mm; a++) memcpy(z->Tw + a * mm, z->T + a * m, mm * sizeof *z->Tw);
+    lapack_int linfo = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)mm, z->Tw, (lapack_int)mm, z->theta);
+    if (linfo != 0) return nh__fail(NH_ELAPACK, func, "dsyevd failed (info = %d)", (int)linfo);
+    const double blast = z->beta[mm - 1];
+    z->anorm = 0.0;
+    for (size_t i = 0; i < mm; i++) z->anorm = fmax(z->anorm, fabs(z->theta[i]));
+    est_order(z->o.which, mm, z->theta, z->ord);
+    z->nconv = 0;
+    for (size_t i = 0; i < z->k && i < mm; i++)
+        if (blast * fabs(z->Tw[(mm - 1) * mm + z->ord[i]]) <= z->o.tol * z->anorm) z->nconv++;
+    return NH_OK;
+}
+
+/* Thick restart: keep nk Ritz vectors, then the residual direction; the
+ * basis is rotated in place chunk by chunk.  Returns nk. */
+static size_t lz_restart(est_lz *z) {
+    const size_t m = z->m, P = z->P, k = z->k, chunk = z->chunk;
+    const size_t nk = k + (m - k) / 2;
+    double *V = z->V, *T = z->T, *Tw = z->Tw, *YT = z->YT;
+    const double blast = z->beta[m - 1];
+    for (size_t i = 0; i < nk; i++)
+        for (size_t a = 0; a < m; a++) YT[i * m + a] = Tw[a * m + z->ord[i]];
+    for (size_t c0 = 0; c0 < P; c0 += chunk) {
+        const size_t cw = P - c0 < chunk ? P - c0 : chunk;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nk, (int)cw, (int)m, 1.0, YT, (int)m, V + c0,
+                    (int)P, 0.0, z->blk, (int)cw);
+        for (size_t i = 0; i < nk; i++) memcpy(V + i * P + c0, z->blk + i * cw, cw * sizeof *z->blk);
+    }
+    memcpy(V + nk * P, V + m * P, P * sizeof *V);
+    memset(T, 0, m * m * sizeof *T);
+    for (size_t i = 0; i < nk; i++) {
+        T[i * m + i] = z->theta[z->ord[i]];
+        T[i * m + nk] = T[nk * m + i] = blast * Tw[(m - 1) * m + z->ord[i]];
+    }
+    z->nrestart++;
+    return nk;
+}
+
+/* The k wanted pairs: evals, Ritz vectors x_i = V^T y_i (evecs) and residual
+ * norms |A x_i - theta_i x_i| (resid).  mm >= k unless no fresh vector could
+ * be drawn; the missing pairs are NaN (vectors zero). */
+static nh_status lz_vectors(est_lz *z, double *evals, double *evecs, double *resid) {
+    const size_t P = z->P, mm = z->mm, k = z->k, kk = k < mm ? k : mm;
+    for (size_t i = kk; i < k; i++) {
+        evals[i] = NAN;
+        if (resid) resid[i] = NAN;
+        if (evecs) memset(evecs + i * P, 0, P * sizeof *evecs);
+    }
+    for (size_t i = 0; i < kk; i++) {
+        evals[i] = z->theta[z->ord[i]];
+        for (size_t a = 0; a < mm; a++) z->YT[i * mm + a] = z->Tw[a * mm + z->ord[i]];
+    }
+    if (!evecs && !resid) return NH_OK;
+    double *x = z->V + z->m * P; /* the residual row is free now */
+    for (size_t i = 0; i < kk; i++) {
+        double *xi = evecs ? evecs + i * P : x;
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)mm, (int)P, 1.0, z->V, (int)P, z->YT + i * mm, 1, 0.0, xi, 1);
+        const double nx = est_nrm(P, xi);
+        cblas_dscal((int)P, 1.0 / nx, xi, 1);
+        if (!resid) continue;
+        const nh_status st = est_apply(z->c, z->op, xi, z->w);
+        z->nprod++;
+        if (st != NH_OK) return st;
+        cblas_daxpy((int)P, -evals[i], xi, 1, z->w, 1);
+        resid[i] = est_nrm(P, z->w);
+    }
+    return NH_OK;
+}
+
+/* Cycles of extend / Rayleigh-Ritz / thick restart until k pairs converge,
+ * the product budget is spent or the space is exhausted. */
+static nh_status lz_iterate(est_lz *z, const char *func) {
+    const size_t maxprod = z->o.maxprod ? z->o.maxprod : 100 * z->m;
+    size_t j0 = 0;
+    for (;;) {
+        NH_TRY(lz_extend(z, j0));
+        NH_TRY(lz_ritz(z, func));
+        if (z->nconv == z->k || z->nprod >= maxprod || z->exhausted || z->mm < z->m) return NH_OK;
+        j0 = lz_restart(z);
+    }
+}
+
 nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k, const nh_lanczos_opts *opts, double *evals,
                           double *evecs, double *resid, nh_lanczos_info *info) {
     if (info) memset(info, 0, sizeof *info);
     if (!c || !evals) NH_FAIL(NH_EINVAL, "NULL argument");
-    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
-    const nh_lanczos_opts o = opts ? *opts : nh_lanczos_opts_default();
-    if ((int)o.which < 0 || o.which >= NH_WHICH_COUNT) NH_FAIL(NH_EINVAL, "unknown eigenvalue selection %d", (int)o.which);
-    if (!(o.tol > 0) || !isfinite(o.tol)) NH_FAIL(NH_EINVAL, "tol must be finite and > 0 (got %g)", o.tol);
-    size_t P = 0;
-    NH_TRY(est_nparams(c, __func__, &P));
-    if (k < 1 || k > P) NH_FAIL(NH_EINVAL, "k = %zu eigenpairs requested, need 1 <= k <= P = %zu", k, P);
-    size_t m = o.ncv ? o.ncv : (2 * k + 1 > k + 20 ? 2 * k + 1 : k + 20);
-    if (m > P) m = P;
-    if (m < k + 1 && m < P) NH_FAIL(NH_EINVAL, "ncv = %zu must exceed k = %zu (or equal P)", m, k);
-    const size_t maxprod = o.maxprod ? o.maxprod : 100 * m;
-    int ok = 1;
-    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) NH_FAIL(NH_ETOOLARGE, "ncv too large");
-
-    /* V: m + 1 basis rows, w, restart block; small: T, Tw, theta, beta, h, hsum, YT, ord. */
-    double *V = NULL, *w = NULL, *small = NULL;
-    size_t *ord = NULL;
-    nh_status st = est_alloc(__func__, "the Lanczos basis", m + 1, P, &V);
-    const size_t chunk = P < EST_CHUNK ? P : EST_CHUNK;
-    if (st == NH_OK) st = est_alloc(__func__, "the Lanczos work vectors", 1, P + m * chunk, &w);
-    if (st == NH_OK) {
-        size_t cnt = nh__add(nh__mul(m, 3 * m, &ok), 6 * (m + 1), &ok);
-        st = nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), __func__, "the projected matrix");
-        if (st == NH_OK) {
-            small = nh__calloc(cnt, sizeof *small);
-            ord = nh__malloc(m * sizeof *ord);
-            if (!small || !ord) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
-        }
-    }
-    if (st != NH_OK) { free(V); free(w); free(small); free(ord); return st; }
-    double *blk = w + P;
-    double *T = small, *Tw = T + m * m, *YT = Tw + m * m, *theta = YT + m * m, *beta = theta + (m + 1),
-           *h = beta + (m + 1), *hsum = h + (m + 1);
-
-    uint64_t stream = 0;
-    if (o.start) memcpy(V, o.start, P * sizeof *V);
-    else est_probe(NH_PROBE_GAUSSIAN, o.seed, 0, P, V);
-    {
-        const double n0 = est_nrm(P, V);
-        if (!(n0 > 0.0) || !isfinite(n0)) {
-            free(V); free(w); free(small); free(ord);
-            NH_FAIL(NH_EINVAL, "start vector has norm %g (need finite and > 0)", n0);
-        }
-        cblas_dscal((int)P, 1.0 / n0, V, 1);
-    }
-    size_t j0 = 0, mm = m, nprod = 0, nrestart = 0, nbreak = 0, nconv = 0;
-    double anorm_run = 0.0, anorm = 0.0;
-    int exhausted = 0;
-    for (;;) {
-        mm = m;
-        for (size_t j = j0; j < m && st == NH_OK; j++) {
-            const double *vj = V + j * P;
-            st = est_apply(c, op, vj, w);
-            nprod++;
-            if (st != NH_OK) break;
-            anorm_run = fmax(anorm_run, est_nrm(P, w));
-            /* Three-term recurrence (not across a restart, whose couplings
-             * the full pass removes), then full reorthogonalization. */
-            if (j > j0) cblas_daxpy((int)P, -beta[j - 1], V + (j - 1) * P, 1, w, 1);
-            const double a = est_dot(P, vj, w);
-            cblas_daxpy((int)P, -a, vj, 1, w, 1);
-            memset(hsum, 0, (j + 1) * sizeof *hsum);
-            double b = est_reorth(V, j + 1, P, w, h, hsum);
-            T[j * m + j] = a + hsum[j];
-            if (!(b > EST_BREAK * anorm_run)) {
-                b = 0.0;
-                nbreak++;
-                if (j + 1 >= P || !est_fresh(V, j + 1, P, o.seed, &stream, w, h)) {
-                    exhausted = 1;
-                    mm = j + 1;
-                    beta[j] = 0.0;
-                    break;
-                }
-            } else {
-                cblas_dscal((int)P, 1.0 / b, w, 1);
-            }
-            beta[j] = b;
-            memcpy(V + (j + 1) * P, w, P * sizeof *w);
-            if (j + 1 < m) T[(j + 1) * m + j] = T[j * m + j + 1] = b;
-        }
-        if (st != NH_OK) break;
-        /* Rayleigh-Ritz on the leading mm x mm projection. */
-        for (size_t a = 0; a < mm; a++) memcpy(Tw + a * mm, T + a * m, mm * sizeof *Tw);
-        lapack_int linfo = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)mm, Tw, (lapack_int)mm, theta);
-        if (linfo != 0) { st = nh__fail(NH_ELAPACK, __func__, "dsyevd failed (info = %d)", (int)linfo); break; }
-        const double blast = beta[mm - 1];
-        anorm = 0.0;
-        for (size_t i = 0; i < mm; i++) anorm = fmax(anorm, fabs(theta[i]));
-        est_order(o.which, mm, theta, ord);
-        nconv = 0;
-        for (size_t i = 0; i < k && i < mm; i++)
-            if (blast * fabs(Tw[(mm - 1) * mm + ord[i]]) <= o.tol * anorm) nconv++;
-        if (nconv == k || nprod >= maxprod || exhausted || mm < m) break;
-        /* Thick restart: keep nk Ritz vectors, then the residual direction. */
-        const size_t nk = k + (m - k) / 2;
-        for (size_t i = 0; i < nk; i++)
-            for (size_t a = 0; a < m; a++) YT[i * m + a] = Tw[a * m + ord[i]];
-        for (size_t c0 = 0; c0 < P; c0 += chunk) {
-            const size_t cw = P - c0 < chunk ? P - c0 : chunk;
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nk, (int)cw, (int)m, 1.0, YT, (int)m, V + c0,
-                        (int)P, 0.0, blk, (int)cw);
-            for (size_t i = 0; i < nk; i++) memcpy(V + i * P + c0, blk + i * cw, cw * sizeof *blk);
-        }
-        memcpy(V + nk * P, V + m * P, P * sizeof *V);
-        memset(T, 0, m * m * sizeof *T);
-        for (size_t i = 0; i < nk; i++) {
-            T[i * m + i] = theta[ord[i]];
-            T[i * m + nk] = T[nk * m + i] = blast * Tw[(m - 1) * m + ord[i]];
-        }
-        j0 = nk;
-        nrestart++;
-    }
-    if (st == NH_OK) {
-        /* Ritz vectors x_i = V^T y_i of the k wanted pairs. */
-        const size_t kk = k < mm ? k : mm; /* mm >= k unless no fresh vector could be drawn */
-        for (size_t i = kk; i < k; i++) {
-            evals[i] = NAN;
-            if (resid) resid[i] = NAN;
-            if (evecs) memset(evecs + i * P, 0, P * sizeof *evecs);
-        }
-        for (size_t i = 0; i < kk; i++) {
-            evals[i] = theta[ord[i]];
-            for (size_t a = 0; a < mm; a++) YT[i * mm + a] = Tw[a * mm + ord[i]];
-        }
-        double *x = V + m * P; /* the residual row is free now */
-        for (size_t i = 0; i < kk && st == NH_OK; i++) {
-            if (!evecs && !resid) break;
-            double *xi = evecs ? evecs + i * P : x;
-            cblas_dgemv(CblasRowMajor, CblasTrans, (int)mm, (int)P, 1.0, V, (int)P, YT + i * mm, 1, 0.0, xi, 1);
-            const double nx = est_nrm(P, xi);
-            cblas_dscal((int)P, 1.0 / nx, xi, 1);
-            if (resid) {
-                st = est_apply(c, op, xi, w);
-                nprod++;
-                if (st == NH_OK) {
-                    cblas_daxpy((int)P, -evals[i], xi, 1, w, 1);
-                    resid[i] = est_nrm(P, w);
-                }
-            }
-        }
-    }
-    free(V); free(w); free(small); free(ord);
+    est_lz z;
+    memset(&z, 0, sizeof z);
+    z.c = c;
+    z.op = op;
+    NH_TRY(lz_check(&z, k, opts, __func__));
+    nh_status st = lz_alloc(&z, __func__);
+    if (st == NH_OK) st = lz_start(&z, __func__);
+    if (st == NH_OK) st = lz_iterate(&z, __func__);
+    if (st == NH_OK) st = lz_vectors(&z, evals, evecs, resid);
+    lz_free(&z);
     if (info) {
-        info->nconv = nconv;
-        info->nproducts = nprod;
-        info->nrestarts = nrestart;
-        info->nbreakdowns = nbreak;
-        info->anorm = anorm;
+        info->nconv = z.nconv;
+        info->nproducts = z.nprod;
+        info->nrestarts = z.nrestart;
+        info->nbreakdowns = z.nbreak;
+        info->anorm = z.anorm;
     }
     NH_TRY(st);
-    if (nconv < k && o.require)
-        NH_FAIL(NH_EMAXITER, "%zu of %zu eigenpairs converged to tol %g within %zu products (ncv %zu)", nconv, k, o.tol,
-                nprod, m);
+    if (z.nconv < k && z.o.require)
+        NH_FAIL(NH_EMAXITER, "%zu of %zu eigenpairs converged to tol %g within %zu products (ncv %zu)", z.nconv, k,
+                z.o.tol, z.nprod, z.m);
     return NH_OK;
 }
 
@@ -608,100 +731,138 @@ nh_slq_opts nh_slq_opts_default(void) {
     return o;
 }
 
+/* Work of one SLQ run: the Lanczos basis V (m + 1 rows, the last is w) and
+ * small: per vector alpha, beta, d, e, h, hsum (m each), Z (m^2); over all
+ * vectors the nodes nd and weights wt (M m each) and the moments (4 M). */
+typedef struct est_slq {
+    nh_curv *c;
+    nh_op op;
+    size_t P, m, M, nprod, nbreak;
+    double *V, *w, *small, *alpha, *beta, *d, *e, *h, *hsum, *Z, *nd, *wt, *mom;
+} est_slq;
+
+static nh_status est_slq_check(const nh_curv *c, nh_op op, const nh_slq_opts *o, size_t ngrid, const double *grid,
+                               double sigma, const double *density, size_t *P, const char *func) {
+    if ((int)op < 0 || op >= NH_OP_COUNT) return nh__fail(NH_EINVAL, func, "unknown operator %d", (int)op);
+    if ((int)o->probe < 0 || o->probe >= NH_PROBE_COUNT)
+        return nh__fail(NH_EINVAL, func, "unknown probe distribution %d", (int)o->probe);
+    if (o->nvec < 1) return nh__fail(NH_EINVAL, func, "need at least one start vector (got 0)");
+    NH_TRY(est_nparams(c, func, P));
+    const size_t m = o->nsteps;
+    if (m < 1 || m > *P) return nh__fail(NH_EINVAL, func, "nsteps = %zu must be in 1..P = %zu", m, *P);
+    if (ngrid && (!grid || !density)) return nh__fail(NH_EINVAL, func, "NULL grid or density with ngrid = %zu", ngrid);
+    if (ngrid && (!(sigma > 0) || !isfinite(sigma)))
+        return nh__fail(NH_EINVAL, func, "sigma must be finite and > 0 (got %g)", sigma);
+    if (ngrid) {
+        size_t first = 0, bad = nh__count_nonfinite(grid, ngrid, &first);
+        if (bad) return nh__fail(NH_ENONFINITE, func, "grid has %zu non-finite entries (first at %zu)", bad, first);
+    }
+    int ok = 1;
+    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) return nh__fail(NH_ETOOLARGE, func, "nsteps too large");
+    return NH_OK;
+}
+
+static nh_status est_slq_alloc(est_slq *q, const char *func) {
+    const size_t m = q->m, M = q->M;
+    int ok = 1;
+    NH_TRY(est_alloc(func, "the Lanczos basis", m + 1, q->P, &q->V));
+    size_t cnt = nh__add(nh__mul(m, m + 6, &ok), nh__mul(M, nh__add(nh__mul(2, m, &ok), 4, &ok), &ok), &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), func, "the SLQ nodes"));
+    if (!(q->small = nh__calloc(cnt, sizeof *q->small))) return nh__fail(NH_ENOMEM, func, "out of memory");
+    q->w = q->V + m * q->P;
+    q->alpha = q->small; q->beta = q->alpha + m; q->d = q->beta + m; q->e = q->d + m;
+    q->h = q->e + m; q->hsum = q->h + m; q->Z = q->hsum + m;
+    q->nd = q->Z + m * m; q->wt = q->nd + M * m; q->mom = q->wt + M * m;
+    return NH_OK;
+}
+
+/* Lanczos from the unit start vector V[0] with full reorthogonalization:
+ * alpha, beta of the mm <= m steps taken (fewer on breakdown). */
+static nh_status est_slq_lanczos(est_slq *q, size_t *mm) {
+    const size_t P = q->P, m = q->m;
+    double *V = q->V, *w = q->w, anorm = 0.0;
+    *mm = m;
+    for (size_t j = 0; j < m; j++) {
+        const nh_status st = est_apply(q->c, q->op, V + j * P, w);
+        q->nprod++;
+        if (st != NH_OK) return st;
+        anorm = fmax(anorm, est_nrm(P, w));
+        if (j > 0) cblas_daxpy((int)P, -q->beta[j - 1], V + (j - 1) * P, 1, w, 1);
+        const double a = est_dot(P, V + j * P, w);
+        cblas_daxpy((int)P, -a, V + j * P, 1, w, 1);
+        memset(q->hsum, 0, (j + 1) * sizeof *q->hsum);
+        const double b = est_reorth(V, j + 1, P, w, q->h, q->hsum);
+        q->alpha[j] = a + q->hsum[j];
+        if (j + 1 == m) break;
+        if (!(b > EST_BREAK * anorm)) { *mm = j + 1; q->nbreak++; break; }
+        q->beta[j] = b;
+        memcpy(V + (j + 1) * P, w, P * sizeof *w);
+        cblas_dscal((int)P, 1.0 / b, V + (j + 1) * P, 1);
+    }
+    return NH_OK;
+}
+
+/* Start vector r: Gauss quadrature nodes and weights (the tridiagonal's
+ * eigenvalues and squared first components / M) and its moments. */
+static nh_status est_slq_vector(est_slq *q, const nh_slq_opts *o, size_t r, const char *func) {
+    const size_t P = q->P, m = q->m;
+    est_probe(o->probe, o->seed, r, P, q->V);
+    const double n0 = est_nrm(P, q->V);
+    cblas_dscal((int)P, 1.0 / n0, q->V, 1);
+    size_t mm = m;
+    NH_TRY(est_slq_lanczos(q, &mm));
+    memcpy(q->d, q->alpha, mm * sizeof *q->d);
+    if (mm > 1) memcpy(q->e, q->beta, (mm - 1) * sizeof *q->e);
+    lapack_int linfo = LAPACKE_dstev(LAPACK_ROW_MAJOR, 'V', (lapack_int)mm, q->d, q->e, q->Z, (lapack_int)mm);
+    if (linfo != 0) return nh__fail(NH_ELAPACK, func, "dstev failed (info = %d)", (int)linfo);
+    double mk[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < m; i++) {
+        const double th = i < mm ? q->d[i] : 0.0, tw = i < mm ? q->Z[i] * q->Z[i] : 0.0; /* Z[0][i] */
+        q->nd[r * m + i] = th;
+        q->wt[r * m + i] = tw / (double)q->M;
+        double pw = tw;
+        for (int k = 0; k < 4; k++) { pw *= th; mk[k] += pw; }
+    }
+    for (int k = 0; k < 4; k++) q->mom[4 * r + k] = mk[k];
+    return NH_OK;
+}
+
+/* density[g] = sum_i wt_i N(grid[g]; nd_i, sigma^2). */
+static void est_slq_density(const est_slq *q, size_t ngrid, const double *grid, double sigma, double *density) {
+    const double cst = 1.0 / (sigma * sqrt(2.0 * 3.14159265358979323846));
+    for (size_t g = 0; g < ngrid; g++) {
+        double s = 0.0;
+        for (size_t i = 0; i < q->M * q->m; i++) {
+            if (q->wt[i] == 0.0) continue;
+            const double z = (grid[g] - q->nd[i]) / sigma;
+            s += q->wt[i] * exp(-0.5 * z * z);
+        }
+        density[g] = cst * s;
+    }
+}
+
 nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nodes, double *weights, size_t ngrid,
                       const double *grid, double sigma, double *density, nh_slq_result *res) {
     if (res) memset(res, 0, sizeof *res);
     if (!c) NH_FAIL(NH_EINVAL, "NULL argument");
-    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
     const nh_slq_opts o = opts ? *opts : nh_slq_opts_default();
-    if ((int)o.probe < 0 || o.probe >= NH_PROBE_COUNT) NH_FAIL(NH_EINVAL, "unknown probe distribution %d", (int)o.probe);
-    if (o.nvec < 1) NH_FAIL(NH_EINVAL, "need at least one start vector (got 0)");
-    size_t P = 0;
-    NH_TRY(est_nparams(c, __func__, &P));
-    const size_t m = o.nsteps;
-    if (m < 1 || m > P) NH_FAIL(NH_EINVAL, "nsteps = %zu must be in 1..P = %zu", m, P);
-    if (ngrid && (!grid || !density)) NH_FAIL(NH_EINVAL, "NULL grid or density with ngrid = %zu", ngrid);
-    if (ngrid && (!(sigma > 0) || !isfinite(sigma))) NH_FAIL(NH_EINVAL, "sigma must be finite and > 0 (got %g)", sigma);
-    if (ngrid) {
-        size_t first = 0, bad = nh__count_nonfinite(grid, ngrid, &first);
-        if (bad) NH_FAIL(NH_ENONFINITE, "grid has %zu non-finite entries (first at %zu)", bad, first);
-    }
-    const size_t M = o.nvec;
-    int ok = 1;
-    if (!nh__fits_int(nh__mul(m, m, &ok)) || !ok) NH_FAIL(NH_ETOOLARGE, "nsteps too large");
-    double *V = NULL, *small = NULL;
-    nh_status st = est_alloc(__func__, "the Lanczos basis", m + 1, P, &V);
+    est_slq q;
+    memset(&q, 0, sizeof q);
+    NH_TRY(est_slq_check(c, op, &o, ngrid, grid, sigma, density, &q.P, __func__));
+    q.c = c; q.op = op; q.m = o.nsteps; q.M = o.nvec;
+    nh_status st = est_slq_alloc(&q, __func__);
+    for (size_t r = 0; r < q.M && st == NH_OK; r++) st = est_slq_vector(&q, &o, r, __func__);
     if (st == NH_OK) {
-        /* per vector: alpha, beta, d, e, Z (m^2), h, hsum; all: nodes and weights (M m), moments (4 M) */
-        size_t cnt = nh__add(nh__mul(m, m + 6, &ok), nh__mul(M, nh__add(nh__mul(2, m, &ok), 4, &ok), &ok), &ok);
-        st = nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), __func__, "the SLQ nodes");
-        if (st == NH_OK && !(small = nh__calloc(cnt, sizeof *small))) st = nh__fail(NH_ENOMEM, __func__, "out of memory");
-    }
-    if (st != NH_OK) { free(V); return st; }
-    double *w = V + m * P;
-    double *alpha = small, *beta = alpha + m, *d = beta + m, *e = d + m, *h = e + m, *hsum = h + m, *Z = hsum + m;
-    double *nd = Z + m * m, *wt = nd + M * m, *mom = wt + M * m;
-    size_t nprod = 0, nbreak = 0;
-    for (size_t r = 0; r < M && st == NH_OK; r++) {
-        est_probe(o.probe, o.seed, r, P, V);
-        const double n0 = est_nrm(P, V);
-        cblas_dscal((int)P, 1.0 / n0, V, 1);
-        size_t mm = m;
-        double anorm = 0.0;
-        for (size_t j = 0; j < m; j++) {
-            st = est_apply(c, op, V + j * P, w);
-            nprod++;
-            if (st != NH_OK) break;
-            anorm = fmax(anorm, est_nrm(P, w));
-            if (j > 0) cblas_daxpy((int)P, -beta[j - 1], V + (j - 1) * P, 1, w, 1);
-            const double a = est_dot(P, V + j * P, w);
-            cblas_daxpy((int)P, -a, V + j * P, 1, w, 1);
-            memset(hsum, 0, (j + 1) * sizeof *hsum);
-            const double b = est_reorth(V, j + 1, P, w, h, hsum);
-            alpha[j] = a + hsum[j];
-            if (j + 1 == m) break;
-            if (!(b > EST_BREAK * anorm)) { mm = j + 1; nbreak++; break; }
-            beta[j] = b;
-            memcpy(V + (j + 1) * P, w, P * sizeof *w);
-            cblas_dscal((int)P, 1.0 / b, V + (j + 1) * P, 1);
-        }
-        if (st != NH_OK) break;
-        memcpy(d, alpha, mm * sizeof *d);
-        if (mm > 1) memcpy(e, beta, (mm - 1) * sizeof *e);
-        lapack_int linfo = LAPACKE_dstev(LAPACK_ROW_MAJOR, 'V', (lapack_int)mm, d, e, Z, (lapack_int)mm);
-        if (linfo != 0) { st = nh__fail(NH_ELAPACK, __func__, "dstev failed (info = %d)", (int)linfo); break; }
-        double mk[4] = {0, 0, 0, 0};
-        for (size_t i = 0; i < m; i++) {
-            const double th = i < mm ? d[i] : 0.0, tw = i < mm ? Z[i] * Z[i] : 0.0; /* Z[0][i] */
-            nd[r * m + i] = th;
-            wt[r * m + i] = tw / (double)M;
-            double pw = tw;
-            for (int k = 0; k < 4; k++) { pw *= th; mk[k] += pw; }
-        }
-        for (int k = 0; k < 4; k++) mom[4 * r + k] = mk[k];
-    }
-    if (st == NH_OK) {
-        if (nodes) memcpy(nodes, nd, M * m * sizeof *nodes);
-        if (weights) memcpy(weights, wt, M * m * sizeof *weights);
-        if (ngrid) {
-            const double cst = 1.0 / (sigma * sqrt(2.0 * 3.14159265358979323846));
-            for (size_t g = 0; g < ngrid; g++) {
-                double s = 0.0;
-                for (size_t i = 0; i < M * m; i++) {
-                    if (wt[i] == 0.0) continue;
-                    const double z = (grid[g] - nd[i]) / sigma;
-                    s += wt[i] * exp(-0.5 * z * z);
-                }
-                density[g] = cst * s;
-            }
-        }
+        if (nodes) memcpy(nodes, q.nd, q.M * q.m * sizeof *nodes);
+        if (weights) memcpy(weights, q.wt, q.M * q.m * sizeof *weights);
+        if (ngrid) est_slq_density(&q, ngrid, grid, sigma, density);
         if (res) {
-            for (int k = 0; k < 4; k++) est_mean_se(M, mom + k, 4, &res->moments[k], &res->moments_se[k]);
-            res->nproducts = nprod;
-            res->nbreakdowns = nbreak;
+            for (int k = 0; k < 4; k++) nh_mean_se(q.M, q.mom + k, 4, &res->moments[k], &res->moments_se[k]);
+            res->nproducts = q.nprod;
+            res->nbreakdowns = q.nbreak;
         }
     }
-    free(V); free(small);
+    free(q.V); free(q.small);
     return st;
 }
 

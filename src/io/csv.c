@@ -229,35 +229,17 @@ nh_status nh_csv_parse(const char *text, size_t len, const char *name, long labe
 nh_status nh_csv_read(const char *path, long label_col, double **X, double **T, size_t *n, size_t *d) {
     if (!csv_args_ok(X, T, n, d) || !path) NH_FAIL(NH_EINVAL, "NULL argument");
     const csv_ctx cx = {"nh_csv_read", path};
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return csv_fail(&cx, NH_EIO, "cannot open: %s", strerror(errno));
-    struct stat sb;
-    nh_status st = NH_OK;
-    if (fstat(fileno(fp), &sb) != 0) st = csv_fail(&cx, NH_EIO, "cannot stat: %s", strerror(errno));
-    else if (S_ISDIR(sb.st_mode)) st = csv_fail(&cx, NH_EIO, "cannot read: %s", strerror(EISDIR));
-    /* Read in blocks (works for pipes too), checking the limit as it grows. */
+    /* Capped read (io/file.c): a regular file over the cap is refused by its
+     * size, a stream (/dev/zero, a pipe) after cap + 1 bytes. */
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    while (st == NH_OK) {
-        if (len == cap) {
-            int ok = 1;
-            size_t ncap = cap ? nh__mul(cap, 2, &ok) : (size_t)1 << 16;
-            st = nh__check_bytes(ok, ncap, cx.func, path);
-            if (st != NH_OK) break;
-            char *nb = realloc(buf, ncap);
-            if (!nb) { st = csv_fail(&cx, NH_ENOMEM, "cannot allocate %zu bytes", ncap); break; }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp)) st = csv_fail(&cx, NH_EIO, "read error: %s", strerror(errno));
-            break;
-        }
+    size_t len = 0;
+    nh_status st = nh_file_read(path, NH_CSV_MAX_BYTES, &buf, &len);
+    if (st != NH_OK) { /* it names the path; copied: nh__fail writes the same buffer */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", nh_last_error_detail());
+        return nh__fail(st, cx.func, "%s", detail);
     }
-    fclose(fp);
-    if (st == NH_OK) st = csv_parse(&cx, buf ? buf : "", len, label_col, X, T, n, d);
+    st = csv_parse(&cx, buf, len, label_col, X, T, n, d);
     free(buf);
     return st;
 }

@@ -13,6 +13,7 @@
  * Every failure names the file (and key) at fault; every path frees what it
  * allocated through a single cleanup exit. */
 #include "core/internal.h"
+#include "io/io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -46,26 +47,15 @@ static void shape_str(char *buf, size_t cap, size_t ndim, const size_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, ndim == 1 ? ",)" : ")");
 }
 
-/* Read a whole (small) file into a NUL-terminated buffer.  Files over
- * CONFIG_MAX_BYTES are refused: they cannot be a config and would only cost
- * memory. */
+/* Read a whole (small) file into a NUL-terminated buffer (io/file.c, capped:
+ * a file over CONFIG_MAX_BYTES cannot be a config and would only cost memory). */
 static nh_status read_small_file(const char *path, char **text, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return nh__fail(NH_EIO, "nh_model_load", "%s: cannot open: %s", path, strerror(errno));
-    nh_status st = NH_OK;
-    char *buf = nh__malloc(CONFIG_MAX_BYTES + 1);
-    size_t got = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    if (!buf) st = nh__fail(NH_ENOMEM, "nh_model_load", "%s: cannot allocate a read buffer", path);
-    else if (ferror(f))
-        st = nh__fail(NH_EIO, "nh_model_load", "%s: read error: %s", path, strerror(errno));
-    else if (got > CONFIG_MAX_BYTES)
-        st = nh__fail(NH_ETOOLARGE, "nh_model_load", "%s: larger than the %u-byte limit for a config",
-                      path, CONFIG_MAX_BYTES);
-    fclose(f);
-    if (st != NH_OK) { free(buf); return st; }
-    buf[got] = '\0';
-    *text = buf;
-    *len = got;
+    nh_status st = nh_file_read(path, CONFIG_MAX_BYTES, text, len);
+    if (st != NH_OK) { /* the detail is in the buffer nh__fail writes: copy it first */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", nh_last_error_detail());
+        return nh__fail(st, "nh_model_load", "%s", detail);
+    }
     return NH_OK;
 }
 
@@ -217,14 +207,8 @@ static nh_status cfg_param(const char *path, const cJSON *root, model_cfg *c) {
 
 /* Parse and validate the JSON text of config.json into c. */
 static nh_status cfg_parse(const char *path, const char *text, size_t len, model_cfg *c) {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        /* Position of the error as line:column for the message. */
-        size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : 0, line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) { if (text[i] == '\n') { line++; col = 1; } else col++; }
-        return CFG_FAIL("%s: invalid JSON near line %zu, column %zu", path, line, col);
-    }
+    cJSON *root = NULL;
+    NH_TRY(nh__json_parse_strict("nh_model_load", path, text, len, &root)); /* duplicates, NUL, trailing bytes */
     nh_status st = cJSON_IsObject(root) ? NH_OK
                                         : CFG_FAIL("%s: top level must be a JSON object", path);
     c->net = nh_net_config_default();

@@ -21,7 +21,9 @@
 
 #include <plplot.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -118,6 +120,32 @@ static void outputs_free(outfile *o) {
     }
 }
 
+/* Remove FINAL.tmpPID_N files left by killed writers (a PID that no longer
+ * exists; a live process's temporaries are its own business). */
+static void outputs_clean_stale(const char *final) {
+    const char *slash = strrchr(final, '/');
+    char dir[4096];
+    const char *base = slash ? slash + 1 : final;
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - final) ? (int)(slash - final) : 1, final);
+    else snprintf(dir, sizeof dir, ".");
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    const size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp", 4) != 0) continue;
+        char *end;
+        long pid = strtol(n + bl + 4, &end, 10);
+        if (end == n + bl + 4 || *end != '_' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        unlink(path);
+    }
+    closedir(dp);
+}
+
 /* Create STEM.ext.tmpPID_N exclusively (mode 0666 less the umask, like
  * fopen), which also proves the directory writable before PLplot runs. */
 static nh_status outputs_create(const char *func, const char *path, outfile *o) {
@@ -133,6 +161,7 @@ static nh_status outputs_create(const char *func, const char *path, outfile *o) 
         struct stat st;
         if (stat(o[k].final, &st) == 0 && S_ISDIR(st.st_mode))
             return nh__fail(NH_EIO, func, "%s is a directory", o[k].final);
+        outputs_clean_stale(o[k].final);
         int fd = -1, err = 0;
         for (int tries = 0; tries < 100 && fd < 0; tries++) {
             snprintf(o[k].tmp, cap, "%s.tmp%ld_%lu", o[k].final, (long)getpid(), ++counter);
@@ -540,127 +569,164 @@ static nh_status xy_samples(const char *func, xy_panel *pp) {
     return NH_OK;
 }
 
+/* Validate series is of panel ip. */
+static nh_status xy_series_check(const char *func, const nh_plot_panel *p, size_t ip, size_t is) {
+    const nh_plot_series *s = &p->series[is];
+    if (!s->x || !s->y || s->n < 1)
+        return nh__fail(NH_EINVAL, func, "panel %zu series %zu: NULL x or y, or n = 0", ip, is);
+    if (s->n > (size_t)INT_MAX / 2)
+        return nh__fail(NH_ETOOLARGE, func, "panel %zu series %zu: n = %zu too large for PLplot", ip, is, s->n);
+    if ((unsigned)s->style >= NH_STYLE_COUNT || (unsigned)s->color >= NH_COLOR_COUNT ||
+        (unsigned)s->marker >= NH_MARKER_COUNT)
+        return nh__fail(NH_EINVAL, func, "panel %zu series %zu: style, color or marker out of range", ip, is);
+    if (s->style == NH_STYLE_BARS && p->logx) return nh__fail(NH_EINVAL, func, "panel %zu: bars on a log x axis", ip);
+    if (s->yerr)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->yerr[i] < 0)
+                return nh__fail(NH_EINVAL, func, "panel %zu series %zu: yerr[%zu] = %g < 0", ip, is, i, s->yerr[i]);
+    return NH_OK;
+}
+
+/* Data ranges and point counts of one panel while its series are loaded. */
+typedef struct xy_range {
+    double xlo, xhi, ylo, yhi;
+    size_t nbars, ok, nonfinite, nonpos;
+} xy_range;
+
+/* Copy series is into axis units (log10 on log axes), marking the points
+ * that can be drawn and widening the ranges. */
+static nh_status xy_series_load(const char *func, const nh_plot_panel *p, xy_series *q, size_t is, xy_range *r) {
+    const nh_plot_series *s = &p->series[is];
+    q->s = s;
+    int ok_mem = 1;
+    size_t bytes = nh__mul(s->n, 4 * sizeof(PLFLT) + 1, &ok_mem);
+    NH_TRY(nh__check_bytes(ok_mem, bytes, func, "series copy"));
+    q->x = nh__malloc(bytes);
+    if (!q->x) return nh__fail(NH_ENOMEM, func, "cannot allocate %zu bytes", bytes);
+    q->y = q->x + s->n, q->lo = q->y + s->n, q->hi = q->lo + s->n;
+    q->ok = (unsigned char *)(q->hi + s->n);
+    q->col = color_index(s->color, is);
+    if (s->style == NH_STYLE_BARS) r->nbars++;
+    for (size_t i = 0; i < s->n; i++) {
+        double x = s->x[i], y = s->y[i], e = s->yerr ? s->yerr[i] : 0.0;
+        q->ok[i] = 0;
+        if (!isfinite(x) || !isfinite(y) || !isfinite(e)) { r->nonfinite++; continue; }
+        if ((p->logx && x <= 0) || (p->logy && y <= 0)) { r->nonpos++; continue; }
+        q->ok[i] = 1;
+        r->ok++;
+        q->x[i] = tr_log(x, p->logx);
+        q->y[i] = tr_log(y, p->logy);
+        if (p->logy) {
+            q->hi[i] = log10(y + e);
+            q->lo[i] = y - e > 0 ? log10(y - e) : -INFINITY;
+        } else {
+            q->hi[i] = y + e, q->lo[i] = y - e;
+        }
+        range_add(&r->xlo, &r->xhi, q->x[i]);
+        range_add(&r->ylo, &r->yhi, q->y[i]);
+        if (s->yerr) { range_add(&r->ylo, &r->yhi, q->lo[i]); range_add(&r->ylo, &r->yhi, q->hi[i]); }
+    }
+    return NH_OK;
+}
+
+/* Smallest spacing of distinct x among the bar series' points. */
+static double xy_bar_spacing(const xy_panel *pp) {
+    const nh_plot_panel *p = pp->p;
+    double dmin = INFINITY;
+    for (size_t a = 0; a < p->nseries; a++) {
+        const xy_series *qa = &pp->ser[a];
+        if (qa->s->style != NH_STYLE_BARS) continue;
+        for (size_t i = 0; i < qa->s->n; i++) {
+            if (!qa->ok[i]) continue;
+            for (size_t b = 0; b < p->nseries; b++) {
+                const xy_series *qb = &pp->ser[b];
+                if (qb->s->style != NH_STYLE_BARS) continue;
+                for (size_t j = 0; j < qb->s->n; j++) {
+                    double d = fabs(qb->x[j] - qa->x[i]);
+                    if (qb->ok[j] && d > 0 && d < dmin) dmin = d;
+                }
+                if (qa->s->n * qb->s->n > 4000000) break; /* enough */
+            }
+        }
+    }
+    return isfinite(dmin) ? dmin : 1.0;
+}
+
+/* Bars: group width 0.8 x the smallest spacing, split among the bar series;
+ * the x range grows by half a group and the y range includes 0. */
+static void xy_bar_layout(xy_panel *pp, xy_range *r) {
+    const nh_plot_panel *p = pp->p;
+    const double gw = 0.8 * xy_bar_spacing(pp);
+    pp->bar_w = gw / (double)r->nbars;
+    size_t kb = 0;
+    for (size_t a = 0; a < p->nseries; a++) {
+        if (pp->ser[a].s->style != NH_STYLE_BARS) continue;
+        pp->ser[a].bar_off = ((double)kb - 0.5 * (double)(r->nbars - 1)) * pp->bar_w;
+        kb++;
+    }
+    r->xlo -= 0.5 * gw, r->xhi += 0.5 * gw;
+    if (!p->logy) range_add(&r->ylo, &r->yhi, 0.0);
+}
+
+/* The axis windows: the panel's limits when given, else padded data ranges. */
+static nh_status xy_window(const char *func, xy_panel *pp, size_t ip, const xy_range *r) {
+    const nh_plot_panel *p = pp->p;
+    if (isfinite(p->xmin) && isfinite(p->xmax) && p->xmin < p->xmax) {
+        if (p->logx && p->xmin <= 0) return nh__fail(NH_EINVAL, func, "panel %zu: xmin <= 0 on a log axis", ip);
+        pp->x0 = tr_log(p->xmin, p->logx), pp->x1 = tr_log(p->xmax, p->logx);
+    } else {
+        auto_range(r->xlo, r->xhi, p->logx, r->nbars ? 0.01 : 0.03, &pp->x0, &pp->x1);
+    }
+    if (isfinite(p->ymin) && isfinite(p->ymax) && p->ymin < p->ymax) {
+        if (p->logy && p->ymin <= 0) return nh__fail(NH_EINVAL, func, "panel %zu: ymin <= 0 on a log axis", ip);
+        pp->y0 = tr_log(p->ymin, p->logy), pp->y1 = tr_log(p->ymax, p->logy);
+    } else {
+        pp->yauto = 1;
+        auto_range(r->ylo, r->yhi, p->logy, 0.05, &pp->y0, &pp->y1);
+        if (r->nbars && !p->logy && r->ylo >= 0 && pp->y0 < 0) pp->y0 = 0; /* bars sit on the axis */
+        if (r->nbars && !p->logy && r->yhi <= 0 && pp->y1 > 0) pp->y1 = 0;
+    }
+    return NH_OK;
+}
+
+/* Validate and load panel ip; r returns its point counts. */
+static nh_status xy_panel_prepare(const char *func, const nh_plot_panel *p, size_t ip, xy_fig *fig, xy_range *r) {
+    xy_panel *pp = &fig->pan[ip];
+    pp->p = p;
+    if (!p->series || p->nseries < 1) return nh__fail(NH_EINVAL, func, "panel %zu: no series", ip);
+    if (p->nseries > 64) return nh__fail(NH_EINVAL, func, "panel %zu: more than 64 series", ip);
+    if ((unsigned)p->legend >= NH_LEGEND_COUNT)
+        return nh__fail(NH_EINVAL, func, "panel %zu: legend position %d out of range", ip, (int)p->legend);
+    fig->any_title |= is_text(p->title);
+    fig->any_xlabel |= is_text(p->xlabel);
+    fig->any_ylabel |= is_text(p->ylabel);
+    pp->ser = nh__calloc(p->nseries, sizeof *pp->ser);
+    if (!pp->ser) return nh__fail(NH_ENOMEM, func, "cannot allocate series");
+    for (size_t is = 0; is < p->nseries; is++) {
+        NH_TRY(xy_series_check(func, p, ip, is));
+        NH_TRY(xy_series_load(func, p, &pp->ser[is], is, r));
+    }
+    return NH_OK;
+}
+
 static nh_status xy_prepare(const char *func, const nh_plot_spec *spec, xy_fig *fig, nh_plot_report *rep) {
     size_t nonfinite = 0, nonpos = 0, drawn = 0;
     for (size_t ip = 0; ip < spec->npanels; ip++) {
         const nh_plot_panel *p = &spec->panels[ip];
         xy_panel *pp = &fig->pan[ip];
-        pp->p = p;
-        if (!p->series || p->nseries < 1)
-            return nh__fail(NH_EINVAL, func, "panel %zu: no series", ip);
-        if (p->nseries > 64) return nh__fail(NH_EINVAL, func, "panel %zu: more than 64 series", ip);
-        if ((unsigned)p->legend >= NH_LEGEND_COUNT)
-            return nh__fail(NH_EINVAL, func, "panel %zu: legend position %d out of range", ip, (int)p->legend);
-        fig->any_title |= is_text(p->title);
-        fig->any_xlabel |= is_text(p->xlabel);
-        fig->any_ylabel |= is_text(p->ylabel);
-        pp->ser = nh__calloc(p->nseries, sizeof *pp->ser);
-        if (!pp->ser) return nh__fail(NH_ENOMEM, func, "cannot allocate series");
-        size_t nbars = 0, pan_ok = 0, pan_nf = 0;
-        double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
-        for (size_t is = 0; is < p->nseries; is++) {
-            const nh_plot_series *s = &p->series[is];
-            xy_series *q = &pp->ser[is];
-            q->s = s;
-            if (!s->x || !s->y || s->n < 1)
-                return nh__fail(NH_EINVAL, func, "panel %zu series %zu: NULL x or y, or n = 0", ip, is);
-            if (s->n > (size_t)INT_MAX / 2)
-                return nh__fail(NH_ETOOLARGE, func, "panel %zu series %zu: n = %zu too large for PLplot", ip, is, s->n);
-            if ((unsigned)s->style >= NH_STYLE_COUNT || (unsigned)s->color >= NH_COLOR_COUNT ||
-                (unsigned)s->marker >= NH_MARKER_COUNT)
-                return nh__fail(NH_EINVAL, func, "panel %zu series %zu: style, color or marker out of range", ip, is);
-            if (s->style == NH_STYLE_BARS && p->logx)
-                return nh__fail(NH_EINVAL, func, "panel %zu: bars on a log x axis", ip);
-            if (s->yerr)
-                for (size_t i = 0; i < s->n; i++)
-                    if (s->yerr[i] < 0)
-                        return nh__fail(NH_EINVAL, func, "panel %zu series %zu: yerr[%zu] = %g < 0", ip, is, i, s->yerr[i]);
-            int ok_mem = 1;
-            size_t bytes = nh__mul(s->n, 4 * sizeof(PLFLT) + 1, &ok_mem);
-            NH_TRY(nh__check_bytes(ok_mem, bytes, func, "series copy"));
-            q->x = nh__malloc(bytes);
-            if (!q->x) return nh__fail(NH_ENOMEM, func, "cannot allocate %zu bytes", bytes);
-            q->y = q->x + s->n, q->lo = q->y + s->n, q->hi = q->lo + s->n;
-            q->ok = (unsigned char *)(q->hi + s->n);
-            q->col = color_index(s->color, is);
-            if (s->style == NH_STYLE_BARS) nbars++;
-            for (size_t i = 0; i < s->n; i++) {
-                double x = s->x[i], y = s->y[i], e = s->yerr ? s->yerr[i] : 0.0;
-                q->ok[i] = 0;
-                if (!isfinite(x) || !isfinite(y) || !isfinite(e)) { pan_nf++; continue; }
-                if ((p->logx && x <= 0) || (p->logy && y <= 0)) { nonpos++; continue; }
-                q->ok[i] = 1;
-                pan_ok++;
-                q->x[i] = tr_log(x, p->logx);
-                q->y[i] = tr_log(y, p->logy);
-                if (p->logy) {
-                    q->hi[i] = log10(y + e);
-                    q->lo[i] = y - e > 0 ? log10(y - e) : -INFINITY;
-                } else {
-                    q->hi[i] = y + e, q->lo[i] = y - e;
-                }
-                range_add(&xlo, &xhi, q->x[i]);
-                range_add(&ylo, &yhi, q->y[i]);
-                if (s->yerr) { range_add(&ylo, &yhi, q->lo[i]); range_add(&ylo, &yhi, q->hi[i]); }
-            }
-        }
-        nonfinite += pan_nf;
-        if (!pan_ok) {
+        xy_range r = {INFINITY, -INFINITY, INFINITY, -INFINITY, 0, 0, 0, 0};
+        nh_status st = xy_panel_prepare(func, p, ip, fig, &r);
+        nonpos += r.nonpos;
+        NH_TRY(st);
+        nonfinite += r.nonfinite;
+        if (!r.ok) {
             if (rep) rep->n_drawn = drawn, rep->n_nonfinite = nonfinite, rep->n_nonpositive = nonpos;
-            if (pan_nf) return nh__fail(NH_ENONFINITE, func, "panel %zu: no finite point", ip);
+            if (r.nonfinite) return nh__fail(NH_ENONFINITE, func, "panel %zu: no finite point", ip);
             return nh__fail(NH_EINVAL, func, "panel %zu: no positive value for the log axis", ip);
         }
-        drawn += pan_ok;
-        /* bars: group width from the smallest spacing of distinct x */
-        double gw = 0;
-        if (nbars) {
-            double dmin = INFINITY;
-            for (size_t a = 0; a < p->nseries; a++) {
-                const xy_series *qa = &pp->ser[a];
-                if (qa->s->style != NH_STYLE_BARS) continue;
-                for (size_t i = 0; i < qa->s->n; i++) {
-                    if (!qa->ok[i]) continue;
-                    for (size_t b = 0; b < p->nseries; b++) {
-                        const xy_series *qb = &pp->ser[b];
-                        if (qb->s->style != NH_STYLE_BARS) continue;
-                        for (size_t j = 0; j < qb->s->n; j++) {
-                            double d = fabs(qb->x[j] - qa->x[i]);
-                            if (qb->ok[j] && d > 0 && d < dmin) dmin = d;
-                        }
-                        if (qa->s->n * qb->s->n > 4000000) break; /* enough */
-                    }
-                }
-            }
-            if (!isfinite(dmin)) dmin = 1.0;
-            gw = 0.8 * dmin;
-            pp->bar_w = gw / (double)nbars;
-            size_t kb = 0;
-            for (size_t a = 0; a < p->nseries; a++) {
-                if (pp->ser[a].s->style != NH_STYLE_BARS) continue;
-                pp->ser[a].bar_off = ((double)kb - 0.5 * (double)(nbars - 1)) * pp->bar_w;
-                kb++;
-            }
-            xlo -= 0.5 * gw, xhi += 0.5 * gw;
-            if (!p->logy) { range_add(&ylo, &yhi, 0.0); }
-        }
-        /* x window */
-        if (isfinite(p->xmin) && isfinite(p->xmax) && p->xmin < p->xmax) {
-            if (p->logx && p->xmin <= 0)
-                return nh__fail(NH_EINVAL, func, "panel %zu: xmin <= 0 on a log axis", ip);
-            pp->x0 = tr_log(p->xmin, p->logx), pp->x1 = tr_log(p->xmax, p->logx);
-        } else {
-            auto_range(xlo, xhi, p->logx, nbars ? 0.01 : 0.03, &pp->x0, &pp->x1);
-        }
-        if (isfinite(p->ymin) && isfinite(p->ymax) && p->ymin < p->ymax) {
-            if (p->logy && p->ymin <= 0)
-                return nh__fail(NH_EINVAL, func, "panel %zu: ymin <= 0 on a log axis", ip);
-            pp->y0 = tr_log(p->ymin, p->logy), pp->y1 = tr_log(p->ymax, p->logy);
-        } else {
-            pp->yauto = 1;
-            auto_range(ylo, yhi, p->logy, 0.05, &pp->y0, &pp->y1);
-            if (nbars && !p->logy && ylo >= 0 && pp->y0 < 0) pp->y0 = 0; /* bars sit on the axis */
-            if (nbars && !p->logy && yhi <= 0 && pp->y1 > 0) pp->y1 = 0;
-        }
+        drawn += r.ok;
+        if (r.nbars) xy_bar_layout(pp, &r);
+        NH_TRY(xy_window(func, pp, ip, &r));
         pp->nlegend = 0;
         for (size_t is = 0; is < p->nseries; is++) pp->nlegend += is_text(p->series[is].label);
         pp->legend = pp->nlegend ? (int)p->legend : NH_LEGEND_NONE;
@@ -916,6 +982,83 @@ static void xy_legend(const page *pg, const xy_fig *fig, const xy_panel *pp, con
     plschr(0.0, 1.0);
 }
 
+/* Axes box, panel title and axis labels: the frame shared by the xy and
+ * surface panels (plbox options xo, yo). */
+static void draw_frame(const char *xo, const char *yo, const char *title, const char *xlabel, const char *ylabel,
+                       double ylab_disp) {
+    plwidth(1.2);
+    plcol0(PAL_FG);
+    plbox(xo, 0.0, 0, yo, 0.0, 0);
+    if (is_text(title)) {
+        plschr(0.0, 1.1);
+        plmtex("t", 0.8, 0.5, 0.5, title);
+        plschr(0.0, 1.0);
+    }
+    if (is_text(xlabel)) plmtex("b", 3.1, 0.5, 0.5, xlabel);
+    if (is_text(ylabel)) plmtex("l", ylab_disp, 0.5, 0.5, ylabel);
+}
+
+static void xy_draw_bars(const xy_panel *pp, const xy_series *q) {
+    const double base = pp->p->logy ? pp->y0 : 0.0;
+    for (size_t i = 0; i < q->s->n; i++) {
+        if (!q->ok[i] || q->y[i] == base) continue;
+        double cx = q->x[i] + q->bar_off, hw = 0.5 * pp->bar_w * 0.92;
+        PLFLT bx[4] = {cx - hw, cx + hw, cx + hw, cx - hw};
+        PLFLT by[4] = {base, base, q->y[i], q->y[i]};
+        plfill(4, bx, by);
+    }
+}
+
+/* One polyline per run of drawable points. */
+static void xy_draw_lines(const xy_series *q) {
+    const size_t n = q->s->n;
+    plwidth(2.2);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && !q->ok[i]) i++;
+        size_t j = i;
+        while (j < n && q->ok[j]) j++;
+        if (j - i >= 2) plline((PLINT)(j - i), q->x + i, q->y + i);
+        i = j;
+    }
+}
+
+/* Error bars with caps (cap: half width in world x); a bar reaching below
+ * the window is drawn to its bottom edge without the lower cap. */
+static void xy_draw_errbars(const xy_panel *pp, const xy_series *q, double y1, double cap) {
+    const nh_plot_series *s = q->s;
+    const double ylo_clip = pp->y0 - 1e-9 * (y1 - pp->y0);
+    plwidth(1.3);
+    double off = s->style == NH_STYLE_BARS ? q->bar_off : 0.0;
+    if (s->style == NH_STYLE_BARS) plcol0(PAL_FG);
+    for (size_t i = 0; i < s->n; i++) {
+        if (!q->ok[i] || s->yerr[i] <= 0) continue;
+        double cx = q->x[i] + off;
+        if (cx < pp->x0 || cx > pp->x1) continue;
+        int clipped = !(q->lo[i] >= ylo_clip);
+        PLFLT ex[2] = {cx, cx}, ey[2] = {clipped ? pp->y0 : q->lo[i], q->hi[i]};
+        plline(2, ex, ey);
+        PLFLT cxs[2] = {cx - cap, cx + cap}, cys[2] = {q->hi[i], q->hi[i]};
+        if (q->hi[i] <= y1) plline(2, cxs, cys);
+        if (!clipped) {
+            cys[0] = cys[1] = q->lo[i];
+            plline(2, cxs, cys);
+        }
+    }
+}
+
+static void xy_draw_markers(const xy_panel *pp, const xy_series *q, double y1) {
+    plschr(0.0, 1.15);
+    plwidth(1.0);
+    const char *g = marker_glyph(q->s->marker);
+    for (size_t i = 0; i < q->s->n; i++) {
+        if (!q->ok[i]) continue;
+        if (q->x[i] < pp->x0 || q->x[i] > pp->x1 || q->y[i] < pp->y0 || q->y[i] > y1) continue;
+        plstring(1, q->x + i, q->y + i, g);
+    }
+    plschr(0.0, 1.0);
+}
+
 static void xy_draw_panel(const page *pg, const xy_fig *fig, const xy_layout *lay, size_t ip) {
     const xy_panel *pp = &fig->pan[ip];
     const xy_res *r = &lay->res[ip];
@@ -924,82 +1067,26 @@ static void xy_draw_panel(const page *pg, const xy_fig *fig, const xy_layout *la
     double y1 = r->y1;
     plvpor(vb.x0, vb.x1, vb.y0, vb.y1);
     plwind(pp->x0, pp->x1, pp->y0, y1);
-    const char *xo = p->logx ? "gl" : "g", *yo = p->logy ? "gl" : "g";
     /* grid */
     plcol0(PAL_GRID);
     plwidth(0.8);
-    plbox(xo, 0.0, 0, yo, 0.0, 0);
+    plbox(p->logx ? "gl" : "g", 0.0, 0, p->logy ? "gl" : "g", 0.0, 0);
     double xs = (pp->x1 - pp->x0) / (vb.x1 - vb.x0); /* world x per page unit */
     double cap = 0.3 * pg->chx * xs;
-    double ylo_clip = pp->y0 - 1e-9 * (y1 - pp->y0);
     /* bars first, then lines, error bars and markers on top */
     for (int pass = 0; pass < 4; pass++) {
         for (size_t is = 0; is < p->nseries; is++) {
             const xy_series *q = &pp->ser[is];
-            const nh_plot_series *s = q->s;
+            const nh_plot_style st = q->s->style;
             plcol0(q->col);
-            if (pass == 0 && s->style == NH_STYLE_BARS) {
-                double base = p->logy ? pp->y0 : 0.0;
-                for (size_t i = 0; i < s->n; i++) {
-                    if (!q->ok[i] || q->y[i] == base) continue;
-                    double cx = q->x[i] + q->bar_off, hw = 0.5 * pp->bar_w * 0.92;
-                    PLFLT bx[4] = {cx - hw, cx + hw, cx + hw, cx - hw};
-                    PLFLT by[4] = {base, base, q->y[i], q->y[i]};
-                    plfill(4, bx, by);
-                }
-            } else if (pass == 1 && (s->style == NH_STYLE_LINE || s->style == NH_STYLE_LINE_POINTS)) {
-                plwidth(2.2);
-                size_t i = 0;
-                while (i < s->n) {
-                    while (i < s->n && !q->ok[i]) i++;
-                    size_t j = i;
-                    while (j < s->n && q->ok[j]) j++;
-                    if (j - i >= 2) plline((PLINT)(j - i), q->x + i, q->y + i);
-                    i = j;
-                }
-            } else if (pass == 2 && s->yerr) {
-                plwidth(1.3);
-                double off = s->style == NH_STYLE_BARS ? q->bar_off : 0.0;
-                if (s->style == NH_STYLE_BARS) plcol0(PAL_FG);
-                for (size_t i = 0; i < s->n; i++) {
-                    if (!q->ok[i] || s->yerr[i] <= 0) continue;
-                    double cx = q->x[i] + off;
-                    if (cx < pp->x0 || cx > pp->x1) continue;
-                    int clipped = !(q->lo[i] >= ylo_clip);
-                    PLFLT ex[2] = {cx, cx}, ey[2] = {clipped ? pp->y0 : q->lo[i], q->hi[i]};
-                    plline(2, ex, ey);
-                    PLFLT cxs[2] = {cx - cap, cx + cap}, cys[2] = {q->hi[i], q->hi[i]};
-                    if (q->hi[i] <= y1) plline(2, cxs, cys);
-                    if (!clipped) {
-                        cys[0] = cys[1] = q->lo[i];
-                        plline(2, cxs, cys);
-                    }
-                }
-            } else if (pass == 3 && (s->style == NH_STYLE_POINTS || s->style == NH_STYLE_LINE_POINTS)) {
-                plschr(0.0, 1.15);
-                plwidth(1.0);
-                const char *g = marker_glyph(s->marker);
-                for (size_t i = 0; i < s->n; i++) {
-                    if (!q->ok[i]) continue;
-                    if (q->x[i] < pp->x0 || q->x[i] > pp->x1 || q->y[i] < pp->y0 || q->y[i] > y1)
-                        continue;
-                    plstring(1, q->x + i, q->y + i, g);
-                }
-                plschr(0.0, 1.0);
-            }
+            if (pass == 0 && st == NH_STYLE_BARS) xy_draw_bars(pp, q);
+            else if (pass == 1 && (st == NH_STYLE_LINE || st == NH_STYLE_LINE_POINTS)) xy_draw_lines(q);
+            else if (pass == 2 && q->s->yerr) xy_draw_errbars(pp, q, y1, cap);
+            else if (pass == 3 && (st == NH_STYLE_POINTS || st == NH_STYLE_LINE_POINTS)) xy_draw_markers(pp, q, y1);
         }
     }
-    /* axes */
-    plwidth(1.2);
-    plcol0(PAL_FG);
-    plbox(p->logx ? "bcnstl" : "bcnst", 0.0, 0, p->logy ? "bcnstvl" : "bcnstv", 0.0, 0);
-    if (is_text(p->title)) {
-        plschr(0.0, 1.1);
-        plmtex("t", 0.8, 0.5, 0.5, p->title);
-        plschr(0.0, 1.0);
-    }
-    if (is_text(p->xlabel)) plmtex("b", 3.1, 0.5, 0.5, p->xlabel);
-    if (is_text(p->ylabel)) plmtex("l", lay->ylab_disp, 0.5, 0.5, p->ylabel);
+    draw_frame(p->logx ? "bcnstl" : "bcnst", p->logy ? "bcnstvl" : "bcnstv", p->title, p->xlabel, p->ylabel,
+               lay->ylab_disp);
     plwidth(1.0);
     xy_legend(pg, fig, pp, r, &vb);
 }
@@ -1095,6 +1182,93 @@ static void sf_inpaint(sf_panel *q, size_t nx, size_t ny, unsigned char *done) {
     }
 }
 
+static nh_status sf_check_panel(const char *func, const nh_surface_panel *p, size_t ip) {
+    if (!p->z) return nh__fail(NH_EINVAL, func, "panel %zu: z is NULL", ip);
+    if (p->nx < 2 || p->ny < 2) return nh__fail(NH_EINVAL, func, "panel %zu: grid %zu x %zu, need >= 2 x 2", ip, p->nx, p->ny);
+    if (!(isfinite(p->xmin) && isfinite(p->xmax) && isfinite(p->ymin) && isfinite(p->ymax) &&
+          p->xmin < p->xmax && p->ymin < p->ymax))
+        return nh__fail(NH_EINVAL, func, "panel %zu: bad extent [%g, %g] x [%g, %g]", ip, p->xmin, p->xmax, p->ymin, p->ymax);
+    if (p->mark && !(isfinite(p->mark_x) && isfinite(p->mark_y)))
+        return nh__fail(NH_EINVAL, func, "panel %zu: mark is not finite", ip);
+    if (p->nx > (size_t)INT_MAX / 2 || p->ny > (size_t)INT_MAX / 2)
+        return nh__fail(NH_ETOOLARGE, func, "panel %zu: grid too large for PLplot", ip);
+    return NH_OK;
+}
+
+/* The panel's grid: z as PLplot's column pointers (z[i][j]), the node
+ * coordinates xg, yg, the hole map (2 n bytes: holes, in-paint marks), the
+ * shade edges and contour levels. */
+static nh_status sf_alloc_panel(const char *func, const sf_fig *fig, sf_panel *q) {
+    const nh_surface_panel *p = q->p;
+    int ok = 1;
+    size_t n = nh__mul(p->nx, p->ny, &ok);
+    size_t bytes = nh__add(nh__mul(n, sizeof(PLFLT) + 2, &ok), nh__mul(p->nx + p->ny, sizeof(PLFLT), &ok), &ok);
+    bytes = nh__add(bytes, nh__mul(p->nx, sizeof(PLFLT *), &ok), &ok);
+    NH_TRY(nh__check_bytes(ok, bytes, func, "surface copy"));
+    q->z = nh__malloc(p->nx * sizeof(PLFLT *) + n * sizeof(PLFLT) + (p->nx + p->ny) * sizeof(PLFLT));
+    q->hole = nh__malloc(2 * n);
+    q->edges = nh__malloc(((size_t)fig->nshades + 1 + (size_t)fig->ncont) * sizeof(PLFLT));
+    if (!q->z || !q->hole || !q->edges) return nh__fail(NH_ENOMEM, func, "cannot allocate the grid");
+    q->clev = q->edges + fig->nshades + 1;
+    PLFLT *data = (PLFLT *)(q->z + p->nx);
+    q->xg = data + n;
+    q->yg = q->xg + p->nx;
+    for (size_t i = 0; i < p->nx; i++) {
+        q->z[i] = data + i * p->ny;
+        q->xg[i] = p->xmin + (p->xmax - p->xmin) * (double)i / (double)(p->nx - 1);
+    }
+    for (size_t j = 0; j < p->ny; j++) q->yg[j] = p->ymin + (p->ymax - p->ymin) * (double)j / (double)(p->ny - 1);
+    return NH_OK;
+}
+
+/* Copy z (log10 with logz), marking holes (non-finite; <= 0 with logz);
+ * *ok, *nf, *nonpos count drawable, non-finite and non-positive values. */
+static void sf_load_values(sf_panel *q, int logz, size_t *okc, size_t *nf, size_t *nonpos) {
+    const nh_surface_panel *p = q->p;
+    q->zlo = INFINITY, q->zhi = -INFINITY;
+    for (size_t j = 0; j < p->ny; j++)
+        for (size_t i = 0; i < p->nx; i++) {
+            double v = p->z[j * p->nx + i];
+            int hole = 0;
+            if (!isfinite(v)) hole = 1, ++*nf;
+            else if (logz && v <= 0) hole = 1, ++*nonpos;
+            q->hole[j * p->nx + i] = (unsigned char)hole;
+            q->nholes += (size_t)hole;
+            if (hole) { q->z[i][j] = 0; continue; }
+            v = logz ? log10(v) : v;
+            q->z[i][j] = v;
+            range_add(&q->zlo, &q->zhi, v);
+            ++*okc;
+        }
+}
+
+/* Colour range (widened when flat; whole decades with logz), shade edges
+ * and contour levels of one panel. */
+static void sf_levels(const sf_fig *fig, sf_panel *q, int logz) {
+    double lo = q->zlo, hi = q->zhi, span = hi - lo;
+    if (!(span > 1e-12 * fmax(fabs(lo), fabs(hi))) || span <= 0) {
+        double d = fabs(hi) > 0 ? 0.05 * fabs(hi) : 0.5;
+        lo -= d, hi += d, span = hi - lo;
+    }
+    if (logz && ceil(lo - 1e-9) > floor(hi + 1e-9)) {
+        /* no whole decade inside: the colour bar would carry no label */
+        lo = floor(lo), hi = ceil(hi), span = hi - lo;
+    }
+    q->zlo = lo, q->zhi = hi;
+    for (int k = 0; k <= fig->nshades; k++) q->edges[k] = lo + span * k / fig->nshades;
+    q->edges[0] = lo - 1e-9 * span, q->edges[fig->nshades] = hi + 1e-9 * span;
+    for (int k = 0; k < fig->ncont; k++) q->clev[k] = lo + span * (k + 1) / (fig->ncont + 1);
+}
+
+static void sf_share_scale(sf_fig *fig, size_t npanels) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t ip = 0; ip < npanels; ip++) {
+        range_add(&lo, &hi, fig->pan[ip].zlo);
+        range_add(&lo, &hi, fig->pan[ip].zhi);
+    }
+    for (size_t ip = 0; ip < npanels; ip++) fig->pan[ip].zlo = lo, fig->pan[ip].zhi = hi;
+}
+
 static nh_status sf_prepare(const char *func, const nh_surface_spec *spec, sf_fig *fig, nh_plot_report *rep) {
     size_t nonfinite = 0, nonpos = 0, drawn = 0;
     fig->nshades = spec->nshades ? spec->nshades : 24;
@@ -1107,51 +1281,10 @@ static nh_status sf_prepare(const char *func, const nh_surface_spec *spec, sf_fi
         sf_panel *q = &fig->pan[ip];
         q->p = p;
         fig->any_title |= is_text(p->title);
-        if (!p->z) return nh__fail(NH_EINVAL, func, "panel %zu: z is NULL", ip);
-        if (p->nx < 2 || p->ny < 2) return nh__fail(NH_EINVAL, func, "panel %zu: grid %zu x %zu, need >= 2 x 2", ip, p->nx, p->ny);
-        if (!(isfinite(p->xmin) && isfinite(p->xmax) && isfinite(p->ymin) && isfinite(p->ymax) &&
-              p->xmin < p->xmax && p->ymin < p->ymax))
-            return nh__fail(NH_EINVAL, func, "panel %zu: bad extent [%g, %g] x [%g, %g]", ip, p->xmin, p->xmax, p->ymin, p->ymax);
-        if (p->mark && !(isfinite(p->mark_x) && isfinite(p->mark_y)))
-            return nh__fail(NH_EINVAL, func, "panel %zu: mark is not finite", ip);
-        if (p->nx > (size_t)INT_MAX / 2 || p->ny > (size_t)INT_MAX / 2)
-            return nh__fail(NH_ETOOLARGE, func, "panel %zu: grid too large for PLplot", ip);
-        int ok = 1;
-        size_t n = nh__mul(p->nx, p->ny, &ok);
-        size_t bytes = nh__add(nh__mul(n, sizeof(PLFLT) + 2, &ok),
-                               nh__mul(p->nx + p->ny, sizeof(PLFLT), &ok), &ok);
-        bytes = nh__add(bytes, nh__mul(p->nx, sizeof(PLFLT *), &ok), &ok);
-        NH_TRY(nh__check_bytes(ok, bytes, func, "surface copy"));
-        q->z = nh__malloc(p->nx * sizeof(PLFLT *) + n * sizeof(PLFLT) + (p->nx + p->ny) * sizeof(PLFLT));
-        q->hole = nh__malloc(2 * n);
-        q->edges = nh__malloc(((size_t)fig->nshades + 1 + (size_t)fig->ncont) * sizeof(PLFLT));
-        if (!q->z || !q->hole || !q->edges) return nh__fail(NH_ENOMEM, func, "cannot allocate the grid");
-        q->clev = q->edges + fig->nshades + 1;
-        PLFLT *data = (PLFLT *)(q->z + p->nx);
-        q->xg = data + n;
-        q->yg = q->xg + p->nx;
-        for (size_t i = 0; i < p->nx; i++) {
-            q->z[i] = data + i * p->ny;
-            q->xg[i] = p->xmin + (p->xmax - p->xmin) * (double)i / (double)(p->nx - 1);
-        }
-        for (size_t j = 0; j < p->ny; j++)
-            q->yg[j] = p->ymin + (p->ymax - p->ymin) * (double)j / (double)(p->ny - 1);
+        NH_TRY(sf_check_panel(func, p, ip));
+        NH_TRY(sf_alloc_panel(func, fig, q));
         size_t pan_ok = 0, pan_nf = 0;
-        q->zlo = INFINITY, q->zhi = -INFINITY;
-        for (size_t j = 0; j < p->ny; j++)
-            for (size_t i = 0; i < p->nx; i++) {
-                double v = p->z[j * p->nx + i];
-                int hole = 0;
-                if (!isfinite(v)) hole = 1, pan_nf++;
-                else if (spec->logz && v <= 0) hole = 1, nonpos++;
-                q->hole[j * p->nx + i] = (unsigned char)hole;
-                q->nholes += (size_t)hole;
-                if (hole) { q->z[i][j] = 0; continue; }
-                v = spec->logz ? log10(v) : v;
-                q->z[i][j] = v;
-                range_add(&q->zlo, &q->zhi, v);
-                pan_ok++;
-            }
+        sf_load_values(q, spec->logz, &pan_ok, &pan_nf, &nonpos);
         nonfinite += pan_nf;
         if (!pan_ok) {
             if (rep) rep->n_drawn = drawn, rep->n_nonfinite = nonfinite, rep->n_nonpositive = nonpos;
@@ -1159,32 +1292,10 @@ static nh_status sf_prepare(const char *func, const nh_surface_spec *spec, sf_fi
             return nh__fail(NH_EINVAL, func, "panel %zu: no positive value for logz", ip);
         }
         drawn += pan_ok;
-        if (q->nholes) sf_inpaint(q, p->nx, p->ny, q->hole + n);
+        if (q->nholes) sf_inpaint(q, p->nx, p->ny, q->hole + p->nx * p->ny);
     }
-    if (spec->shared_scale) {
-        double lo = INFINITY, hi = -INFINITY;
-        for (size_t ip = 0; ip < spec->npanels; ip++) {
-            range_add(&lo, &hi, fig->pan[ip].zlo);
-            range_add(&lo, &hi, fig->pan[ip].zhi);
-        }
-        for (size_t ip = 0; ip < spec->npanels; ip++) fig->pan[ip].zlo = lo, fig->pan[ip].zhi = hi;
-    }
-    for (size_t ip = 0; ip < spec->npanels; ip++) {
-        sf_panel *q = &fig->pan[ip];
-        double lo = q->zlo, hi = q->zhi, span = hi - lo;
-        if (!(span > 1e-12 * fmax(fabs(lo), fabs(hi))) || span <= 0) {
-            double d = fabs(hi) > 0 ? 0.05 * fabs(hi) : 0.5;
-            lo -= d, hi += d, span = hi - lo;
-        }
-        if (spec->logz && ceil(lo - 1e-9) > floor(hi + 1e-9)) {
-            /* no whole decade inside: the colour bar would carry no label */
-            lo = floor(lo), hi = ceil(hi), span = hi - lo;
-        }
-        q->zlo = lo, q->zhi = hi;
-        for (int k = 0; k <= fig->nshades; k++) q->edges[k] = lo + span * k / fig->nshades;
-        q->edges[0] = lo - 1e-9 * span, q->edges[fig->nshades] = hi + 1e-9 * span;
-        for (int k = 0; k < fig->ncont; k++) q->clev[k] = lo + span * (k + 1) / (fig->ncont + 1);
-    }
+    if (spec->shared_scale) sf_share_scale(fig, spec->npanels);
+    for (size_t ip = 0; ip < spec->npanels; ip++) sf_levels(fig, &fig->pan[ip], spec->logz);
     format_dropped(fig->dropped, sizeof fig->dropped, nonfinite, nonpos, 1);
     if (rep) rep->n_drawn = drawn, rep->n_nonfinite = nonfinite, rep->n_nonpositive = nonpos;
     return NH_OK;
@@ -1220,6 +1331,59 @@ static box sf_viewport(const page *pg, const sf_fig *fig, const sf_layout *lay, 
     return b;
 }
 
+/* Grey squares over the grid nodes that had no value. */
+static void sf_draw_holes(const sf_panel *q) {
+    const nh_surface_panel *p = q->p;
+    plcol0(PAL_HOLE);
+    double dx = 0.5 * (p->xmax - p->xmin) / (double)(p->nx - 1);
+    double dy = 0.5 * (p->ymax - p->ymin) / (double)(p->ny - 1);
+    for (size_t j = 0; j < p->ny; j++)
+        for (size_t i = 0; i < p->nx; i++) {
+            if (!q->hole[j * p->nx + i]) continue;
+            double cx = q->xg[i], cy = q->yg[j];
+            PLFLT bx[4] = {fmax(cx - dx, p->xmin), fmin(cx + dx, p->xmax), fmin(cx + dx, p->xmax),
+                           fmax(cx - dx, p->xmin)};
+            PLFLT by[4] = {fmax(cy - dy, p->ymin), fmax(cy - dy, p->ymin), fmin(cy + dy, p->ymax),
+                           fmin(cy + dy, p->ymax)};
+            plfill(4, bx, by);
+        }
+}
+
+/* The mark: a red "+" with a white rim, 1.4 characters across. */
+static void sf_draw_mark(const page *pg, const nh_surface_panel *p, const box *vb) {
+    if (!(p->mark && p->mark_x >= p->xmin && p->mark_x <= p->xmax && p->mark_y >= p->ymin && p->mark_y <= p->ymax))
+        return;
+    double hx = 0.7 * pg->chx * (p->xmax - p->xmin) / (vb->x1 - vb->x0);
+    double hy = 0.7 * pg->chy * (p->ymax - p->ymin) / (vb->y1 - vb->y0);
+    for (int layer = 0; layer < 2; layer++) {
+        double e = layer ? 1.0 : 1.25;
+        PLFLT ax[2] = {p->mark_x - e * hx, p->mark_x + e * hx}, ay[2] = {p->mark_y, p->mark_y};
+        PLFLT bx[2] = {p->mark_x, p->mark_x}, by[2] = {p->mark_y - e * hy, p->mark_y + e * hy};
+        plcol0(layer ? PAL_MARK : PAL_BG);
+        plwidth(layer ? 2.5 : 5.5);
+        plline(2, ax, ay);
+        plline(2, bx, by);
+    }
+}
+
+static void sf_draw_colorbar(const page *pg, const sf_fig *fig, const sf_panel *q, const box *vb) {
+    const nh_surface_spec *spec = fig->spec;
+    double vw = vb->x1 - vb->x0;
+    const char *axis_opts[1] = {spec->logz ? "bcvtml" : "bcvtm"};
+    PLINT label_opts[1] = {PL_COLORBAR_LABEL_RIGHT};
+    const char *labels[1] = {is_text(spec->zlabel) ? spec->zlabel : ""};
+    PLFLT ticks[1] = {0.0};
+    PLINT sub[1] = {0};
+    PLINT nvals[1] = {fig->nshades + 1};
+    const PLFLT *vals[1] = {q->edges};
+    PLFLT cw, chh;
+    plwidth(1.0);
+    plcolorbar(&cw, &chh, PL_COLORBAR_SHADE, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE | PL_POSITION_VIEWPORT,
+               1.0 * pg->chx / vw, 0.0, 1.3 * pg->chx / vw, 1.0, PAL_BG, PAL_FG, 1, 0.0, 0.0, 0, 0.0,
+               is_text(spec->zlabel) ? 1 : 0, label_opts, labels, 1, axis_opts, ticks, sub, nvals,
+               (PLFLT_MATRIX)vals);
+}
+
 static void sf_draw_panel(const page *pg, const sf_fig *fig, const sf_layout *lay, size_t ip) {
     const nh_surface_spec *spec = fig->spec;
     const sf_panel *q = &fig->pan[ip];
@@ -1239,61 +1403,10 @@ static void sf_draw_panel(const page *pg, const sf_fig *fig, const sf_layout *la
         plwidth(0.9);
         plcont((PLFLT_MATRIX)q->z, nx, ny, 1, nx, 1, ny, q->clev, fig->ncont, pltr1, &cg);
     }
-    if (q->nholes) {
-        plcol0(PAL_HOLE);
-        double dx = 0.5 * (p->xmax - p->xmin) / (double)(p->nx - 1);
-        double dy = 0.5 * (p->ymax - p->ymin) / (double)(p->ny - 1);
-        for (size_t j = 0; j < p->ny; j++)
-            for (size_t i = 0; i < p->nx; i++) {
-                if (!q->hole[j * p->nx + i]) continue;
-                double cx = q->xg[i], cy = q->yg[j];
-                PLFLT bx[4] = {fmax(cx - dx, p->xmin), fmin(cx + dx, p->xmax), fmin(cx + dx, p->xmax),
-                               fmax(cx - dx, p->xmin)};
-                PLFLT by[4] = {fmax(cy - dy, p->ymin), fmax(cy - dy, p->ymin), fmin(cy + dy, p->ymax),
-                               fmin(cy + dy, p->ymax)};
-                plfill(4, bx, by);
-            }
-    }
-    if (p->mark && p->mark_x >= p->xmin && p->mark_x <= p->xmax && p->mark_y >= p->ymin &&
-        p->mark_y <= p->ymax) {
-        /* a red "+" with a white rim, 1.4 characters across */
-        double hx = 0.7 * pg->chx * (p->xmax - p->xmin) / (vb.x1 - vb.x0);
-        double hy = 0.7 * pg->chy * (p->ymax - p->ymin) / (vb.y1 - vb.y0);
-        for (int layer = 0; layer < 2; layer++) {
-            double e = layer ? 1.0 : 1.25;
-            PLFLT ax[2] = {p->mark_x - e * hx, p->mark_x + e * hx}, ay[2] = {p->mark_y, p->mark_y};
-            PLFLT bx[2] = {p->mark_x, p->mark_x}, by[2] = {p->mark_y - e * hy, p->mark_y + e * hy};
-            plcol0(layer ? PAL_MARK : PAL_BG);
-            plwidth(layer ? 2.5 : 5.5);
-            plline(2, ax, ay);
-            plline(2, bx, by);
-        }
-    }
-    plcol0(PAL_FG);
-    plwidth(1.2);
-    plbox("bcnst", 0.0, 0, "bcnstv", 0.0, 0);
-    if (is_text(p->title)) {
-        plschr(0.0, 1.1);
-        plmtex("t", 0.8, 0.5, 0.5, p->title);
-        plschr(0.0, 1.0);
-    }
-    if (is_text(spec->xlabel)) plmtex("b", 3.1, 0.5, 0.5, spec->xlabel);
-    if (is_text(spec->ylabel)) plmtex("l", lay->ylab_disp, 0.5, 0.5, spec->ylabel);
-    /* colour bar */
-    double vw = vb.x1 - vb.x0;
-    const char *axis_opts[1] = {spec->logz ? "bcvtml" : "bcvtm"};
-    PLINT label_opts[1] = {PL_COLORBAR_LABEL_RIGHT};
-    const char *labels[1] = {is_text(spec->zlabel) ? spec->zlabel : ""};
-    PLFLT ticks[1] = {0.0};
-    PLINT sub[1] = {0};
-    PLINT nvals[1] = {fig->nshades + 1};
-    const PLFLT *vals[1] = {q->edges};
-    PLFLT cw, chh;
-    plwidth(1.0);
-    plcolorbar(&cw, &chh, PL_COLORBAR_SHADE, PL_POSITION_RIGHT | PL_POSITION_OUTSIDE | PL_POSITION_VIEWPORT,
-               1.0 * pg->chx / vw, 0.0, 1.3 * pg->chx / vw, 1.0, PAL_BG, PAL_FG, 1, 0.0, 0.0, 0, 0.0,
-               is_text(spec->zlabel) ? 1 : 0, label_opts, labels, 1, axis_opts, ticks, sub, nvals,
-               (PLFLT_MATRIX)vals);
+    if (q->nholes) sf_draw_holes(q);
+    sf_draw_mark(pg, p, &vb);
+    draw_frame("bcnst", "bcnstv", p->title, spec->xlabel, spec->ylabel, lay->ylab_disp);
+    sf_draw_colorbar(pg, fig, q, &vb);
 }
 
 static void sf_draw(const void *ctx, const page *pg) {

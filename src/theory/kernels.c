@@ -76,6 +76,64 @@ static void nh__layer_free(nh__layer *ly) {
     memset(ly, 0, sizeof *ly);
 }
 
+/* Q[k][t] = sqrt(w_t) p_k(x_t), k < kcap, for the na active nodes x, by the
+ * three-term recurrence of the orthonormal Hermite polynomials (rt[k] =
+ * sqrt(k), ri[k] = 1/sqrt(k)). */
+static void nh__series_q(size_t na, size_t kcap, const double *x, const double *sw, const double *rt,
+                         const double *ri, double *Q) {
+    for (size_t t = 0; t < na; t++) {
+        double qm = 0.0, q = sw[t];
+        for (size_t k = 0; k < kcap; k++) {
+            Q[k * na + t] = q;
+            double qn = (x[t] * q - rt[k] * qm) * ri[k + 1];
+            qm = q; q = qn;
+        }
+    }
+}
+
+/* Cut each of the 4 series of a (kcap coefficients each) where the dropped
+ * tail is below NH_SERIES_EPS of its norm: kcut[d].  Returns 0 if a series
+ * needs more than 7/8 of the coefficients (nq must grow). */
+static int nh__series_cut(const double *a, size_t kcap, size_t *kcut) {
+    int converged = 1;
+    for (int d = 0; d < 4; d++) {
+        const double *c = a + d * kcap;
+        double norm2 = 0.0, tail2 = 0.0;
+        for (size_t k = 0; k < kcap; k++) norm2 += c[k] * c[k];
+        const double lim = NH_SERIES_EPS * NH_SERIES_EPS * norm2;
+        size_t K = kcap;
+        while (K > 0 && tail2 + c[K - 1] * c[K - 1] <= lim) {
+            tail2 += c[K - 1] * c[K - 1];
+            K--;
+        }
+        kcut[d] = K;
+        if (8 * K > 7 * kcap) converged = 0;
+    }
+    return converged;
+}
+
+/* Coefficients a[d*kcap + k] = sum_t w_t s_d(sqrt(var) x_t) p_k(x_t) of
+ * one input over the na active nodes x (sw = sqrt(w), Q as nh__series_q;
+ * F: 5 na scratch). */
+static void nh__series_coef(nh_act act, double var, size_t na, const double *x0, const double *sw, const double *Q,
+                            size_t kcap, double *F, double *a) {
+    double *x = F + 4 * na;
+    const double sv = sqrt(var > 0.0 ? var : 0.0);
+    for (size_t t = 0; t < na; t++) x[t] = sv * x0[t];
+    nh_act_eval(act, na, x, F, F + na, F + 2 * na, F + 3 * na);
+    /* w f p_k = (sqrt(w) f) (sqrt(w) p_k) */
+    for (size_t t = 0; t < 4 * na; t++) F[t] *= sw[t % na];
+    for (size_t k = 0; k < kcap; k++) {
+        const double *q = Q + k * na;
+        double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        for (size_t t = 0; t < na; t++) {
+            c0 += q[t] * F[t]; c1 += q[t] * F[na + t];
+            c2 += q[t] * F[2 * na + t]; c3 += q[t] * F[3 * na + t];
+        }
+        a[k] = c0; a[kcap + k] = c1; a[2 * kcap + k] = c2; a[3 * kcap + k] = c3;
+    }
+}
+
 /* Hermite coefficients of s_d(sqrt(var[i]) z), d = 0..3, for n inputs.  The
  * 1-D rule of nq nodes is exact for degree 2 nq - 1, so coefficients of
  * order < nq/2 carry no visible aliasing (it comes from orders >= 3nq/2);
@@ -114,15 +172,7 @@ static nh_status nh__series_build(nh_act act, size_t n, const double *var, doubl
             rt[k] = sqrt((double)k);
             ri[k] = k ? 1.0 / rt[k] : 0.0; /* multiply in the recurrence, not divide */
         }
-        for (size_t t = 0; t < na; t++) {
-            const double x = z[i0 + t];
-            double qm = 0.0, q = sw[t];
-            for (size_t k = 0; k < kcap; k++) {
-                Q[k * na + t] = q;
-                double qn = (x * q - rt[k] * qm) * ri[k + 1];
-                qm = q; q = qn;
-            }
-        }
+        nh__series_q(na, kcap, z + i0, sw, rt, ri, Q);
         int converged = 1, nomem = 0;
         #pragma omp parallel num_threads(nh__threads()) if (n >= 8)
         {
@@ -134,37 +184,11 @@ static nh_status nh__series_build(nh_act act, size_t n, const double *var, doubl
             #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
                 if (!F) continue;
-                double *x = F + 4 * na;
-                const double sv = sqrt(var[i] > 0.0 ? var[i] : 0.0);
-                for (size_t t = 0; t < na; t++) x[t] = sv * z[i0 + t];
-                nh_act_eval(act, na, x, F, F + na, F + 2 * na, F + 3 * na);
-                /* w f p_k = (sqrt(w) f) (sqrt(w) p_k) */
-                for (size_t t = 0; t < 4 * na; t++) F[t] *= sw[t % na];
                 double *a = coef + i * 4 * kcap;
-                for (size_t k = 0; k < kcap; k++) {
-                    const double *q = Q + k * na;
-                    double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-                    for (size_t t = 0; t < na; t++) {
-                        c0 += q[t] * F[t]; c1 += q[t] * F[na + t];
-                        c2 += q[t] * F[2 * na + t]; c3 += q[t] * F[3 * na + t];
-                    }
-                    a[k] = c0; a[kcap + k] = c1; a[2 * kcap + k] = c2; a[3 * kcap + k] = c3;
-                }
-                for (int d = 0; d < 4; d++) {
-                    const double *c = a + d * kcap;
-                    double norm2 = 0.0, tail2 = 0.0;
-                    for (size_t k = 0; k < kcap; k++) norm2 += c[k] * c[k];
-                    const double lim = NH_SERIES_EPS * NH_SERIES_EPS * norm2;
-                    size_t K = kcap;
-                    while (K > 0 && tail2 + c[K - 1] * c[K - 1] <= lim) {
-                        tail2 += c[K - 1] * c[K - 1];
-                        K--;
-                    }
-                    kcut[4 * i + d] = K;
-                    if (8 * K > 7 * kcap) {
-                        #pragma omp atomic write
-                        converged = 0;
-                    }
+                nh__series_coef(act, var[i], na, z + i0, sw, Q, kcap, F, a);
+                if (!nh__series_cut(a, kcap, kcut + 4 * i)) {
+                    #pragma omp atomic write
+                    converged = 0;
                 }
             }
             free(F);
@@ -333,6 +357,68 @@ nh_status nh_kernels_pair(const nh_kernel_opts *opts, size_t n0, const double *x
     return NH_OK;
 }
 
+/* Diagonal states D[l * n + i] (layer l + 1, input i) of every input at
+ * every layer, building the moment engine ly[l] of each transition. */
+static nh_status nh__gram_diag(const nh_kernel_opts *opts, size_t n, size_t n0, const double *X, nh__kst *D,
+                               double *var, nh__layer *ly) {
+    const size_t L = opts->depth;
+    const double b2 = opts->beta * opts->beta;
+    for (size_t i = 0; i < n; i++) {
+        const double *xi = X + i * n0;
+        nh__kst_first(nh__dot(n0, xi, xi) / (double)n0 + b2, &D[i]);
+    }
+    for (size_t l = 0; l + 1 < L; l++) {
+        for (size_t i = 0; i < n; i++) var[i] = D[l * n + i].sig;
+        NH_TRY(nh__layer_build(opts, n, var, &ly[l]));
+        int err = 0;
+        #pragma omp parallel for schedule(static) num_threads(nh__threads()) if (n >= 64)
+        for (size_t i = 0; i < n; i++) {
+            const nh__kst *d = &D[l * n + i];
+            if (nh__step(&ly[l], i, i, b2, d, d, d, &D[(l + 1) * n + i]) != NH_OK) {
+                #pragma omp atomic write
+                err = 1;
+            }
+        }
+        if (err) return nh__fail(NH_ENONFINITE, "nh_kernels_gram", "diagonal kernels at layer %zu are not finite", l + 2);
+    }
+    return NH_OK;
+}
+
+/* The off-diagonal pairs i < j, layer by layer from the diagonal states.
+ * Rows get shorter with i: dynamic scheduling balances them.  Each pair is
+ * computed by the same code whichever thread runs it. */
+static nh_status nh__gram_pairs(const nh_kernel_opts *opts, size_t n, size_t n0, const double *X, const nh__kst *D,
+                                const nh__layer *ly, double *const out[NH_K_COUNT]) {
+    const size_t L = opts->depth;
+    const double b2 = opts->beta * opts->beta;
+    int err = 0;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(nh__threads()) if (n >= 8)
+    for (size_t i = 0; i < n; i++) {
+        int e;
+        #pragma omp atomic read
+        e = err;
+        if (e) continue;
+        for (size_t j = i + 1; j < n; j++) {
+            nh__kst c;
+            nh__kst_first(nh__dot(n0, X + i * n0, X + j * n0) / (double)n0 + b2, &c);
+            for (size_t l = 0; l + 1 < L; l++) {
+                if (nh__step(&ly[l], i, j, b2, &D[l * n + i], &D[l * n + j], &c, &c) != NH_OK) {
+                    #pragma omp atomic write
+                    err = 1;
+                    break;
+                }
+            }
+            for (int k = 0; k < NH_K_COUNT; k++) {
+                if (!out[k]) continue;
+                out[k][i * n + j] = nh__kst_get(&c, k, 0);
+                out[k][j * n + i] = nh__kst_get(&c, k, 1);
+            }
+        }
+    }
+    if (err) return nh__fail(NH_ENONFINITE, "nh_kernels_gram", "kernels are not finite or not PSD");
+    return NH_OK;
+}
+
 nh_status nh_kernels_gram(const nh_kernel_opts *opts, size_t n, size_t n0, const double *X,
                           double *const out[NH_K_COUNT]) {
     if (!opts || !X || !out) NH_FAIL(NH_EINVAL, "NULL argument");
@@ -347,7 +433,6 @@ nh_status nh_kernels_gram(const nh_kernel_opts *opts, size_t n, size_t n0, const
     if (nh__count_nonfinite(X, nx, &bad))
         NH_FAIL(NH_ENONFINITE, "X[%zu][%zu] is not finite", bad / n0, bad % n0);
     const size_t L = opts->depth;
-    const double b2 = opts->beta * opts->beta;
     /* Diagonal states of every input at every layer, and one moment
      * engine per layer transition. */
     size_t bytes = nh__mul(nh__mul(n, L, &ok), sizeof(nh__kst) + sizeof(double), &ok);
@@ -356,72 +441,17 @@ nh_status nh_kernels_gram(const nh_kernel_opts *opts, size_t n, size_t n0, const
     double *var = nh__malloc(n * sizeof *var);
     nh__layer *ly = nh__calloc(L, sizeof *ly);
     nh_status st = NH_OK;
-    if (!D || !var || !ly) { st = nh__fail(NH_ENOMEM, __func__, "%zu bytes", bytes); goto done; }
-#define NH_D(l, i) D[(size_t)(l) * n + (i)] /* layer l+1, input i */
-    for (size_t i = 0; i < n; i++) {
-        const double *xi = X + i * n0;
-        nh__kst_first(nh__dot(n0, xi, xi) / (double)n0 + b2, &NH_D(0, i));
-    }
-    for (size_t l = 0; l + 1 < L; l++) {
-        for (size_t i = 0; i < n; i++) var[i] = NH_D(l, i).sig;
-        st = nh__layer_build(opts, n, var, &ly[l]);
-        if (st != NH_OK) goto done;
-        int err = 0;
-        #pragma omp parallel for schedule(static) num_threads(nh__threads()) if (n >= 64)
-        for (size_t i = 0; i < n; i++) {
-            const nh__kst *d = &NH_D(l, i);
-            if (nh__step(&ly[l], i, i, b2, d, d, d, &NH_D(l + 1, i)) != NH_OK) {
-                #pragma omp atomic write
-                err = 1;
-            }
-        }
-        if (err) {
-            st = nh__fail(NH_ENONFINITE, __func__,
-                          "diagonal kernels at layer %zu are not finite", l + 2);
-            goto done;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < NH_K_COUNT; k++)
-            if (out[k]) out[k][i * n + i] = nh__kst_get(&NH_D(L - 1, i), k, 0);
-    {
-        int err = 0;
-        /* Rows get shorter with i: dynamic scheduling balances them.  Each
-         * pair is computed by the same code whichever thread runs it. */
-        #pragma omp parallel for schedule(dynamic, 1) num_threads(nh__threads()) if (n >= 8)
-        for (size_t i = 0; i < n; i++) {
-            int e;
-            #pragma omp atomic read
-            e = err;
-            if (e) continue;
-            for (size_t j = i + 1; j < n; j++) {
-                nh__kst c;
-                nh__kst_first(nh__dot(n0, X + i * n0, X + j * n0) / (double)n0 + b2, &c);
-                for (size_t l = 0; l + 1 < L; l++) {
-                    if (nh__step(&ly[l], i, j, b2, &NH_D(l, i), &NH_D(l, j), &c, &c) != NH_OK) {
-                        #pragma omp atomic write
-                        err = 1;
-                        break;
-                    }
-                }
-                for (int k = 0; k < NH_K_COUNT; k++) {
-                    if (!out[k]) continue;
-                    out[k][i * n + j] = nh__kst_get(&c, k, 0);
-                    out[k][j * n + i] = nh__kst_get(&c, k, 1);
-                }
-            }
-        }
-        if (err) {
-            st = nh__fail(NH_ENONFINITE, __func__, "kernels are not finite or not PSD");
-            goto done;
-        }
-    }
+    if (!D || !var || !ly) st = nh__fail(NH_ENOMEM, __func__, "%zu bytes", bytes);
+    if (st == NH_OK) st = nh__gram_diag(opts, n, n0, X, D, var, ly);
+    if (st == NH_OK)
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < NH_K_COUNT; k++)
+                if (out[k]) out[k][i * n + i] = nh__kst_get(&D[(L - 1) * n + i], k, 0);
+    if (st == NH_OK) st = nh__gram_pairs(opts, n, n0, X, D, ly, out);
     for (int k = 0; k < NH_K_COUNT && st == NH_OK; k++)
         if (out[k] && nh__count_nonfinite(out[k], n * n, &bad))
             st = nh__fail(NH_ENONFINITE, __func__, "%s[%zu][%zu] is not finite",
                           nh_kernel_name((nh_kernel)k), bad / n, bad % n);
-#undef NH_D
-done:
     if (ly)
         for (size_t l = 0; l < L; l++) nh__layer_free(&ly[l]);
     free(ly);

@@ -208,10 +208,7 @@ static void acc_add(acc *a, nh_moments *x) {
 static void acc_out(acc *a, nh_moments *mean, nh_moments *se) {
     *mean = a->mean;
     if (!se) return;
-    for (int j = 0; j < 12; j++) {
-        double q = *mfield(&a->m2, j), c = (double)a->cnt;
-        *mfield(se, j) = c > 1 ? sqrt(fmax(q, 0.0) / (c - 1) / c) : 0.0;
-    }
+    for (int j = 0; j < 12; j++) *mfield(se, j) = nh_se_from_ss(*mfield(&a->m2, j), a->cnt);
 }
 
 /* ------------------------------------------------ MSE closed form (Cor. 1) */
@@ -353,23 +350,77 @@ nh_status nh_predict_mse(const nh_grams *g, size_t nout, const double *Ystar, co
     return st;
 }
 
+/* The Grams in the eigenbasis V of Theta, where E and phi are diagonal:
+ * Lp = V^T Lambda^T V = (Lambda V)^T V, Mp = V^T M V, Up = V^T Ups V,
+ * Pp_a = v_a^T Phi v_a (= v_a^T Phi^T v_a), with M = E[u u^T] summed over
+ * outputs = nout Sigma + Y* Y*^T, u = Y* - Y(0).  T1, M: n x n scratch. */
+static void expect_basis(const nh_grams *g, size_t nout, const double *Ystar, const double *V, double *M, double *T1,
+                         double *Lp, double *Mp, double *Up, double *Pp) {
+    const size_t n = g->n;
+    const int ni = (int)n;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, (int)nout, 1.0, Ystar, (int)nout, Ystar, (int)nout,
+                0.0, M, ni);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) M[i * n + j] += (double)nout * 0.5 * (g->sigma[i * n + j] + g->sigma[j * n + i]);
+    gemm_nn(n, n, n, 1.0, g->lambda, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, T1, ni, V, ni, 0.0, Lp, ni);
+    gemm_nn(n, n, n, 1.0, M, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Mp, ni);
+    gemm_nn(n, n, n, 1.0, g->upsilon, V, 0.0, T1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Up, ni);
+    gemm_nn(n, n, n, 1.0, g->phi, V, 0.0, T1);
+    for (size_t a = 0; a < n; a++) Pp[a] = 0.0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t a = 0; a < n; a++) Pp[a] += V[i * n + a] * T1[i * n + a];
+}
+
+/* E Tr S and E Tr S^2 at time t from the eigenbasis quantities; ev, pv:
+ * n scratch. */
+static void expect_at(size_t n, size_t nout, double t, const double *lam, const double *Lp, const double *Mp,
+                      const double *Up, const double *Pp, double *ev, double *pv, double trs[2]) {
+    const double dn = (double)n;
+    for (size_t a = 0; a < n; a++) {
+        ev[a] = exp(-t * lam[a] / dn);
+        pv[a] = phi_fun(t, lam[a], dn);
+    }
+    double s1 = 0, s2 = 0, s3 = 0;
+    for (size_t a = 0; a < n; a++) {
+        double r1 = 0, r2 = 0;
+        for (size_t b = 0; b < n; b++) {
+            r1 += Lp[a * n + b] * ev[b] * Mp[b * n + a];
+            r2 += Up[a * n + b] * ev[b] * Mp[b * n + a];
+        }
+        s1 += pv[a] * r1;
+        s2 += ev[a] * r2;
+        s3 += ev[a] * Pp[a];
+    }
+    /* E Tr S = -(1/N) Tr(phi Lambda^T E M) + (nout/N) Tr(E Phi^T) */
+    trs[0] = -s1 / dn + (double)nout * s3 / dn;
+    trs[1] = s2 / (dn * dn); /* (1/N^2) Tr(E Ups E M) */
+}
+
+static nh_status expect_checks(const nh_grams *g, size_t nout, const double *Ystar, size_t nt, const double *t,
+                               const nh_predict_opts *o, const char *fn) {
+    NH_TRY(check_dims(g, nout, fn));
+    size_t n = g->n;
+    NH_TRY(check_gram(g->theta, n, "theta", 1, o->psd_tol, fn));
+    NH_TRY(check_gram(g->lambda, n, "lambda", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->upsilon, n, "upsilon", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->phi, n, "phi", 0, o->psd_tol, fn));
+    NH_TRY(check_gram(g->sigma, n, "sigma", 1, o->psd_tol, fn));
+    NH_TRY(check_times(nt, t, fn));
+    return nh_loss_check_targets(NH_LOSS_MSE, Ystar, n, nout);
+}
+
 nh_status nh_predict_mse_expect(const nh_grams *g, size_t nout, const double *Ystar, size_t nt, const double *t,
                                 const nh_predict_opts *opts, nh_moments *mean, nh_predict_diag *diag) {
     static const char *fn = "nh_predict_mse_expect";
     if (diag) memset(diag, 0, sizeof *diag);
     nh_predict_opts o;
     NH_TRY(opts_get(opts, &o, fn));
-    NH_TRY(check_dims(g, nout, fn));
-    size_t n = g->n;
-    NH_TRY(check_gram(g->theta, n, "theta", 1, o.psd_tol, fn));
-    NH_TRY(check_gram(g->lambda, n, "lambda", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->upsilon, n, "upsilon", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->phi, n, "phi", 0, o.psd_tol, fn));
-    NH_TRY(check_gram(g->sigma, n, "sigma", 1, o.psd_tol, fn));
-    NH_TRY(check_times(nt, t, fn));
-    NH_TRY(nh_loss_check_targets(NH_LOSS_MSE, Ystar, n, nout));
+    NH_TRY(expect_checks(g, nout, Ystar, nt, t, &o, fn));
     if (!mean) NH_FAIL(NH_EINVAL, "mean is NULL");
-
+    const size_t n = g->n;
     plan p = {0, 1};
     plan_add(&p, 6 * n, n);
     plan_add(&p, 4, n);
@@ -381,49 +432,13 @@ nh_status nh_predict_mse_expect(const nh_grams *g, size_t nout, const double *Ys
     double *lam = carve(&cur, n, 1), *Pp = carve(&cur, n, 1), *ev = carve(&cur, n, 1), *pv = carve(&cur, n, 1);
     nh_status st = theta_eig(g, o.psd_tol, V, lam, diag, fn);
     if (st == NH_OK) {
-        int ni = (int)n;
-        /* M = E[u u^T] summed over outputs = nout Sigma + Y* Y*^T, u = Y* - Y(0) */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, (int)nout, 1.0, Ystar, (int)nout, Ystar,
-                    (int)nout, 0.0, M, ni);
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++)
-                M[i * n + j] += (double)nout * 0.5 * (g->sigma[i * n + j] + g->sigma[j * n + i]);
-        /* Everything in the eigenbasis of Theta, where E and phi are diagonal:
-         * Lp = V^T Lambda^T V = (Lambda V)^T V, Mp = V^T M V, Up = V^T Ups V,
-         * Pp_a = v_a^T Phi v_a (= v_a^T Phi^T v_a). */
-        gemm_nn(n, n, n, 1.0, g->lambda, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, T1, ni, V, ni, 0.0, Lp, ni);
-        gemm_nn(n, n, n, 1.0, M, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Mp, ni);
-        gemm_nn(n, n, n, 1.0, g->upsilon, V, 0.0, T1);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ni, ni, ni, 1.0, V, ni, T1, ni, 0.0, Up, ni);
-        gemm_nn(n, n, n, 1.0, g->phi, V, 0.0, T1);
-        for (size_t a = 0; a < n; a++) Pp[a] = 0.0;
-        for (size_t i = 0; i < n; i++)
-            for (size_t a = 0; a < n; a++) Pp[a] += V[i * n + a] * T1[i * n + a];
-        double tri[4], dn = (double)n;
+        expect_basis(g, nout, Ystar, V, M, T1, Lp, Mp, Up, Pp);
+        double tri[4];
         mse_tr_i(n, nout, lam, tri);
         for (size_t it = 0; it < nt; it++) {
-            for (size_t a = 0; a < n; a++) {
-                ev[a] = exp(-t[it] * lam[a] / dn);
-                pv[a] = phi_fun(t[it], lam[a], dn);
-            }
-            double s1 = 0, s2 = 0, s3 = 0;
-            for (size_t a = 0; a < n; a++) {
-                double r1 = 0, r2 = 0;
-                for (size_t b = 0; b < n; b++) {
-                    r1 += Lp[a * n + b] * ev[b] * Mp[b * n + a];
-                    r2 += Up[a * n + b] * ev[b] * Mp[b * n + a];
-                }
-                s1 += pv[a] * r1;
-                s2 += ev[a] * r2;
-                s3 += ev[a] * Pp[a];
-            }
             nh_moments *m = &mean[it];
             memcpy(m->tr_i, tri, sizeof tri);
-            /* E Tr S = -(1/N) Tr(phi Lambda^T E M) + (nout/N) Tr(E Phi^T) */
-            m->tr_s[0] = -s1 / dn + (double)nout * s3 / dn;
-            m->tr_s[1] = s2 / (dn * dn); /* (1/N^2) Tr(E Ups E M) */
+            expect_at(n, nout, t[it], lam, Lp, Mp, Up, Pp, ev, pv, m->tr_s);
             moments_finish(m);
         }
     }
@@ -802,6 +817,68 @@ nh_status nh_predict_draw_init(const nh_grams *g, size_t nout, size_t m, const n
     return st;
 }
 
+/* Shared state of nh_predict_sample's two engines. */
+typedef struct sample_ws {
+    const nh_grams *g;
+    size_t n, nout, nb, w, M, nt;
+    const double *T, *t;
+    const nh_predict_opts *o;
+    double *F, *z, *x, *Y0, *G0;
+    nh_rng *r;
+    acc *ac;
+    nh_predict_diag *diag;
+} sample_ws;
+
+/* MSE: one eigendecomposition of Theta, then the closed form per batch of
+ * draws at every time. */
+static nh_status sample_mse(sample_ws *q, double **cur, const char *fn) {
+    const size_t n = q->n, nout = q->nout, nb = q->nb;
+    mse_ws s = {.n = n, .nout = nout, .nb = nb, .w = q->w, .Lam = q->g->lambda, .Ups = q->g->upsilon,
+                .Ystar = q->T, .G0 = q->G0};
+    double *V = carve(cur, n, n), *lam = carve(cur, n, 1);
+    mse_ws_carve(&s, cur);
+    double *trs = carve(cur, nb, 1), *trs2 = carve(cur, nb, 1);
+    s.V = V; s.lam = lam;
+    NH_TRY(theta_eig(q->g, q->o->psd_tol, V, lam, q->diag, fn));
+    nh_moments m;
+    mse_tr_i(n, nout, lam, m.tr_i);
+    for (size_t done = 0; done < q->M; done += s.nb) {
+        s.nb = q->M - done < nb ? q->M - done : nb;
+        s.w = s.nb * nout; /* the last batch may be narrower */
+        draw_batch(q->F, n, nout, s.nb, q->r, q->z, q->x, q->Y0, q->G0);
+        mse_setup(&s, q->Y0);
+        for (size_t it = 0; it < q->nt; it++) {
+            mse_at(&s, q->t[it], trs, trs2);
+            for (size_t b = 0; b < s.nb; b++) {
+                m.tr_s[0] = trs[b];
+                m.tr_s[1] = trs2[b];
+                moments_finish(&m);
+                acc_add(&q->ac[it], &m);
+            }
+        }
+    }
+    return NH_OK;
+}
+
+/* BCE, CE: the ODE per batch of draws. */
+static nh_status sample_ode(sample_ws *q, nh_loss loss, double **cur) {
+    const nh_grams *g = q->g;
+    const size_t n = q->n, nb = q->nb;
+    ode_ws s = {.n = n, .nout = q->nout, .nb = nb, .w = q->w, .loss = loss, .T = q->T, .Th = g->theta,
+                .Lam = g->lambda, .Ups = g->upsilon, .diag = q->diag};
+    ode_carve(&s, cur);
+    sink out = {NULL, NULL, NULL, q->ac};
+    for (size_t done = 0; done < q->M; done += s.nb) {
+        s.nb = q->M - done < nb ? q->M - done : nb;
+        s.w = s.nb * q->nout;
+        draw_batch(q->F, n, q->nout, s.nb, q->r, q->z, q->x, q->Y0, q->G0);
+        memcpy(s.Y, q->Y0, n * s.w * sizeof(double));
+        memcpy(s.G, q->G0, n * s.w * sizeof(double));
+        NH_TRY(ode_run(&s, q->nt, q->t, q->o, &out));
+    }
+    return NH_OK;
+}
+
 nh_status nh_predict_sample(const nh_grams *g, nh_loss loss, size_t nout, const double *T, size_t nt,
                             const double *t, const nh_predict_opts *opts, nh_moments *mean, nh_moments *se,
                             nh_predict_diag *diag) {
@@ -842,47 +919,10 @@ nh_status nh_predict_sample(const nh_grams *g, nh_loss loss, size_t nout, const 
     nh_status st = draw_factor(g, o.psd_tol, F, ew, diag, fn);
     nh_rng r;
     nh_rng_seed(&r, o.seed);
-    if (st == NH_OK && loss == NH_LOSS_MSE) {
-        mse_ws s = {.n = n, .nout = nout, .nb = nb, .w = w, .Lam = g->lambda, .Ups = g->upsilon, .Ystar = T,
-                    .G0 = G0};
-        double *V = carve(&cur, n, n), *lam = carve(&cur, n, 1);
-        mse_ws_carve(&s, &cur);
-        double *trs = carve(&cur, nb, 1), *trs2 = carve(&cur, nb, 1);
-        s.V = V; s.lam = lam;
-        st = theta_eig(g, o.psd_tol, V, lam, diag, fn);
-        if (st == NH_OK) {
-            nh_moments m;
-            mse_tr_i(n, nout, lam, m.tr_i);
-            for (size_t done = 0; done < M; done += s.nb) {
-                s.nb = M - done < nb ? M - done : nb;
-                s.w = s.nb * nout; /* the last batch may be narrower */
-                draw_batch(F, n, nout, s.nb, &r, z, x, Y0, G0);
-                mse_setup(&s, Y0);
-                for (size_t it = 0; it < nt; it++) {
-                    mse_at(&s, t[it], trs, trs2);
-                    for (size_t b = 0; b < s.nb; b++) {
-                        m.tr_s[0] = trs[b];
-                        m.tr_s[1] = trs2[b];
-                        moments_finish(&m);
-                        acc_add(&ac[it], &m);
-                    }
-                }
-            }
-        }
-    } else if (st == NH_OK) {
-        ode_ws s = {.n = n, .nout = nout, .nb = nb, .w = w, .loss = loss, .T = T, .Th = g->theta,
-                    .Lam = g->lambda, .Ups = g->upsilon, .diag = diag};
-        ode_carve(&s, &cur);
-        sink out = {NULL, NULL, NULL, ac};
-        for (size_t done = 0; done < M && st == NH_OK; done += s.nb) {
-            s.nb = M - done < nb ? M - done : nb;
-            s.w = s.nb * nout;
-            draw_batch(F, n, nout, s.nb, &r, z, x, Y0, G0);
-            memcpy(s.Y, Y0, n * s.w * sizeof(double));
-            memcpy(s.G, G0, n * s.w * sizeof(double));
-            st = ode_run(&s, nt, t, &o, &out);
-        }
-    }
+    sample_ws sw = {.g = g, .n = n, .nout = nout, .nb = nb, .w = w, .M = M, .T = T, .nt = nt, .t = t,
+                    .o = &o, .F = F, .z = z, .x = x, .Y0 = Y0, .G0 = G0, .r = &r, .ac = ac, .diag = diag};
+    if (st == NH_OK && loss == NH_LOSS_MSE) st = sample_mse(&sw, &cur, fn);
+    else if (st == NH_OK) st = sample_ode(&sw, loss, &cur);
     if (st == NH_OK)
         for (size_t it = 0; it < nt; it++) acc_out(&ac[it], &mean[it], se ? &se[it] : NULL);
     free(mem);
