@@ -450,7 +450,7 @@ static void test_overflow(void) {
     nh_net_free(net);
 }
 
-/* create_ex options: precision and the reserved batch. */
+/* create_ex options: precision and the batch (streaming: tests/test_stream.c). */
 static void test_opts(void) {
     size_t w[3] = {3, 4, 1};
     nh_net_config cf = nh_net_config_default(); cf.depth = 2; cf.widths = w;
@@ -461,7 +461,10 @@ static void test_opts(void) {
     nh_check(o.precision == NH_PREC_DOUBLE && o.batch == 0, "opts default: double, all rows");
     nh_curv *c = NULL;
     o.batch = 1;
-    nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, &o, &c) == NH_EINVAL && !c, "batch != 0 -> NH_EINVAL");
+    nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, &o, &c) == NH_OK && nh_curv_batch(c) == 1,
+             "batch = 1 accepted (streaming; tests/test_stream.c)");
+    nh_curv_free(c);
+    c = NULL;
     o.batch = 0; o.precision = (nh_precision)7;
     nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, &o, &c) == NH_EINVAL && !c, "unknown precision -> NH_EINVAL");
     nh_check(nh_curv_create_ex(net, X, T, 2, NH_LOSS_MSE, NULL, &c) == NH_OK && nh_curv_precision(c) == NH_PREC_DOUBLE,

@@ -31,16 +31,28 @@ typedef struct nh_curv nh_curv;
  * changes, as for double). */
 typedef enum nh_precision { NH_PREC_DOUBLE = 0, NH_PREC_SINGLE } nh_precision;
 
+/* Streaming (docs/streaming.md).  batch = B > 0 runs every operation that
+ * sums over the data (loss, gradient, H v, I v, S v, isvp, block H v, J v,
+ * J^T u, G, the dense Jacobian and matrices, GD steps, and through them every
+ * estimator of est.h) over batches of B rows, recomputing each batch's
+ * forward/backward passes and summing the batches' results in double in
+ * batch order: the context holds O(B sum(widths)) pass buffers plus the data
+ * (N x n_0 in the context's precision) and the O(N n_L^2) outputs, loss
+ * derivatives and targets.  Results equal the unbatched ones up to summation
+ * order.  batch = 0 (default): all rows when their passes fit half the
+ * memory limit (nh_get_mem_limit) -- then exactly the unbatched engine --
+ * else the largest B that fits.  batch >= N is unbatched.  The exact NTK
+ * Gram needs (N n_L)^2 memory whatever B is: nh_curv_ntk refuses it over
+ * the limit with NH_ETOOLARGE and the bytes needed. */
 typedef struct nh_curv_opts {
     nh_precision precision; /* NH_PREC_DOUBLE (default) or NH_PREC_SINGLE */
-    size_t batch;           /* rows per pass; 0 = all rows (the only value
-                               accepted for now: streaming is reserved) */
+    size_t batch;           /* rows per pass; 0 = automatic (above) */
 } nh_curv_opts;
 
 NH_API nh_curv_opts nh_curv_opts_default(void);
 
 /* A context with options opts (NULL = nh_curv_opts_default()); errors as
- * nh_curv_create, plus NH_EINVAL for an unknown precision or batch != 0. */
+ * nh_curv_create, plus NH_EINVAL for an unknown precision. */
 NH_API nh_status nh_curv_create_ex(const nh_net *net, const double *X,
                                    const double *T, size_t n, nh_loss loss,
                                    const nh_curv_opts *opts, nh_curv **out);
@@ -54,6 +66,11 @@ NH_API void      nh_curv_free(nh_curv *c); /* NULL-safe */
 NH_API nh_status nh_curv_refresh(nh_curv *c);
 
 NH_API size_t nh_curv_nsamples(const nh_curv *c);
+/* Rows per batch (= nsamples when unbatched). */
+NH_API size_t nh_curv_batch(const nh_curv *c);
+/* Bytes the context holds (its arenas, the streaming accumulator and the
+ * step buffers once allocated); excludes the borrowed network. */
+NH_API size_t nh_curv_bytes(const nh_curv *c);
 /* The network the context is bound to (borrowed). */
 NH_API const nh_net *nh_curv_net(const nh_curv *c);
 NH_API double nh_curv_loss(const nh_curv *c);
@@ -80,7 +97,9 @@ NH_API nh_status nh_curv_jvp(nh_curv *c, const double *v, double *jv);
 NH_API nh_status nh_curv_vjp(nh_curv *c, const double *u, double *out);
 
 /* Empirical NTK Gram K[(n n_L) x (n n_L)] = J J^T, computed from per-layer
- * outer products without forming J (memory O(n^2 + n sum n_l)). */
+ * outer products without forming J (memory O(n^2 + n sum n_l)).  NH_ETOOLARGE
+ * (with the bytes needed) when K, its workspace and, for a batched context,
+ * the unbatched passes exceed the memory limit: use the estimators. */
 NH_API nh_status nh_curv_ntk(nh_curv *c, double *K);
 
 /* tr[k-1] = Tr((HC K)^k) for k = 1..kmax (= Tr(I^k) when K is the NTK Gram),

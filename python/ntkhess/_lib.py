@@ -74,6 +74,11 @@ class NetConfig(Structure):
                 ("act_params", POINTER(c_double)), ("bias", POINTER(ctypes.c_ubyte))]
 
 
+class CurvOpts(Structure):
+    """nh_curv_opts: precision (nh_precision: 0 double, 1 single), batch (rows per pass; 0 = automatic)."""
+    _fields_ = [("precision", c_int), ("batch", c_size_t)]
+
+
 class TraceOpts(Structure):
     _fields_ = [("method", c_int), ("probe", c_int), ("nprobes", c_size_t), ("sketch", c_size_t),
                 ("first_probe", c_size_t), ("seed", c_uint64), ("control", c_int)]
@@ -214,6 +219,9 @@ _PROTOS = {
     "nh_net_set_params": (_S, [_P, _P], True),
     "nh_net_forward": (_S, [_P, _P, _Z, _P], True),
     "nh_curv_create": (_S, [_P, _P, _P, _Z, _S, _PP], True),
+    "nh_curv_create_ex": (_S, [_P, _P, _P, _Z, _S, POINTER(CurvOpts), _PP], True),
+    "nh_curv_batch": (_Z, [_P], False),
+    "nh_curv_bytes": (_Z, [_P], False),
     "nh_curv_free": (None, [_P], False),
     "nh_curv_refresh": (_S, [_P], True),
     "nh_curv_nsamples": (_Z, [_P], False),

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from . import _arrays as A
-from ._lib import (NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, LanczosInfo,
+from ._lib import (NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, CurvOpts, LanczosInfo,
                    NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
 
 __all__ = ["Net", "Curvature"]
@@ -302,9 +302,14 @@ class Curvature:
     current theta: after changing the parameters (``net.params[...] = ``,
     ``set_params``), call :meth:`refresh`.  :meth:`gd_step` refreshes itself.
     The network stays alive as long as the context.
+
+    ``batch=B`` streams every operation over batches of B rows (memory
+    O(B sum(widths)) plus the data; results equal the unbatched ones up to
+    the order of the sums, docs/streaming.md); ``batch=0`` (default) uses all
+    rows when they fit half the memory limit, batches otherwise.
     """
 
-    def __init__(self, net, X, T, loss="mse"):
+    def __init__(self, net, X, T, loss="mse", batch=0):
         if not isinstance(net, Net):
             raise NtkhessError(NH_EINVAL, "net must be an ntkhess.Net, got %s" % type(net).__name__)
         L = lib()
@@ -317,8 +322,22 @@ class Curvature:
         T, _ = A.targets(self.loss_id, T, X.shape[0], w[-1])
         self._X, self._T = X, T
         h = ctypes.c_void_p()
-        L.nh_curv_create(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(h))
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
+            raise NtkhessError(NH_EINVAL, "batch must be an integer >= 0, got %r" % (batch,))
+        opts = CurvOpts(0, int(batch))
+        L.nh_curv_create_ex(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(opts),
+                            ctypes.byref(h))
         self._h = h
+
+    @property
+    def batch(self):
+        """Rows per pass over the data (= N when unbatched)."""
+        return int(lib().nh_curv_batch(self._h))
+
+    @property
+    def nbytes(self):
+        """Bytes the context holds (nh_curv_bytes): pass buffers, data, accumulators."""
+        return int(lib().nh_curv_bytes(self._h))
 
     def __del__(self):
         h = getattr(self, "_h", None)

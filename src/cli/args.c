@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -283,6 +284,13 @@ size_t nh_arg_doubles(const nh_args *a, const char *name, double **out) {
 void nh_cli_threads(const nh_args *a) {
     const char *t = nh_arg_str(a, "threads");
     if (t && strcmp(t, "auto") != 0) nh_set_threads((int)nh_arg_int(a, "threads", 1, 1024));
+}
+
+const nh_curv_opts *nh_cli_curv_opts(const nh_args *a) {
+    static nh_curv_opts o;
+    o = nh_curv_opts_default();
+    o.batch = (size_t)nh_arg_int(a, "batch", 0, LLONG_MAX);
+    return &o;
 }
 
 void nh_dataset_free(nh_dataset *d) {

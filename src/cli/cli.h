@@ -31,6 +31,10 @@ typedef struct nh_optspec {
  * (class ids)".  The usual rows for --loss, --act and --acts: */
 #define NH_OPT_LOSS(def) {"loss", "NAME", (def), "loss: {losses}"}
 #define NH_OPT_ACT(def) {"act", "NAME", (def), "nonlinearity: {acts}"}
+/* --batch B: rows per pass over the data (nh_curv_opts.batch), read by nh_cli_curv_opts. */
+#define NH_OPT_BATCH {"batch", "B", "0", "rows per pass over the data (streaming: memory O(B widths) plus the " \
+                      "data; results equal up to summation order); 0 = all rows when they fit half the memory " \
+                      "limit, else the largest batch that does"}
 #define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
 
 typedef struct nh_cmd {
@@ -122,6 +126,9 @@ double nh_cli_now(void);
  * stderr is a terminal or the total is 10 s or more. */
 void nh_cli_estimate(const nh_cmd *cmd, const char *what, double one, long long count);
 void nh_cli_threads(const nh_args *a);
+/* The context options of a command with NH_OPT_BATCH (float64; batch from
+ * --batch): a pointer to one static struct, for nh_curv_create_ex. */
+const nh_curv_opts *nh_cli_curv_opts(const nh_args *a);
 
 /* JSON number (cJSON) in the shortest round-trip text (15-17 digits), or
  * null for a non-finite value: cJSON's own printer keeps only 15 digits. */

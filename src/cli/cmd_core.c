@@ -126,6 +126,7 @@ static const nh_optspec train_opts[] = {
     {"log-every", "E", "1", "write a train.csv row every E steps"},
     {"checkpoint-every", "C", "100", "save a checkpoint (in DIR2's work folder .DIR2.partial/) every C steps"},
     {"restart", NULL, NULL, "discard an unfinished run's checkpoint in DIR2's work folder and start over"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -196,7 +197,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     nh_run r;
     long long start = nh_run_begin(&r, &sp, &j.net);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(j.net, j.d.X, j.d.T, j.d.n, j.loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&a), &c));
     if (start < 0) {
         if (!isfinite(nh_curv_loss(c)))
             nh_die(cmd, "the loss at step 0 is not finite (%g); nothing written to %s", nh_curv_loss(c), j.out);
@@ -243,6 +244,7 @@ static const nh_optspec curv_opts[] = {
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
     {"no-ntk", NULL, NULL, "skip ntk.npy (the (N n_L)^2 Gram matrix)"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
 
@@ -344,6 +346,16 @@ static void curv_check_dense_memory(const nh_cmd *cmd, size_t P, size_t nm) {
                (double)lim / 1e9);
 }
 
+/* --no-ntk: what was skipped and why (the exact quantities need the (N n_L)^2 Gram). */
+static void curv_skipped(size_t nm, cJSON *js) {
+    char why[256];
+    snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and the "
+             "spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
+    cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
+    cJSON_AddStringToObject(sk, "ntk.npy", why);
+    cJSON_AddStringToObject(sk, "tr_I", why);
+}
+
 static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
@@ -358,11 +370,13 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
     if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
     const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
     curv_basic(cmd, c, w, P, n, m, loss, js);
+    cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
     if (!nh_arg_flag(&a, "no-ntk")) curv_ntk(cmd, c, w, n, m, js);
+    else curv_skipped(n * m, js);
     if (v) curv_hvp(cmd, c, w, v, P);
     if (nh_arg_flag(&a, "dense")) curv_dense(cmd, c, w, P);
     char *txt = cJSON_Print(js), path[4200];

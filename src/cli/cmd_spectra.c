@@ -35,6 +35,7 @@ static const nh_optspec measure_opts[] = {
     {"seed", "S", "0", "probe seed (the same probes at every record)"},
     {"out", "FILE.csv", NULL, "CSV of records, written when the run completes (work folder: .FILE.csv.partial/)"},
     {"restart", NULL, NULL, "discard an unfinished run's checkpoint and start over"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -175,12 +176,14 @@ typedef struct measure_job {
     int restart;
     nh_net *net;
     nh_dataset d;
+    const nh_curv_opts *copts; /* --batch */
 } measure_job;
 
 static void measure_parse(const nh_cmd *cmd, int argc, char **argv, measure_job *j) {
     nh_args a;
     nh_cli_parse(cmd, argc, argv, &a);
     nh_cli_threads(&a);
+    j->copts = nh_cli_curv_opts(&a);
     j->loss = nh_arg_loss(cmd, &a);
     j->eta = nh_arg_double(&a, "lr");
     if (j->eta <= 0) nh_die_usage(cmd, "--lr must be > 0, got %g", j->eta);
@@ -248,7 +251,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     nh_run run, *r = nh_par_is_root() ? &run : NULL;
     long long start = measure_begin(cmd, &j, &run);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(j.net, j.d.X, j.d.T, j.d.n, j.loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, j.copts, &c));
     if (start < 0) {
         measure_record(cmd, c, j.M, j.seed, 0, j.eta, r);
         if (r && j.steps > 0) nh_run_checkpoint(r, 0, j.net);
@@ -305,6 +308,7 @@ static const nh_optspec spectrum_opts[] = {
     {"json", NULL, NULL, "print one JSON object on standard output"},
     {"out", "DIR", "", "write eigenvalues.npy (+ eigenvectors.npy) or density.csv here"},
     {"save-vectors", NULL, NULL, "with --top and --out: also write eigenvectors.npy (K x P)"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -454,7 +458,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
     spectrum_job j;
     memset(&j, 0, sizeof j);
     spectrum_parse(cmd, argc, argv, &j);
-    NH_CHECK(cmd, nh_curv_create(j.net, j.d.X, j.d.T, j.d.n, j.loss, &j.c));
+    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&j.a), &j.c));
     if (j.top) spectrum_top(cmd, &j);
     else spectrum_density(cmd, &j);
     if (j.json) {
@@ -493,6 +497,7 @@ static const nh_optspec landscape_opts[] = {
     {"radius", "R", "1", "the grid spans [-R, R] along each direction (> 0)"},
     {"out", "DIR", NULL, "output directory (landscape.npy, landscape.csv, summary.json)"},
     {"seed", "S", "0", "Lanczos start-vector seed"},
+    NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
 
@@ -515,7 +520,7 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     nh_dataset d;
     nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d.X, d.T, d.n, loss, &c));
+    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
     nh_lanczos_opts lo = nh_lanczos_opts_default();
     lo.seed = nh_arg_u64(&a, "seed");
     double *ev = malloc(K * sizeof *ev), *V = malloc(K * P * sizeof *V), *res = malloc(K * sizeof *res);

@@ -35,15 +35,21 @@ struct nh_curv {
     const nh_net *net;
     const nh__curv_ops *ops;
     nh_precision prec;
-    size_t  n, L, nout, wmax, P;
-    size_t  nreal;     /* entries of the engine's arena (curv_t.h) */
+    size_t  n, L, nout, wmax, P; /* n: rows of the current batch */
+    size_t  N, B, nbatch;  /* all rows, rows per batch, batches (1: unbatched) */
+    size_t  off, cur;      /* first row of the current batch; batch whose passes are cached (NH_NONE) */
+    size_t  nreal, nx; /* entries of the engine's arena (curv_t.h); of its separate copy of X (0 if unbatched) */
+    size_t  bytes;     /* bytes of the two arenas */
     nh_loss loss;
     double  cout;      /* output scale (1 or 1/sqrt(n_{L-1})) */
     double  lossval;
-    double *T, *Y, *E, *HC; /* targets copy, outputs, dC/dY, HC blocks */
+    double *T, *Yall, *Eall, *HCall; /* targets copy, outputs, dC/dY, HC blocks: all N rows */
+    double *Y, *E, *HC; /* views of the current batch's rows */
     double *ry, *adj;  /* R(Y) of a direction and cout HC R(Y)       */
     double *darena;
     double *gd_buf;    /* P doubles (theta before a step) + P reals (gradient); lazy */
+    double *acc;       /* streaming accumulator, nacc doubles; lazy */
+    size_t  nacc;
     void   *e;         /* the engine of this precision (curv_t.h)   */
 };
 
@@ -63,7 +69,11 @@ struct nh__curv_ops {
     nh_status (*G)(nh_curv *c, double *G);
     nh_status (*jacobian)(nh_curv *c, double *J);
     nh_status (*gd_step)(nh_curv *c, nh_net *net, double eta);
+    nh_status (*pass)(nh_curv *c);               /* forward and backward passes of the current batch */
+    void (*xwiden)(const nh_curv *c, double *X); /* the data copy, as double */
 };
+
+#define NH_NONE ((size_t)-1)
 
 #define NH_NTAB 8 /* per-layer tables of the engine: Z, A, S1, S2, D, dA, RZ, RA */
 
@@ -110,14 +120,26 @@ static nh_status nh__widen_f(const float *src, size_t n, double *dst, const char
     return NH_OK;
 }
 
-/* C(Y), dC/dY and HC from the outputs c->Y; NH_EDIVERGED if not finite. */
+/* Rows [b B, b B + B) of the data become the current batch: n, off and the
+ * views Y, E, HC (the engine points A[0] at its copy of X). */
+static void nh__view(nh_curv *c, size_t b) {
+    c->off = b * c->B;
+    c->n = c->N - c->off < c->B ? c->N - c->off : c->B;
+    c->Y = c->Yall + c->off * c->nout;
+    c->E = c->Eall + c->off * c->nout;
+    c->HC = c->HCall + c->off * c->nout * c->nout;
+}
+
+/* C(Y), dC/dY and HC from the outputs of all N rows (c->Yall): the loss is a
+ * mean over the data, so it is evaluated once, after every batch's forward
+ * pass; NH_EDIVERGED if not finite. */
 static nh_status nh__loss_boundary(nh_curv *c, const char *func) {
-    const size_t nm = c->n * c->nout;
-    size_t first = 0, bad = nh__count_nonfinite(c->Y, nm, &first);
+    const size_t nm = c->N * c->nout;
+    size_t first = 0, bad = nh__count_nonfinite(c->Yall, nm, &first);
     if (bad)
         return nh__fail(NH_EDIVERGED, func, "network output has %zu non-finite entries (first at sample %zu)", bad,
                         first / c->nout);
-    NH_TRY(nh_loss_eval(c->loss, c->Y, c->T, c->n, c->nout, &c->lossval, c->E, c->HC));
+    NH_TRY(nh_loss_eval(c->loss, c->Yall, c->T, c->N, c->nout, &c->lossval, c->Eall, c->HCall));
     if (!isfinite(c->lossval)) return nh__fail(NH_EDIVERGED, func, "loss is not finite");
     return NH_OK;
 }
@@ -173,34 +195,64 @@ void nh_curv_free(nh_curv *c) {
     if (!c) return;
     if (c->ops) c->ops->free(c->e);
     free(c->gd_buf);
+    free(c->acc);
     free(c->darena);
     free(c);
 }
 
-/* Sizes of the two arenas (entries), checked against the memory limit and
- * the BLAS integer range before anything is allocated. */
-static nh_status nh__ws_sizes(const nh_net *net, size_t n, nh_loss loss, nh_precision prec, size_t *nd,
-                              size_t *nr, size_t *wmax_out) {
+typedef struct nh__ws { size_t nd, nr, nx, wmax, bytes; } nh__ws;
+
+/* Sizes of the two arenas (entries) for N rows in batches of B, and their
+ * bytes (0 when a size overflows).  B = N gives today's unbatched layout. */
+static nh__ws nh__ws_sizes(const nh_net *net, size_t N, size_t B, nh_loss loss, nh_precision prec) {
     const size_t L = net->L, nout = net->w[L], rsize = prec == NH_PREC_SINGLE ? sizeof(float) : sizeof(double);
+    nh__ws w = {0, 0, 0, 0, 0};
     int ok = 1;
-    size_t wmax = 0, sumw = 0;
+    size_t sumw = 0;
     for (size_t l = 0; l <= L; l++) {
-        if (net->w[l] > wmax) wmax = net->w[l];
+        if (net->w[l] > w.wmax) w.wmax = net->w[l];
         sumw = nh__add(sumw, net->w[l], &ok);
     }
-    /* doubles: Y, E, ry, adj, HC, targets */
-    size_t d = nh__mul(n, nh__mul(nout, nout + 4, &ok), &ok);
-    d = nh__add(d, nh_loss_target_count(loss, n, nout), &ok);
-    /* reals: the per-layer tables, adj, two backward buffers (+ 3 P-vectors in float32) */
-    size_t r = nh__mul(nh__mul(n, sumw, &ok), NH_NTAB, &ok);
-    r = nh__add(r, nh__mul(n, nout, &ok), &ok);
-    r = nh__add(r, nh__mul(nh__mul(n, wmax, &ok), 2, &ok), &ok);
+    /* doubles: Y, E, HC and the targets for all rows; ry, adj for a batch */
+    size_t d = nh__mul(N, nh__mul(nout, nout + 2, &ok), &ok);
+    d = nh__add(d, nh__mul(B, 2 * nout, &ok), &ok);
+    w.nd = nh__add(d, nh_loss_target_count(loss, N, nout), &ok);
+    /* reals: the per-layer tables, adj, two backward buffers (+ 3 P-vectors in float32), for a batch */
+    size_t r = nh__mul(nh__mul(B, sumw, &ok), NH_NTAB, &ok);
+    r = nh__add(r, nh__mul(B, nout, &ok), &ok);
+    r = nh__add(r, nh__mul(nh__mul(B, w.wmax, &ok), 2, &ok), &ok);
     if (prec == NH_PREC_SINGLE) r = nh__add(r, nh__mul(net->P, 3, &ok), &ok);
-    size_t bytes = nh__add(nh__mul(d, sizeof(double), &ok), nh__mul(r, rsize, &ok), &ok);
-    NH_TRY(nh__check_bytes(ok, bytes, "nh_curv_create", "the curvature workspace"));
-    if (!nh__fits_int(nh__mul(n, wmax, &ok)) || !nh__fits_int(nh__mul(n, nout * nout, &ok)) || !ok)
-        return nh__fail(NH_ETOOLARGE, "nh_curv_create", "batch x width exceeds the BLAS integer range");
-    *nd = d; *nr = r; *wmax_out = wmax;
+    w.nx = B < N ? nh__mul(N, net->w[0], &ok) : 0; /* batched: the data, apart from the tables */
+    w.nr = nh__add(r, w.nx, &ok);
+    w.bytes = nh__add(nh__mul(w.nd, sizeof(double), &ok), nh__mul(w.nr, rsize, &ok), &ok);
+    if (!ok) w.bytes = 0;
+    return w;
+}
+
+/* Rows per batch: opts.batch if set (capped at N); else all N rows when
+ * their passes fit half the memory limit (the rest is left to the products'
+ * workspaces and the estimators' bases), otherwise the largest B that does.
+ * Then the whole context is checked against the limit. */
+static nh_status nh__plan(const nh_net *net, size_t N, nh_loss loss, const nh_curv_opts *o, size_t *B, nh__ws *w) {
+    size_t b = o->batch && o->batch < N ? o->batch : N;
+    if (!o->batch) {
+        const size_t half = nh_get_mem_limit() / 2;
+        nh__ws all = nh__ws_sizes(net, N, N, loss, o->precision), one = nh__ws_sizes(net, N, 1, loss, o->precision);
+        if (all.bytes == 0 || all.bytes > half) {
+            nh__ws two = nh__ws_sizes(net, N, 2, loss, o->precision);
+            size_t per = two.bytes - one.bytes; /* bytes per row of a batch */
+            b = one.bytes && per && half > one.bytes ? 1 + (half - one.bytes) / per : 1;
+            if (b < 1) b = 1;
+            if (b > N) b = N;
+        }
+    }
+    *w = nh__ws_sizes(net, N, b, loss, o->precision);
+    NH_TRY(nh__check_bytes(w->bytes != 0, w->bytes, "nh_curv_create", "the curvature workspace"));
+    int ok = 1;
+    if (!nh__fits_int(nh__mul(b, w->wmax, &ok)) || !nh__fits_int(nh__mul(b, net->w[net->L] * net->w[net->L], &ok)) || !ok)
+        return nh__fail(NH_ETOOLARGE, "nh_curv_create", "batch x width exceeds the BLAS integer range (set "
+                        "opts.batch smaller)");
+    *B = b;
     return NH_OK;
 }
 
@@ -208,9 +260,6 @@ static nh_status nh__check_create(const nh_net *net, const double *X, const doub
                                   const nh_curv_opts *o) {
     if (o->precision != NH_PREC_DOUBLE && o->precision != NH_PREC_SINGLE)
         return nh__fail(NH_EINVAL, "nh_curv_create", "unknown precision %d", (int)o->precision);
-    if (o->batch != 0)
-        return nh__fail(NH_EINVAL, "nh_curv_create", "opts.batch must be 0 (all rows; streaming is not "
-                        "implemented), got %zu", o->batch);
     if (n == 0) return nh__fail(NH_EINVAL, "nh_curv_create", "empty batch (N = 0)");
     if (loss < 0 || loss >= NH_LOSS_COUNT) return nh__fail(NH_EINVAL, "nh_curv_create", "unknown loss %d", (int)loss);
     const size_t n0 = net->w[0];
@@ -229,24 +278,27 @@ nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T,
     *out = NULL;
     const nh_curv_opts o = opts ? *opts : nh_curv_opts_default();
     NH_TRY(nh__check_create(net, X, T, n, loss, &o));
-    size_t nd = 0, nr = 0, wmax = 0;
-    NH_TRY(nh__ws_sizes(net, n, loss, o.precision, &nd, &nr, &wmax));
+    size_t B = n;
+    nh__ws w;
+    NH_TRY(nh__plan(net, n, loss, &o, &B, &w));
     const size_t L = net->L, nout = net->w[L];
     nh_curv *c = nh__calloc(1, sizeof *c);
     if (!c) NH_FAIL(NH_ENOMEM, "out of memory");
-    c->darena = nh__malloc(nd * sizeof(double));
-    if (!c->darena) { free(c); NH_FAIL(NH_ENOMEM, "cannot allocate %zu doubles", nd); }
-    c->net = net; c->prec = o.precision; c->n = n; c->L = L; c->nout = nout; c->wmax = wmax; c->P = net->P;
-    c->nreal = nr; c->loss = loss; c->cout = nh__net_out_scale(net);
+    c->darena = nh__malloc(w.nd * sizeof(double));
+    if (!c->darena) { free(c); NH_FAIL(NH_ENOMEM, "cannot allocate %zu doubles", w.nd); }
+    c->net = net; c->prec = o.precision; c->L = L; c->nout = nout; c->wmax = w.wmax; c->P = net->P;
+    c->N = n; c->B = B; c->nbatch = (n + B - 1) / B; c->cur = NH_NONE;
+    c->nreal = w.nr; c->nx = w.nx; c->bytes = w.bytes; c->loss = loss; c->cout = nh__net_out_scale(net);
     c->ops = o.precision == NH_PREC_SINGLE ? &nh__ops_s : &nh__ops_d;
     double *p = c->darena;
-    c->Y = p; p += n * nout;
-    c->E = p; p += n * nout;
-    c->ry = p; p += n * nout;
-    c->adj = p; p += n * nout;
-    c->HC = p; p += n * nout * nout;
+    c->Yall = p; p += n * nout;
+    c->Eall = p; p += n * nout;
+    c->ry = p; p += B * nout;
+    c->adj = p; p += B * nout;
+    c->HCall = p; p += n * nout * nout;
     c->T = p;
     memcpy(c->T, T, nh_loss_target_count(loss, n, nout) * sizeof *T);
+    nh__view(c, 0);
     nh_status st = c->ops->init(c, X);
     if (st == NH_OK) st = c->ops->refresh(c);
     if (st != NH_OK) { nh_curv_free(c); return st; }
@@ -264,13 +316,98 @@ nh_status nh_curv_refresh(nh_curv *c) {
     return c->ops->refresh(c);
 }
 
-size_t nh_curv_nsamples(const nh_curv *c) { return c->n; }
+size_t nh_curv_nsamples(const nh_curv *c) { return c->N; }
+size_t nh_curv_batch(const nh_curv *c) { return c->B; }
+size_t nh_curv_bytes(const nh_curv *c) {
+    size_t gd = c->gd_buf ? c->P * 2 * sizeof(double) : 0;
+    return c->bytes + c->nacc * sizeof(double) + gd;
+}
 const nh_net *nh_curv_net(const nh_curv *c) { return c->net; }
 nh_precision nh_curv_precision(const nh_curv *c) { return c->prec; }
 double nh_curv_loss(const nh_curv *c) { return c->lossval; }
-void nh_curv_outputs(const nh_curv *c, double *Y) { memcpy(Y, c->Y, c->n * c->nout * sizeof *Y); }
-void nh_curv_dloss(const nh_curv *c, double *dC) { memcpy(dC, c->E, c->n * c->nout * sizeof *dC); }
-void nh_curv_hloss(const nh_curv *c, double *hc) { memcpy(hc, c->HC, c->n * c->nout * c->nout * sizeof *hc); }
+void nh_curv_outputs(const nh_curv *c, double *Y) { memcpy(Y, c->Yall, c->N * c->nout * sizeof *Y); }
+void nh_curv_dloss(const nh_curv *c, double *dC) { memcpy(dC, c->Eall, c->N * c->nout * sizeof *dC); }
+void nh_curv_hloss(const nh_curv *c, double *hc) { memcpy(hc, c->HCall, c->N * c->nout * c->nout * sizeof *hc); }
+
+/* ------------------------------------------------------------ streaming */
+
+/* Make batch b current, recomputing its passes unless they are cached. */
+static nh_status nh__batch(nh_curv *c, size_t b) {
+    if (c->cur == b) return NH_OK;
+    nh__view(c, b);
+    c->cur = NH_NONE;
+    NH_TRY(c->ops->pass(c));
+    c->cur = b;
+    return NH_OK;
+}
+
+/* The accumulator, at least len doubles. */
+static nh_status nh__acc(nh_curv *c, size_t len) {
+    if (c->nacc >= len) return NH_OK;
+    int ok = 1;
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), "nh_curv", "the streaming accumulator"));
+    double *a = realloc(c->acc, len * sizeof *a);
+    if (!a) return nh__fail(NH_ENOMEM, "nh_curv", "cannot allocate the streaming accumulator");
+    c->acc = a;
+    c->nacc = len;
+    return NH_OK;
+}
+
+typedef nh_status (*nh__vop)(nh_curv *c, const double *v, double *out);
+
+/* out[P] = the sum over the batches, in batch order, of op's result on each
+ * batch (v advances vrow entries per row: the u of J^T u).  Unbatched: op. */
+static nh_status nh__stream_sum(nh_curv *c, nh__vop op, const double *v, size_t vrow, double *out) {
+    if (c->nbatch == 1) return op(c, v, out);
+    NH_TRY(nh__acc(c, c->P));
+    for (size_t b = 0; b < c->nbatch; b++) {
+        NH_TRY(nh__batch(c, b));
+        NH_TRY(op(c, v ? v + c->off * vrow : NULL, b ? c->acc : out));
+        if (b)
+            for (size_t p = 0; p < c->P; p++) out[p] += c->acc[p];
+    }
+    return NH_OK;
+}
+
+/* out = op's per-row result (orow entries per row), batch by batch. */
+static nh_status nh__stream_rows(nh_curv *c, nh__vop op, const double *v, double *out, size_t orow) {
+    if (c->nbatch == 1) return op(c, v, out);
+    for (size_t b = 0; b < c->nbatch; b++) {
+        NH_TRY(nh__batch(c, b));
+        NH_TRY(op(c, v, out + c->off * orow));
+    }
+    return NH_OK;
+}
+
+static nh_status nh__grad_op(nh_curv *c, const double *v, double *out) { (void)v; return c->ops->grad(c, out); }
+static nh_status nh__G_op(nh_curv *c, const double *v, double *out) { (void)v; return c->ops->G(c, out); }
+static nh_status nh__jac_op(nh_curv *c, const double *v, double *out) { (void)v; return c->ops->jacobian(c, out); }
+
+/* m vectors on the current batch: the block engine, or single products where it has no block form. */
+static nh_status nh__block1(nh_curv *c, size_t m, const double *V, double *OUT) {
+    if (m > 1 && c->L >= 2) return c->ops->hvp_block(c, m, V, OUT);
+    for (size_t j = 0; j < m; j++) NH_TRY(c->ops->hvp(c, V + j * c->P, OUT + j * c->P));
+    return NH_OK;
+}
+
+/* Batched block H v: chunks of vectors whose partial sums fit 64 MB. */
+static nh_status nh__stream_block(nh_curv *c, size_t m, const double *V, double *OUT) {
+    const size_t P = c->P;
+    size_t mb = ((size_t)64 << 20) / (P * sizeof(double));
+    mb = mb < 1 ? 1 : mb > 16 ? 16 : mb;
+    if (mb > m) mb = m;
+    NH_TRY(nh__acc(c, mb * P));
+    for (size_t j0 = 0; j0 < m; j0 += mb) {
+        const size_t nb = m - j0 < mb ? m - j0 : mb;
+        for (size_t b = 0; b < c->nbatch; b++) {
+            NH_TRY(nh__batch(c, b));
+            NH_TRY(nh__block1(c, nb, V + j0 * P, b ? c->acc : OUT + j0 * P));
+            if (b)
+                for (size_t p = 0; p < nb * P; p++) OUT[j0 * P + p] += c->acc[p];
+        }
+    }
+    return NH_OK;
+}
 
 /* ------------------------------------------------------------- products */
 
@@ -278,49 +415,115 @@ void nh_curv_hloss(const nh_curv *c, double *hc) { memcpy(hc, c->HC, c->n * c->n
 
 nh_status nh_curv_grad(nh_curv *c, double *grad) {
     if (!c || !grad) NH_FAIL(NH_EINVAL, "NULL argument");
-    return c->ops->grad(c, grad);
+    return nh__stream_sum(c, nh__grad_op, NULL, 0, grad);
 }
-nh_status nh_curv_hvp(nh_curv *c, const double *v, double *out) { NH_CHECK3(c, v, out); return c->ops->hvp(c, v, out); }
-nh_status nh_curv_ivp(nh_curv *c, const double *v, double *out) { NH_CHECK3(c, v, out); return c->ops->ivp(c, v, out); }
-nh_status nh_curv_svp(nh_curv *c, const double *v, double *out) { NH_CHECK3(c, v, out); return c->ops->svp(c, v, out); }
-nh_status nh_curv_jvp(nh_curv *c, const double *v, double *jv) { NH_CHECK3(c, v, jv); return c->ops->jvp(c, v, jv); }
-nh_status nh_curv_vjp(nh_curv *c, const double *u, double *out) { NH_CHECK3(c, u, out); return c->ops->vjp(c, u, out); }
+nh_status nh_curv_hvp(nh_curv *c, const double *v, double *out) {
+    NH_CHECK3(c, v, out);
+    return nh__stream_sum(c, c->ops->hvp, v, 0, out);
+}
+nh_status nh_curv_ivp(nh_curv *c, const double *v, double *out) {
+    NH_CHECK3(c, v, out);
+    return nh__stream_sum(c, c->ops->ivp, v, 0, out);
+}
+nh_status nh_curv_svp(nh_curv *c, const double *v, double *out) {
+    NH_CHECK3(c, v, out);
+    return nh__stream_sum(c, c->ops->svp, v, 0, out);
+}
+nh_status nh_curv_jvp(nh_curv *c, const double *v, double *jv) {
+    NH_CHECK3(c, v, jv);
+    return nh__stream_rows(c, c->ops->jvp, v, jv, c->nout);
+}
+nh_status nh_curv_vjp(nh_curv *c, const double *u, double *out) {
+    NH_CHECK3(c, u, out);
+    return nh__stream_sum(c, c->ops->vjp, u, c->nout, out);
+}
 
 nh_status nh_curv_isvp(nh_curv *c, const double *v, double *iv, double *sv) {
     NH_CHECK3(c, v, iv);
     if (!sv) NH_FAIL(NH_EINVAL, "NULL argument");
-    return c->ops->isvp(c, v, iv, sv);
+    if (c->nbatch == 1) return c->ops->isvp(c, v, iv, sv);
+    const size_t P = c->P;
+    NH_TRY(nh__acc(c, 2 * P));
+    for (size_t b = 0; b < c->nbatch; b++) {
+        NH_TRY(nh__batch(c, b));
+        NH_TRY(c->ops->isvp(c, v, b ? c->acc : iv, b ? c->acc + P : sv));
+        if (b)
+            for (size_t p = 0; p < P; p++) { iv[p] += c->acc[p]; sv[p] += c->acc[P + p]; }
+    }
+    return NH_OK;
 }
 
 nh_status nh_curv_hvp_block(nh_curv *c, size_t m, const double *V, double *OUT) {
     NH_CHECK3(c, V, OUT);
     if (m == 0) return NH_OK;
-    if (m == 1 || c->L < 2) {
-        for (size_t j = 0; j < m; j++) NH_TRY(c->ops->hvp(c, V + j * c->P, OUT + j * c->P));
-        return NH_OK;
-    }
-    return c->ops->hvp_block(c, m, V, OUT);
+    if (c->nbatch > 1) return nh__stream_block(c, m, V, OUT);
+    return nh__block1(c, m, V, OUT);
+}
+
+/* The exact NTK Gram needs K itself, the unbatched passes (a batched
+ * context computes it through a temporary unbatched one) and the per-output
+ * stacks: refused over the memory limit, pointing to the estimators. */
+static nh_status nh__ntk_fits(const nh_curv *c) {
+    const size_t nm = c->N * c->nout, rsize = c->prec == NH_PREC_SINGLE ? sizeof(float) : sizeof(double);
+    int ok = 1;
+    size_t need = nh__mul(nh__mul(nm, nm, &ok), sizeof(double) + rsize, &ok);
+    need = nh__add(need, nh__mul(nh__mul(nm, 3 * c->wmax, &ok), rsize, &ok), &ok);
+    if (c->nbatch > 1) need = nh__add(need, nh__ws_sizes(c->net, c->N, c->N, c->loss, c->prec).bytes, &ok);
+    if (ok && need <= nh_get_mem_limit()) return NH_OK;
+    return nh__fail(NH_ETOOLARGE, "nh_curv_ntk", "the exact NTK Gram of N = %zu rows x %zu outputs needs %.4g GB "
+                    "(%zu bytes), more than the %.4g GB memory limit; use the estimators instead (nh_curv_trace, "
+                    "nh_curv_lanczos, nh_curv_slq on NH_OP_I)", c->N, c->nout, ok ? (double)need / 1e9 : INFINITY,
+                    ok ? need : SIZE_MAX, (double)nh_get_mem_limit() / 1e9);
 }
 
 nh_status nh_curv_ntk(nh_curv *c, double *K) {
     if (!c || !K) NH_FAIL(NH_EINVAL, "NULL argument");
-    return c->ops->ntk(c, K);
+    NH_TRY(nh__ntk_fits(c));
+    if (c->nbatch == 1) return c->ops->ntk(c, K);
+    int ok = 1;
+    size_t nx = nh__mul(c->N, c->net->w[0], &ok);
+    double *X = nh__malloc(nx * sizeof *X);
+    if (!X) NH_FAIL(NH_ENOMEM, "cannot allocate the data for the NTK");
+    c->ops->xwiden(c, X);
+    nh_curv_opts o = {c->prec, c->N};
+    nh_curv *t = NULL;
+    nh_status st = nh_curv_create_ex(c->net, X, c->T, c->N, c->loss, &o, &t);
+    free(X);
+    if (st == NH_OK) st = t->ops->ntk(t, K);
+    nh_curv_free(t);
+    return st;
 }
 
 nh_status nh_curv_G(nh_curv *c, double *G) {
     if (!c || !G) NH_FAIL(NH_EINVAL, "NULL argument");
-    return c->ops->G(c, G);
+    return nh__stream_rows(c, nh__G_op, NULL, G, c->nout);
 }
 
 nh_status nh_curv_jacobian(nh_curv *c, double *J) {
     if (!c || !J) NH_FAIL(NH_EINVAL, "NULL argument");
-    return c->ops->jacobian(c, J);
+    return nh__stream_rows(c, nh__jac_op, NULL, J, c->nout * c->P);
+}
+
+/* Batched step: the streamed gradient in double, theta -= eta grad, refresh. */
+static nh_status nh__gd_stream(nh_curv *c, nh_net *net, double eta) {
+    const size_t P = c->P;
+    NH_TRY(nh__gd_buffers(c, sizeof(double)));
+    double *old = c->gd_buf, *g = old + P;
+    NH_TRY(nh__stream_sum(c, nh__grad_op, NULL, 0, g));
+    memcpy(old, net->theta, P * sizeof *old);
+    const double loss0 = c->lossval;
+    for (size_t p = 0; p < P; p++) net->theta[p] -= eta * g[p];
+    size_t first = 0, bad = nh__count_nonfinite(net->theta, P, &first);
+    nh_status st = bad ? NH_EDIVERGED : c->ops->refresh(c);
+    if (st != NH_OK) return nh__step_failed(c, net, eta, loss0, bad);
+    return NH_OK;
 }
 
 nh_status nh_curv_gd_step(nh_curv *c, nh_net *net, double eta) {
     if (!c || !net) NH_FAIL(NH_EINVAL, "NULL argument");
     if (c->net != net) NH_FAIL(NH_EINVAL, "the context is bound to another network");
     if (!isfinite(eta) || eta <= 0) NH_FAIL(NH_EINVAL, "learning rate must be finite and > 0 (got %g)", eta);
+    if (c->nbatch > 1) return nh__gd_stream(c, net, eta);
     return c->ops->gd_step(c, net, eta);
 }
 
@@ -335,19 +538,19 @@ static void nh__symmetrize(size_t P, double *A) {
         }
 }
 
-/* Im = J^T HC J from the dense Jacobian. */
+/* Im = J^T HC J from the dense Jacobian of all N rows. */
 static nh_status nh__dense_I(nh_curv *c, double *Im) {
-    const size_t P = c->P, nm = c->n * c->nout, m = c->nout;
+    const size_t P = c->P, nm = c->N * c->nout, m = c->nout;
     int ok = 1;
     size_t jb = nh__mul(nm, P, &ok);
     NH_TRY(nh__check_bytes(ok, nh__mul(jb, 2 * sizeof(double), &ok), "nh_curv_dense", "the dense Jacobian"));
     if (!nh__fits_int(nm) || !nh__fits_int(P)) NH_FAIL(NH_ETOOLARGE, "the dense Jacobian exceeds the BLAS range");
     double *J = nh__malloc(jb * sizeof *J), *HJ = nh__malloc(jb * sizeof *HJ);
     if (!J || !HJ) { free(J); free(HJ); NH_FAIL(NH_ENOMEM, "out of memory"); }
-    nh_status st = c->ops->jacobian(c, J);
+    nh_status st = nh_curv_jacobian(c, J);
     if (st == NH_OK) {
-        for (size_t i = 0; i < c->n; i++)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)P, (int)m, 1.0, c->HC + i * m * m,
+        for (size_t i = 0; i < c->N; i++)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)P, (int)m, 1.0, c->HCall + i * m * m,
                         (int)m, J + i * m * P, (int)P, 0.0, HJ + i * m * P, (int)P);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)P, (int)P, (int)nm, 1.0, J, (int)P, HJ, (int)P,
                     0.0, Im, (int)P);
@@ -368,8 +571,8 @@ nh_status nh_curv_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
     nh_status st = NH_OK;
     for (size_t p = 0; p < P && st == NH_OK; p++) {
         e[p] = 1.0;
-        if (Hm) st = c->ops->hvp(c, e, Hm + p * P);
-        if (Sm && st == NH_OK) st = c->ops->svp(c, e, Sm + p * P);
+        if (Hm) st = nh_curv_hvp(c, e, Hm + p * P);
+        if (Sm && st == NH_OK) st = nh_curv_svp(c, e, Sm + p * P);
         e[p] = 0.0;
     }
     free(e);
@@ -414,7 +617,8 @@ nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K, const doub
     const size_t nm = n * nout, m = nout;
     int ok = 1;
     size_t sq = nh__mul(nm, nm, &ok);
-    NH_TRY(nh__check_bytes(ok, nh__mul(sq, 3 * sizeof(double), &ok), __func__, "the HC Theta powers"));
+    NH_TRY(nh__check_bytes(ok, nh__mul(sq, 3 * sizeof(double), &ok), __func__, "the exact Tr(I^k) (three (N n_L)^2 "
+                          "matrices; estimate it with nh_curv_trace or nh_curv_slq instead)"));
     if (!nh__fits_int(nm)) NH_FAIL(NH_ETOOLARGE, "matrix too large for BLAS");
     double *M = nh__malloc(sq * sizeof *M), *Mk = nh__malloc(sq * sizeof *Mk), *Mn = nh__malloc(sq * sizeof *Mn);
     if (!M || !Mk || !Mn) { free(M); free(Mk); free(Mn); NH_FAIL(NH_ENOMEM, "out of memory"); }

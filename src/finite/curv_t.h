@@ -39,6 +39,7 @@ typedef struct FN(nh__eng) {
     real_t *thf, *vb, *ob;    /* single only: theta, a direction, a result   */
     real_t **Z, **A, **S1, **S2, **D, **dA, **RZ, **RA;
     real_t *adj, *bufA, *bufB; /* HC R(Y) seed; two backward buffers        */
+    real_t *X;                 /* the data, N x n_0 (= A[0] when unbatched) */
     real_t **ptrs, *arena;
 } FN(nh__eng);
 
@@ -169,8 +170,9 @@ static nh_status FN(nh__init)(nh_curv *c, const double *X) {
     e->adj = p; p += n * c->nout;
     e->bufA = p; p += n * c->wmax;
     e->bufB = p; p += n * c->wmax;
-    if (NH_T_NP) { e->thf = p; p += c->P; e->vb = p; p += c->P; e->ob = p; }
-    size_t first = 0, bad = FN(nh__vcopy)(X, n * net->w[0], e->A[0], &first);
+    if (NH_T_NP) { e->thf = p; p += c->P; e->vb = p; p += c->P; e->ob = p; p += c->P; }
+    e->X = c->nx ? p : e->A[0]; /* batched: a separate copy of all N rows; A[0] points into it */
+    size_t first = 0, bad = FN(nh__vcopy)(X, c->N * net->w[0], e->X, &first);
     if (bad)
         return nh__fail(NH_ENONFINITE, "nh_curv_create", "X has %zu entries that are not finite in %s (first at "
                         "row %zu, column %zu)", bad, nh__prec_name(c), first / net->w[0], first % net->w[0]);
@@ -189,18 +191,26 @@ static void FN(nh__affine)(const nh_curv *c, size_t l, const real_t *A, real_t *
         for (size_t k = 0; k < no; k++) Z[i * no + k] += bs * b[k];
 }
 
-/* The cached forward and backward passes at the loaded theta. */
-static nh_status FN(nh__passes)(nh_curv *c, const char *func) {
+/* The forward pass of the current batch (rows off .. off + n - 1): Z, A,
+ * S1, S2 and its rows of Y. */
+static void FN(nh__forward)(nh_curv *c) {
     FN(nh__eng) *e = NH_ENG(c);
     const nh_net *net = c->net;
     const size_t n = c->n, L = c->L, nm = c->n * c->nout;
+    e->A[0] = e->X + c->off * net->w[0];
     for (size_t l = 0; l < L; l++) {
         FN(nh__affine)(c, l, e->A[l], e->Z[l + 1]);
         if (l + 1 < L)
             FN(nh__act)(net, l, n * net->w[l + 1], e->Z[l + 1], e->A[l + 1], e->S1[l + 1], e->S2[l + 1]);
     }
     for (size_t i = 0; i < nm; i++) c->Y[i] = c->cout * (double)e->Z[L][i];
-    NH_TRY(nh__loss_boundary(c, func));
+}
+
+/* The backward pass of the current batch from its rows of dC/dY: D, dA. */
+static void FN(nh__backward)(nh_curv *c) {
+    FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L, nm = c->n * c->nout;
     for (size_t i = 0; i < nm; i++) e->D[L][i] = (real_t)(c->cout * c->E[i]);
     for (size_t l = L - 1; l >= 1; l--) {
         const size_t ni = net->w[l], no = net->w[l + 1];
@@ -208,7 +218,35 @@ static nh_status FN(nh__passes)(nh_curv *c, const char *func) {
              (int)no, FN(nh__W)(c, l), (int)ni, 0.0, e->dA[l], (int)ni);
         for (size_t i = 0; i < n * ni; i++) e->D[l][i] = e->dA[l][i] * e->S1[l][i];
     }
+}
+
+/* The passes at the loaded theta.  Unbatched: cached for every product.
+ * Batched: every batch's forward pass (for Y and the loss, a mean over all
+ * rows); each product then recomputes a batch's passes (nh__pass). */
+static nh_status FN(nh__passes)(nh_curv *c, const char *func) {
+    if (c->nbatch == 1) {
+        FN(nh__forward)(c);
+        NH_TRY(nh__loss_boundary(c, func));
+        FN(nh__backward)(c);
+        return NH_OK;
+    }
+    c->cur = NH_NONE;
+    for (size_t b = 0; b < c->nbatch; b++) {
+        nh__view(c, b);
+        FN(nh__forward)(c);
+    }
+    return nh__loss_boundary(c, func);
+}
+
+static nh_status FN(nh__pass)(nh_curv *c) {
+    FN(nh__forward)(c);
+    FN(nh__backward)(c);
     return NH_OK;
+}
+
+static void FN(nh__xwiden)(const nh_curv *c, double *X) {
+    const real_t *x = NH_ENG(c)->X;
+    for (size_t i = 0; i < c->N * c->net->w[0]; i++) X[i] = (double)x[i];
 }
 
 static nh_status FN(nh__refresh)(nh_curv *c) {
@@ -788,7 +826,7 @@ static nh_status FN(nh__gd_step)(nh_curv *c, nh_net *net, double eta) {
 static const nh__curv_ops FN(nh__ops) = {
     FN(nh__init), FN(nh__eng_free), FN(nh__refresh), FN(nh__grad), FN(nh__hvp), FN(nh__ivp), FN(nh__svp),
     FN(nh__isvp), FN(nh__hvp_block), FN(nh__jvp), FN(nh__vjp), FN(nh__ntk), FN(nh__G), FN(nh__jacobian),
-    FN(nh__gd_step),
+    FN(nh__gd_step), FN(nh__pass), FN(nh__xwiden),
 };
 
 #undef real_t
