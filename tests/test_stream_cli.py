@@ -10,7 +10,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nhtest import check, close, finish, section, cli, ROOT, LIB  # noqa: E402
+from nhtest import check, close, finish, section, cli, ROOT, LIB, asan_reexec  # noqa: E402
+
+asan_reexec(LIB)  # an ASan build (make asan) needs its runtime preloaded to load the library
 
 import numpy as np  # noqa: E402
 

@@ -22,7 +22,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nhtest import BIN, LIB, ROOT, check, cli, finish, section  # noqa: E402
+from nhtest import BIN, LIB, ROOT, asan_reexec, check, cli, finish, section  # noqa: E402
+
+asan_reexec(LIB)  # an ASan build (make asan) needs its runtime preloaded to load the library
 
 
 def library_tables():

@@ -166,19 +166,21 @@ static void nh__f_tanh(double p, size_t n, const float *x, float *d0, float *d1,
  * of analyticity (softplus, sigmoid, silu: poles at i pi; tanh i pi/2;
  * arctan i).  Kinks converge only algebraically: a fixed 256. */
 #define NH__NOPARAM NULL, NAN, 0
+/* Every field written out (eval_f NULL: no float32 path), so clang's
+ * -Wmissing-field-initializers stays quiet. */
 static const nh__act_row nh__act_table[] = {
     [NH_ACT_SOFTPLUS] = {"softplus", "smooth ReLU (softplus)", "beta", 1.0, 1, 1, 45.0, 0, nh__pt_softplus_n, nh__f_softplus},
     [NH_ACT_NSOFTPLUS] = {"nsoftplus", "normalized smooth ReLU", NH__NOPARAM, 1, 45.0, 0, nh__pt_nsoftplus_n, nh__f_nsoftplus},
     [NH_ACT_TANH] = {"tanh", NULL, NH__NOPARAM, 1, 220.0, 0, nh__pt_tanh_n, nh__f_tanh},
-    [NH_ACT_ARCTAN] = {"arctan", NULL, NH__NOPARAM, 1, 400.0, 0, nh__pt_arctan_n},
-    [NH_ACT_ERF] = {"erf", NULL, NH__NOPARAM, 1, 100.0, 0, nh__pt_erf_n},
-    [NH_ACT_SIGMOID] = {"sigmoid", NULL, NH__NOPARAM, 1, 48.0, 0, nh__pt_sigmoid_n},
-    [NH_ACT_GELU] = {"gelu", NULL, NH__NOPARAM, 1, 75.0, 0, nh__pt_gelu_n},
-    [NH_ACT_SIN] = {"sin", NULL, NH__NOPARAM, 1, 10.0, 0, nh__pt_sin_n},
-    [NH_ACT_RELU] = {"relu", NULL, NH__NOPARAM, 0, 0.0, 256, nh__pt_relu_n},
-    [NH_ACT_IDENTITY] = {"identity", NULL, NH__NOPARAM, 1, 0.0, 4, nh__pt_identity_n}, /* exact for nq >= 2 */
-    [NH_ACT_SILU] = {"silu", NULL, NH__NOPARAM, 1, 60.0, 0, nh__pt_silu_n}, /* 48: 5.8e-12 */
-    [NH_ACT_LEAKY_RELU] = {"leaky_relu", NULL, "slope", 0.01, 0, 0, 0.0, 256, nh__pt_leaky_relu_n},
+    [NH_ACT_ARCTAN] = {"arctan", NULL, NH__NOPARAM, 1, 400.0, 0, nh__pt_arctan_n, NULL},
+    [NH_ACT_ERF] = {"erf", NULL, NH__NOPARAM, 1, 100.0, 0, nh__pt_erf_n, NULL},
+    [NH_ACT_SIGMOID] = {"sigmoid", NULL, NH__NOPARAM, 1, 48.0, 0, nh__pt_sigmoid_n, NULL},
+    [NH_ACT_GELU] = {"gelu", NULL, NH__NOPARAM, 1, 75.0, 0, nh__pt_gelu_n, NULL},
+    [NH_ACT_SIN] = {"sin", NULL, NH__NOPARAM, 1, 10.0, 0, nh__pt_sin_n, NULL},
+    [NH_ACT_RELU] = {"relu", NULL, NH__NOPARAM, 0, 0.0, 256, nh__pt_relu_n, NULL},
+    [NH_ACT_IDENTITY] = {"identity", NULL, NH__NOPARAM, 1, 0.0, 4, nh__pt_identity_n, NULL}, /* exact for nq >= 2 */
+    [NH_ACT_SILU] = {"silu", NULL, NH__NOPARAM, 1, 60.0, 0, nh__pt_silu_n, NULL}, /* 48: 5.8e-12 */
+    [NH_ACT_LEAKY_RELU] = {"leaky_relu", NULL, "slope", 0.01, 0, 0, 0.0, 256, nh__pt_leaky_relu_n, NULL},
 };
 _Static_assert(sizeof nh__act_table / sizeof nh__act_table[0] == NH_ACT_COUNT,
                "nh__act_table needs one row per nh_act (NH_ACT_COUNT)");

@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from nhtest import ROOT, check, finish, run  # noqa: E402
+from nhtest import ROOT, asan_reexec, check, finish, run  # noqa: E402
 
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SRC = os.path.join(ROOT, "python")
@@ -38,6 +38,9 @@ def header_version():
 
 
 VER = header_version()
+# An ASan build (make asan): preload its runtime (LD_PRELOAD is kept in CLEAN:
+# it is the sanitizer's, not a variable the package needs).
+asan_reexec(os.path.join(BUILD, "libntkhess.so"))
 if not check(os.path.isfile(os.path.join(BUILD, "libntkhess.so")), "build/libntkhess.so exists (run make)"):
     finish()
 CLEAN = {k: v for k, v in os.environ.items()
