@@ -168,6 +168,10 @@ def bad_inputs(t):
     expect_error("--top 0", base + ["--top", 0], "--top")
     nolr = [a for i, a in enumerate(base) if a != "--lr" and (i == 0 or base[i - 1] != "--lr")]
     expect_error("--lr 0", nolr + ["--lr", 0], "--lr must be > 0")
+    # --out with missing parent folders: created (the first-hour rule of every command)
+    deep = os.path.join(d, "new", "sub", "s.csv")
+    r = cli(*[a if a != os.path.join(d, "s.csv") else deep for a in base])
+    check(r.returncode == 0 and len(rows(deep)) == 3, "--out under missing folders creates them", r.stderr)
     # a checkpoint of other arguments is refused, naming what differs, not silently reused
     d2 = setup(t, "bad2", "5,64,64,1", "tanh", "mse", 200, 5, 1)
     run2 = ["sharpness", "--model", os.path.join(d2, "m0"), "--data", os.path.join(d2, "X.npy"), "--targets",

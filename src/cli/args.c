@@ -339,7 +339,8 @@ void nh_cli_mkdir(const nh_cmd *cmd, const char *dir) {
         if (!S_ISDIR(sb.st_mode)) nh_die(cmd, "%s exists and is not a directory", dir);
         return;
     }
-    if (mkdir(dir, 0777) != 0) nh_die(cmd, "cannot create directory %s: %s", dir, strerror(errno));
+    /* Missing parents too (mkdir -p): a first run into out/fig1 just works. */
+    if (nh_file_mkdirs(dir) != NH_OK) nh_die(cmd, "%s", nh_last_error_detail());
 }
 
 const char *nh_cli_path(char *buf, size_t cap, const char *dir, const char *name) {

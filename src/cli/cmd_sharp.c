@@ -305,6 +305,10 @@ static void sh_open_log(const nh_cmd *cmd, const char *csv, const char *header, 
     memset(log, 0, sizeof *log);
     snprintf(log->path, sizeof log->path, "%s", csv);
     if (start < 0) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", csv);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) { *slash = 0; nh_cli_mkdir(cmd, parent); } /* missing parents */
         log->f = fopen(csv, "w");
         if (!log->f) nh_die(cmd, "cannot write %s: %s", csv, strerror(errno));
         nh_log_row(cmd, log, "%s", header);
