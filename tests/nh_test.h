@@ -11,6 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ntkhess.h"
+
+/* Small helpers several tests share (one copy). */
+static double dot(const double *a, const double *b, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
+static double nrm(const double *a, size_t n) { return sqrt(dot(a, a, n)); }
+/* The loss / gradient of net on (X, T) through a fresh curvature context. */
+static double loss_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss) {
+    nh_curv *c = NULL;
+    if (nh_curv_create(net, X, T, n, loss, &c) != NH_OK) { printf("%s\n", nh_last_error()); exit(1); }
+    double v = nh_curv_loss(c);
+    nh_curv_free(c);
+    return v;
+}
+static void grad_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss, double *g) {
+    nh_curv *c = NULL;
+    nh_curv_create(net, X, T, n, loss, &c);
+    nh_curv_grad(c, g);
+    nh_curv_free(c);
+}
+
 static int nh_t_pass = 0, nh_t_fail = 0, nh_t_verbose = -1;
 
 static int nh_t_is_verbose(void) {

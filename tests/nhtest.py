@@ -89,6 +89,25 @@ def expect_error(what, args, keyword, codes=(1, 2)):
     return check(ok, "bad input: %s" % what, "(rc=%s, stderr=%r)" % (r.returncode, r.stderr.strip()))
 
 
+def import_binding(with_torch=False):
+    """The in-tree Python package on this build's library (NTKHESS_LIB = LIB):
+    returns ntkhess, or (ntkhess, ntkhess.torch); a failure is one FAIL and
+    the script's end."""
+    os.environ["NTKHESS_LIB"] = LIB
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    try:
+        import ntkhess as nh
+        nh.library_version()
+        if not with_torch:
+            return nh
+        import ntkhess.torch as nt
+        return nh, nt
+    except Exception as e:  # noqa: BLE001
+        check(False, "import ntkhess%s (python/, %s)" % (" and ntkhess.torch" if with_torch else "", LIB),
+              "(%s: %s)" % (type(e).__name__, e))
+        finish()
+
+
 def asan_reexec(lib=LIB):
     """`make asan` builds libntkhess.so with ASan/UBSan instrumentation but
     without linking their runtimes; Python can load such a library only with

@@ -88,8 +88,6 @@ static void free_dense(dense_t *d) {
     for (int o = 0; o < 3; o++) { free(d->A[o]); free(d->w[o]); free(d->V[o]); }
 }
 
-static double dot(const double *a, const double *b, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
-static double nrm(const double *a, size_t n) { return sqrt(dot(a, a, n)); }
 static void matvec(const double *A, const double *x, double *y, size_t P) { for (size_t a = 0; a < P; a++) y[a] = dot(A + a * P, x, P); }
 static double opnorm(const dense_t *d, int o) { return fmax(fabs(d->w[o][0]), fabs(d->w[o][d->P - 1])); }
 static double tr_pow(const dense_t *d, int o, int k) { double s = 0; for (size_t i = 0; i < d->P; i++) s += pow(d->w[o][i], k); return s; }

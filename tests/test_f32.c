@@ -66,7 +66,6 @@ static nh_status create32(const nh_net *net, const double *X, const double *T, s
     return nh_curv_create_ex(net, X, T, n, loss, &o, c);
 }
 
-static double nrm(const double *a, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * a[i]; return sqrt(s); }
 static double relerr(const double *got, const double *want, size_t n) {
     double e = 0, w = 0;
     for (size_t i = 0; i < n; i++) { double d = got[i] - want[i]; e += d * d; w += want[i] * want[i]; }

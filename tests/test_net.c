@@ -44,23 +44,7 @@ static void make_data(const cfg_t *t, uint64_t seed, double **X, double **T) {
     }
 }
 
-static double loss_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss) {
-    nh_curv *c = NULL;
-    if (nh_curv_create(net, X, T, n, loss, &c) != NH_OK) { printf("%s\n", nh_last_error()); exit(1); }
-    double v = nh_curv_loss(c);
-    nh_curv_free(c);
-    return v;
-}
 
-static void grad_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss, double *g) {
-    nh_curv *c = NULL;
-    nh_curv_create(net, X, T, n, loss, &c);
-    nh_curv_grad(c, g);
-    nh_curv_free(c);
-}
-
-static double dot(const double *a, const double *b, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
-static double nrm(const double *a, size_t n) { return sqrt(dot(a, a, n)); }
 
 static void run_case(const cfg_t *t) {
     nh_net *net = make_net(t, 1234 + t->L);

@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nhtest import BIN, LIB, ROOT, asan_reexec, check, close, finish, rel, run, section  # noqa: E402
+from nhtest import BIN, LIB, ROOT, asan_reexec, import_binding, check, close, finish, rel, run, section  # noqa: E402
 
 BIN = os.path.abspath(BIN)
 LIB = os.path.abspath(LIB)
@@ -51,15 +51,7 @@ try:
 except ImportError as e:
     check(False, "import numpy and torch", "(%s; Debian python3-numpy, python3-torch; use /usr/bin/python3)" % e)
     finish()
-os.environ["NTKHESS_LIB"] = LIB
-sys.path.insert(0, os.path.join(ROOT, "python"))
-try:
-    import ntkhess as nh
-    import ntkhess.torch as ti
-    nh.library_version()
-except Exception as e:  # noqa: BLE001
-    check(False, "import the ntkhess binding and ntkhess.torch (python/, %s)" % LIB, "(%s: %s)" % (type(e).__name__, e))
-    finish()
+nh, ti = import_binding(with_torch=True)
 
 import warnings  # noqa: E402
 warnings.simplefilter("ignore", ti.TorchImportWarning)  # the notes are tested in test_torch_user.py

@@ -40,7 +40,7 @@ import tempfile
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nhtest import BIN, LIB, ROOT, asan_reexec, check, close, finish, rel, run, section  # noqa: E402
+from nhtest import BIN, LIB, ROOT, asan_reexec, import_binding, check, close, finish, rel, run, section  # noqa: E402
 
 BIN = os.path.abspath(BIN)
 LIB = os.path.abspath(LIB)
@@ -58,15 +58,7 @@ except ImportError as e:
     check(False, "import numpy, scipy and torch", "(%s; Debian python3-numpy python3-scipy python3-torch; "
           "use /usr/bin/python3)" % e)
     finish()
-os.environ["NTKHESS_LIB"] = LIB
-sys.path.insert(0, os.path.join(ROOT, "python"))
-try:
-    import ntkhess as nh
-    import ntkhess.torch as nt
-    nh.library_version()
-except Exception as e:  # noqa: BLE001
-    check(False, "import ntkhess and ntkhess.torch (python/, %s)" % LIB, "(%s: %s)" % (type(e).__name__, e))
-    finish()
+nh, nt = import_binding(with_torch=True)
 
 torch.set_default_dtype(torch.float64)
 TMP = tempfile.mkdtemp(prefix="nh_test_torch_user_")

@@ -50,8 +50,6 @@ static void make_data(const ucase *t, uint64_t seed, double **X, double **T) {
     }
 }
 
-static double dot(const double *a, const double *b, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += a[i] * b[i]; return s; }
-static double nrm(const double *a, size_t n) { return sqrt(dot(a, a, n)); }
 
 /* The activations written out from their definitions (not through act.c). */
 static double act_ref(nh_act a, double p, double z) {
@@ -84,20 +82,6 @@ static void forward_ref(const ucase *t, const double *theta, const double *x, do
     memcpy(y, a, t->w[t->L] * sizeof *y);
 }
 
-static double loss_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss) {
-    nh_curv *c = NULL;
-    if (nh_curv_create(net, X, T, n, loss, &c) != NH_OK) { printf("%s\n", nh_last_error()); exit(1); }
-    double v = nh_curv_loss(c);
-    nh_curv_free(c);
-    return v;
-}
-
-static void grad_at(nh_net *net, const double *X, const double *T, size_t n, nh_loss loss, double *g) {
-    nh_curv *c = NULL;
-    nh_curv_create(net, X, T, n, loss, &c);
-    nh_curv_grad(c, g);
-    nh_curv_free(c);
-}
 
 /* Layout, P, offsets, bias flags, activations as configured. */
 static void check_layout(const ucase *t, const nh_net *net) {

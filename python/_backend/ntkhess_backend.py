@@ -48,15 +48,16 @@ _HEADER = os.path.join(_REPO, "include", "ntkhess", "core.h")
 
 
 def _header_version(path):
-    with open(path) as f:
-        text = f.read()
-    parts = []
-    for k in ("MAJOR", "MINOR", "PATCH"):
-        m = re.search(r"^\s*#\s*define\s+NH_VERSION_%s\s+(\d+)\s*$" % k, text, re.M)
-        if not m:
-            raise RuntimeError("%s: no NH_VERSION_%s" % (path, k))
-        parts.append(m.group(1))
-    return ".".join(parts)
+    """The package's own parser (ntkhess/_version.py), loaded from its file so
+    that building imports nothing of the package: one copy of the rule."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_nh_version", os.path.join(_ROOT, _PKG, "_version.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        return mod.version_from_header(path)
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
 
 
 def _dynamic_version():
