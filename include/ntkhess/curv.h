@@ -56,6 +56,15 @@ NH_API nh_curv_opts nh_curv_opts_default(void);
 NH_API nh_status nh_curv_create_ex(const nh_net *net, const double *X,
                                    const double *T, size_t n, nh_loss loss,
                                    const nh_curv_opts *opts, nh_curv **out);
+/* The same on float32 data X[n x n_0] (copied as float32, never widened as
+ * a whole): a float32 context copies it; a batched float64 context keeps
+ * the float32 copy and widens each batch's rows into its pass buffer (no
+ * N x n_0 double copy); an unbatched float64 context widens it into its
+ * passes.  Results equal nh_curv_create_ex on the widened X bit for bit.
+ * NH_ENONFINITE for a NaN or Inf entry. */
+NH_API nh_status nh_curv_create_x32(const nh_net *net, const float *X,
+                                    const double *T, size_t n, nh_loss loss,
+                                    const nh_curv_opts *opts, nh_curv **out);
 /* The float64 context (nh_curv_create_ex with the default options). */
 NH_API nh_status nh_curv_create(const nh_net *net, const double *X,
                                 const double *T, size_t n, nh_loss loss,
@@ -122,6 +131,27 @@ NH_API nh_status nh_curv_dense(nh_curv *c, double *Hm, double *Im, double *Sm);
 NH_API nh_status nh_eigvalsh(size_t p, const double *A, double *w);
 /* Eigenvalues (ascending) and eigenvectors (columns of V, row-major P x P). */
 NH_API nh_status nh_eigh(size_t p, const double *A, double *w, double *V);
+
+/* --------------------------------------------------------------- progress */
+
+/* Progress of a multi-pass operation (the library never prints: a caller
+ * installs a callback and prints it, as the CLI's --progress does). */
+typedef struct nh_progress {
+    const char *op;     /* the running pass: "H v", "I v", "S v", "I v + S v", "J^T u", "gradient", "rows", "loss" */
+    size_t batch;       /* batches done in this pass (1..nbatch)                 */
+    size_t nbatch;      /* batches per pass (1: unbatched)                        */
+    const char *est;    /* the running estimator ("Lanczos", "SLQ", ...) or NULL */
+    size_t products;    /* its products done, before this pass                   */
+    size_t planned;     /* its products planned (an upper bound; 0 without est)  */
+} nh_progress;
+typedef void (*nh_progress_fn)(void *user, const nh_progress *p);
+
+/* Call fn(user, p) after every batch of every pass over the data (fn NULL:
+ * none).  fn must not call back into the context. */
+NH_API void nh_curv_set_progress(nh_curv *c, nh_progress_fn fn, void *user);
+/* For estimators (est.h calls it; user code may too): products of the
+ * context count towards the estimator est, planned at most; est NULL ends it. */
+NH_API void nh_curv_progress_plan(nh_curv *c, const char *est, size_t planned);
 
 /* --------------------------------------------------------------- training */
 

@@ -251,6 +251,11 @@ NH_API nh_status nh_sha256_file(nh_sha256 *c, const char *path);
 #define NH_NPY_MAXDIM 8
 NH_API nh_status nh_npy_read(const char *path, double **data, size_t *ndim,
                              size_t shape[NH_NPY_MAXDIM]);
+/* As nh_npy_read, but a float32 file ('<f4', '>f4') is returned without
+ * widening in *data32 (host byte order; *data NULL); any other dtype in
+ * *data as double (*data32 NULL).  data32 NULL: exactly nh_npy_read. */
+NH_API nh_status nh_npy_read_f32(const char *path, double **data, float **data32,
+                                 size_t *ndim, size_t shape[NH_NPY_MAXDIM]);
 /* Same from memory (used by the fuzzers). */
 NH_API nh_status nh_npy_parse(const void *buf, size_t len, double **data,
                               size_t *ndim, size_t shape[NH_NPY_MAXDIM]);

@@ -220,6 +220,7 @@ _PROTOS = {
     "nh_net_forward": (_S, [_P, _P, _Z, _P], True),
     "nh_curv_create": (_S, [_P, _P, _P, _Z, _S, _PP], True),
     "nh_curv_create_ex": (_S, [_P, _P, _P, _Z, _S, POINTER(CurvOpts), _PP], True),
+    "nh_curv_create_x32": (_S, [_P, _P, _P, _Z, _S, POINTER(CurvOpts), _PP], True),
     "nh_curv_batch": (_Z, [_P], False),
     "nh_curv_bytes": (_Z, [_P], False),
     "nh_curv_free": (None, [_P], False),

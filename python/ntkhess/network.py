@@ -306,7 +306,9 @@ class Curvature:
     ``batch=B`` streams every operation over batches of B rows (memory
     O(B sum(widths)) plus the data; results equal the unbatched ones up to
     the order of the sums, docs/streaming.md); ``batch=0`` (default) uses all
-    rows when they fit half the memory limit, batches otherwise.
+    rows when they fit half the memory limit, batches otherwise.  A float32
+    ``X`` is passed without a float64 copy (results equal those on
+    ``X.astype(float64)`` bit for bit).
     """
 
     def __init__(self, net, X, T, loss="mse", batch=0):
@@ -316,7 +318,9 @@ class Curvature:
         self._h = None
         w = net.widths
         self.net = net
-        X = A.matrix("X", X, None, w[0])
+        # float32 X stays float32 (nh_curv_create_x32: no float64 copy of the data)
+        x32 = isinstance(X, np.ndarray) and X.dtype == np.float32
+        X = A.check_shape("X", np.ascontiguousarray(X), (None, w[0])) if x32 else A.matrix("X", X, None, w[0])
         self.loss_id = A.loss_id(loss)
         # (ce labels are checked against n_L by the library, with its message)
         T, _ = A.targets(self.loss_id, T, X.shape[0], w[-1])
@@ -325,8 +329,8 @@ class Curvature:
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
             raise NtkhessError(NH_EINVAL, "batch must be an integer >= 0, got %r" % (batch,))
         opts = CurvOpts(0, int(batch))
-        L.nh_curv_create_ex(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(opts),
-                            ctypes.byref(h))
+        create = L.nh_curv_create_x32 if x32 else L.nh_curv_create_ex
+        create(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(opts), ctypes.byref(h))
         self._h = h
 
     @property

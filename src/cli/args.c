@@ -290,33 +290,41 @@ const nh_curv_opts *nh_cli_curv_opts(const nh_args *a) {
     static nh_curv_opts o;
     o = nh_curv_opts_default();
     o.batch = (size_t)nh_arg_int(a, "batch", 0, LLONG_MAX);
+    nh_cli_progress_ask(nh_arg_flag(a, "progress"));
     return &o;
 }
 
 void nh_dataset_free(nh_dataset *d) {
     free(d->X);
+    free(d->X32);
     free(d->T);
     memset(d, 0, sizeof *d);
 }
 
-void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
-                      nh_dataset *d) {
-    memset(d, 0, sizeof *d);
+/* d->X, or d->X32 for a float32 file when keep32: 2-D, N >= 1, n_0 columns, finite. */
+static void load_x(const nh_cmd *cmd, const char *xpath, size_t n0, int keep32, nh_dataset *d) {
     size_t nd, sh[NH_NPY_MAXDIM];
-    const size_t n0 = nh_net_widths(net)[0], nout = nh_net_widths(net)[nh_net_depth(net)];
-    nh_status st = nh_npy_read(xpath, &d->X, &nd, sh);
+    nh_status st = nh_npy_read_f32(xpath, &d->X, keep32 ? &d->X32 : NULL, &nd, sh);
     if (st != NH_OK) nh_die_status(cmd, st);
     if (nd != 2) nh_die(cmd, "%s: data must be 2-D (N, n_0), got %zu dimensions", xpath, nd);
     if (sh[0] == 0) nh_die(cmd, "%s: data is empty (N = 0)", xpath);
     if (sh[1] != n0) nh_die(cmd, "%s: data has %zu features per sample but the network's n_0 is %zu", xpath, sh[1], n0);
     d->n = sh[0];
     d->n0 = n0;
-    d->nout = nout;
     size_t first = 0, bad = 0;
     for (size_t i = 0; i < d->n * n0; i++)
-        if (!isfinite(d->X[i])) { if (!bad) first = i; bad++; }
+        if (!isfinite(d->X ? d->X[i] : (double)d->X32[i])) { if (!bad) first = i; bad++; }
     if (bad) nh_die(cmd, "%s: %zu non-finite values (first at row %zu, column %zu)", xpath, bad, first / n0, first % n0);
-    st = nh_npy_read(tpath, &d->T, &nd, sh);
+}
+
+static void load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                      int keep32, nh_dataset *d) {
+    memset(d, 0, sizeof *d);
+    size_t nd, sh[NH_NPY_MAXDIM];
+    const size_t n0 = nh_net_widths(net)[0], nout = nh_net_widths(net)[nh_net_depth(net)];
+    load_x(cmd, xpath, n0, keep32, d);
+    d->nout = nout;
+    nh_status st = nh_npy_read(tpath, &d->T, &nd, sh);
     if (st != NH_OK) nh_die_status(cmd, st);
     if (loss == NH_LOSS_CE) {
         if (!(nd == 1 || (nd == 2 && sh[1] == 1)))
@@ -331,6 +339,16 @@ void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, c
     if (sh[0] != d->n) nh_die(cmd, "%s has %zu rows but %s has %zu samples", tpath, sh[0], xpath, d->n);
     st = nh_loss_check_targets(loss, d->T, d->n, nout);
     if (st != NH_OK) nh_die(cmd, "%s: %s", tpath, nh_last_error());
+}
+
+void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                      nh_dataset *d) {
+    load_data(cmd, xpath, tpath, net, loss, 0, d);
+}
+
+void nh_cli_load_data_f32(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                          nh_dataset *d) {
+    load_data(cmd, xpath, tpath, net, loss, 1, d);
 }
 
 void nh_cli_mkdir(const nh_cmd *cmd, const char *dir) {

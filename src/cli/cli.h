@@ -34,7 +34,9 @@ typedef struct nh_optspec {
 /* --batch B: rows per pass over the data (nh_curv_opts.batch), read by nh_cli_curv_opts. */
 #define NH_OPT_BATCH {"batch", "B", "0", "rows per pass over the data (streaming: memory O(B widths) plus the " \
                       "data; results equal up to summation order); 0 = all rows when they fit half the memory " \
-                      "limit, else the largest batch that does"}
+                      "limit, else the largest batch that does"}, \
+                     {"progress", NULL, NULL, "print a progress line on stderr (batches, products, time left) even " \
+                      "when stderr is not a terminal"}
 #define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
 
 typedef struct nh_cmd {
@@ -92,7 +94,8 @@ _Noreturn void nh_die(const nh_cmd *cmd, const char *fmt, ...) __attribute__((fo
 
 /* Data loading shared by commands. */
 typedef struct nh_dataset {
-    double *X;   /* N x n0 */
+    double *X;   /* N x n0; NULL when X32 holds the data */
+    float  *X32; /* N x n0 float32 as stored (nh_cli_load_data_f32 on a float32 X.npy), else NULL */
     double *T;   /* N x nout (mse, bce) or N labels (ce) */
     size_t  n, n0, nout;
 } nh_dataset;
@@ -100,6 +103,10 @@ typedef struct nh_dataset {
  * and check them against the network; exits with a clear message on error. */
 void nh_cli_load_data(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
                       nh_dataset *d);
+/* The same, keeping a float32 X.npy as float32 (d->X32, d->X NULL): for
+ * commands that use the data only through nh_cli_curv. */
+void nh_cli_load_data_f32(const nh_cmd *cmd, const char *xpath, const char *tpath, const nh_net *net, nh_loss loss,
+                          nh_dataset *d);
 void nh_dataset_free(nh_dataset *d);
 /* mkdir -p style for one level; exits on failure. */
 void nh_cli_mkdir(const nh_cmd *cmd, const char *dir);
@@ -129,6 +136,11 @@ void nh_cli_threads(const nh_args *a);
 /* The context options of a command with NH_OPT_BATCH (float64; batch from
  * --batch): a pointer to one static struct, for nh_curv_create_ex. */
 const nh_curv_opts *nh_cli_curv_opts(const nh_args *a);
+/* progress.c: the context of a command with NH_OPT_BATCH on d (float64 or
+ * float32 X), with the progress line installed when stderr is a terminal or
+ * --progress was given (nh_cli_curv_opts reads it); exits on error. */
+nh_curv *nh_cli_curv(const nh_cmd *cmd, const nh_net *net, const nh_dataset *d, nh_loss loss, const nh_curv_opts *o);
+void nh_cli_progress_ask(int on);
 
 /* JSON number (cJSON) in the shortest round-trip text (15-17 digits), or
  * null for a non-finite value: cJSON's own printer keeps only 15 digits. */

@@ -153,7 +153,7 @@ static void train_parse(const nh_cmd *cmd, int argc, char **argv, train_job *j, 
     j->out = nh_arg_req(&a, "out");
     j->model = nh_arg_req(&a, "model"), j->xp = nh_arg_req(&a, "data"), j->tp = nh_arg_req(&a, "targets");
     j->net = load_model(cmd, j->model);
-    nh_cli_load_data(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
+    nh_cli_load_data_f32(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
 }
 
 /* Everything that changes the result: contents, not names or dates. */
@@ -197,7 +197,7 @@ static int run_train(const nh_cmd *cmd, int argc, char **argv) {
     nh_run r;
     long long start = nh_run_begin(&r, &sp, &j.net);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&a), &c));
+    c = nh_cli_curv(cmd, j.net, &j.d, j.loss, nh_cli_curv_opts(&a));
     if (start < 0) {
         if (!isfinite(nh_curv_loss(c)))
             nh_die(cmd, "the loss at step 0 is not finite (%g); nothing written to %s", nh_curv_loss(c), j.out);
@@ -346,6 +346,19 @@ static void curv_check_dense_memory(const nh_cmd *cmd, size_t P, size_t nm) {
                (double)lim / 1e9);
 }
 
+/* Without --no-ntk: refuse before any large allocation (the context, the
+ * passes) when the exact NTK Gram and Tr(I^k) cannot fit: the Gram K plus
+ * three matrices of its size in nh_ntk_trace_powers, and the HC blocks. */
+static void curv_check_ntk_memory(const nh_cmd *cmd, size_t n, size_t m) {
+    const double nm = (double)n * (double)m, need = 4.0 * nm * nm * 8.0 + nm * (double)m * 8.0;
+    const size_t lim = nh_get_mem_limit();
+    if (need <= (double)lim) return;
+    nh_die(cmd, "the exact NTK Gram of N = %zu rows x %zu outputs and its Tr(I^k) need %.4g GB (%.0f bytes), more "
+           "than the %.4g GB memory limit; rerun with --no-ntk (grad, Y, G and the products are still written) and "
+           "estimate Tr(I^k) and the spectrum of I with ntkhess spectrum or measure", n, m, need / 1e9, need,
+           (double)lim / 1e9);
+}
+
 /* --no-ntk: what was skipped and why (the exact quantities need the (N n_L)^2 Gram). */
 static void curv_skipped(size_t nm, cJSON *js) {
     char why[256];
@@ -365,12 +378,12 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     const char *inputs[] = {nh_arg_req(&a, "model"), nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), nh_arg_str(&a, "hvp")};
     nh_net *net = load_model(cmd, inputs[0]);
     nh_dataset d;
-    nh_cli_load_data(cmd, inputs[1], inputs[2], net, loss, &d);
+    nh_cli_load_data_f32(cmd, inputs[1], inputs[2], net, loss, &d);
     const size_t P = nh_net_nparams(net), n = d.n, m = d.nout;
     double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
     if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
-    nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
+    if (!nh_arg_flag(&a, "no-ntk")) curv_check_ntk_memory(cmd, n, m);
+    nh_curv *c = nh_cli_curv(cmd, net, &d, loss, nh_cli_curv_opts(&a));
     const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
     curv_basic(cmd, c, w, P, n, m, loss, js);

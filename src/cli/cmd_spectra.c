@@ -195,7 +195,7 @@ static void measure_parse(const nh_cmd *cmd, int argc, char **argv, measure_job 
     j->model = nh_arg_req(&a, "model"), j->xp = nh_arg_req(&a, "data"), j->tp = nh_arg_req(&a, "targets");
     j->restart = nh_arg_flag(&a, "restart");
     NH_CHECK(cmd, nh_model_load(j->model, &j->net));
-    nh_cli_load_data(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
+    nh_cli_load_data_f32(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
 }
 
 /* Rank 0 opens the output and resumes; the others get its step and theta. */
@@ -251,7 +251,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     nh_run run, *r = nh_par_is_root() ? &run : NULL;
     long long start = measure_begin(cmd, &j, &run);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, j.copts, &c));
+    c = nh_cli_curv(cmd, j.net, &j.d, j.loss, j.copts);
     if (start < 0) {
         measure_record(cmd, c, j.M, j.seed, 0, j.eta, r);
         if (r && j.steps > 0) nh_run_checkpoint(r, 0, j.net);
@@ -336,7 +336,7 @@ static void spectrum_parse(const nh_cmd *cmd, int argc, char **argv, spectrum_jo
     j->in[0] = nh_arg_req(&j->a, "model"), j->in[1] = nh_arg_req(&j->a, "data"), j->in[2] = nh_arg_req(&j->a, "targets");
     NH_CHECK(cmd, nh_model_load(j->in[0], &j->net));
     j->P = nh_net_nparams(j->net);
-    nh_cli_load_data(cmd, j->in[1], j->in[2], j->net, j->loss, &j->d);
+    nh_cli_load_data_f32(cmd, j->in[1], j->in[2], j->net, j->loss, &j->d);
     j->outdir = nh_arg_str(&j->a, "out");
     j->js = cJSON_CreateObject();
     cJSON_AddStringToObject(j->js, "of", nh_arg_str(&j->a, "of"));
@@ -458,7 +458,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
     spectrum_job j;
     memset(&j, 0, sizeof j);
     spectrum_parse(cmd, argc, argv, &j);
-    NH_CHECK(cmd, nh_curv_create_ex(j.net, j.d.X, j.d.T, j.d.n, j.loss, nh_cli_curv_opts(&j.a), &j.c));
+    j.c = nh_cli_curv(cmd, j.net, &j.d, j.loss, nh_cli_curv_opts(&j.a));
     if (j.top) spectrum_top(cmd, &j);
     else spectrum_density(cmd, &j);
     if (j.json) {
@@ -518,9 +518,9 @@ static int run_landscape(const nh_cmd *cmd, int argc, char **argv) {
     size_t K = dirs[0] > dirs[1] ? dirs[0] : dirs[1];
     if (K > P) nh_die_usage(cmd, "--dirs index %zu exceeds the number of parameters P = %zu", K, P);
     nh_dataset d;
-    nh_cli_load_data(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
+    nh_cli_load_data_f32(cmd, nh_arg_req(&a, "data"), nh_arg_req(&a, "targets"), net, loss, &d);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, d.n, loss, nh_cli_curv_opts(&a), &c));
+    c = nh_cli_curv(cmd, net, &d, loss, nh_cli_curv_opts(&a));
     nh_lanczos_opts lo = nh_lanczos_opts_default();
     lo.seed = nh_arg_u64(&a, "seed");
     double *ev = malloc(K * sizeof *ev), *V = malloc(K * P * sizeof *V), *res = malloc(K * sizeof *res);

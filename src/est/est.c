@@ -703,8 +703,10 @@ nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k, const nh_lanczos_opts 
     NH_TRY(lz_check(&z, k, opts, __func__));
     nh_status st = lz_alloc(&z, __func__);
     if (st == NH_OK) st = lz_start(&z, __func__);
+    nh_curv_progress_plan(c, "Lanczos", z.o.maxprod ? z.o.maxprod : 100 * z.m); /* progress lines: an upper bound */
     if (st == NH_OK) st = lz_iterate(&z, __func__);
     if (st == NH_OK) st = lz_vectors(&z, evals, evecs, resid);
+    nh_curv_progress_plan(c, NULL, 0);
     lz_free(&z);
     if (info) {
         info->nconv = z.nconv;
@@ -851,7 +853,9 @@ nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nod
     NH_TRY(est_slq_check(c, op, &o, ngrid, grid, sigma, density, &q.P, __func__));
     q.c = c; q.op = op; q.m = o.nsteps; q.M = o.nvec;
     nh_status st = est_slq_alloc(&q, __func__);
+    nh_curv_progress_plan(c, "SLQ", q.M * q.m);
     for (size_t r = 0; r < q.M && st == NH_OK; r++) st = est_slq_vector(&q, &o, r, __func__);
+    nh_curv_progress_plan(c, NULL, 0);
     if (st == NH_OK) {
         if (nodes) memcpy(nodes, q.nd, q.M * q.m * sizeof *nodes);
         if (weights) memcpy(weights, q.wt, q.M * q.m * sizeof *weights);

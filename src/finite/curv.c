@@ -51,10 +51,15 @@ struct nh_curv {
     double *acc;       /* streaming accumulator, nacc doubles; lazy */
     size_t  nacc;
     void   *e;         /* the engine of this precision (curv_t.h)   */
+    int     x32keep;   /* batched double context on float32 data: the engine keeps it as float, widens per batch */
+    nh_progress_fn prog; /* progress callback (NULL: none), its user data, the running estimator's counts */
+    void   *prog_user;
+    const char *prog_est;
+    size_t  prog_done, prog_planned;
 };
 
 struct nh__curv_ops {
-    nh_status (*init)(nh_curv *c, const double *X);
+    nh_status (*init)(nh_curv *c, const double *X, const float *X32); /* exactly one of X, X32 */
     void (*free)(void *e);
     nh_status (*refresh)(nh_curv *c);
     nh_status (*grad)(nh_curv *c, double *grad);
@@ -175,6 +180,33 @@ static nh_status nh__step_failed(nh_curv *c, nh_net *net, double eta, double los
                     bad ? (c->prec == NH_PREC_SINGLE ? "float32 parameter" : "parameter") : "loss");
 }
 
+/* ------------------------------------------------------------- progress */
+
+/* Batch b (0-based) of a pass of op is done: tell the caller's callback. */
+static void nh__tick(const nh_curv *c, const char *op, size_t b) {
+    if (!c->prog) return;
+    nh_progress p = {op, b + 1, c->nbatch, c->prog_est, c->prog_done, c->prog_planned};
+    c->prog(c->prog_user, &p);
+}
+
+/* A product (one pass over the data) is done: it counts towards the estimator. */
+static void nh__product_done(nh_curv *c) {
+    if (c->prog_est && c->prog_done < c->prog_planned) c->prog_done++;
+}
+
+void nh_curv_set_progress(nh_curv *c, nh_progress_fn fn, void *user) {
+    if (!c) return;
+    c->prog = fn;
+    c->prog_user = user;
+}
+
+void nh_curv_progress_plan(nh_curv *c, const char *est, size_t planned) {
+    if (!c) return;
+    c->prog_est = est;
+    c->prog_done = 0;
+    c->prog_planned = est ? planned : 0;
+}
+
 /* ----------------------------------------- the engine, in both precisions */
 
 #include "finite/curv_t.h"
@@ -256,15 +288,26 @@ static nh_status nh__plan(const nh_net *net, size_t N, nh_loss loss, const nh_cu
     return NH_OK;
 }
 
-static nh_status nh__check_create(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss,
-                                  const nh_curv_opts *o) {
+/* Entries of X32[n] that are NaN or Inf; the first at *first. */
+static size_t nh__count_nonfinite_f(const float *x, size_t n, size_t *first) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !(fabsf(x[i]) <= FLT_MAX);
+    if (bad)
+        for (size_t i = 0; i < n; i++)
+            if (!(fabsf(x[i]) <= FLT_MAX)) { *first = i; break; }
+    return bad;
+}
+
+static nh_status nh__check_create(const nh_net *net, const double *X, const float *X32, const double *T, size_t n,
+                                  nh_loss loss, const nh_curv_opts *o) {
     if (o->precision != NH_PREC_DOUBLE && o->precision != NH_PREC_SINGLE)
         return nh__fail(NH_EINVAL, "nh_curv_create", "unknown precision %d", (int)o->precision);
     if (n == 0) return nh__fail(NH_EINVAL, "nh_curv_create", "empty batch (N = 0)");
     if (loss < 0 || loss >= NH_LOSS_COUNT) return nh__fail(NH_EINVAL, "nh_curv_create", "unknown loss %d", (int)loss);
     const size_t n0 = net->w[0];
     int ok = 1;
-    size_t first = 0, bad = nh__count_nonfinite(X, nh__mul(n, n0, &ok), &first);
+    const size_t nx = nh__mul(n, n0, &ok);
+    size_t first = 0, bad = X ? nh__count_nonfinite(X, nx, &first) : nh__count_nonfinite_f(X32, nx, &first);
     if (!ok) return nh__fail(NH_ETOOLARGE, "nh_curv_create", "X size overflows");
     if (bad)
         return nh__fail(NH_ENONFINITE, "nh_curv_create", "X has %zu non-finite entries (first at row %zu, column "
@@ -272,15 +315,26 @@ static nh_status nh__check_create(const nh_net *net, const double *X, const doub
     return nh_loss_check_targets(loss, T, n, net->w[net->L]);
 }
 
-nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss,
-                            const nh_curv_opts *opts, nh_curv **out) {
-    if (!net || !X || !T || !out) NH_FAIL(NH_EINVAL, "NULL argument");
+/* A batched float64 context on float32 data keeps N n_0 floats instead of
+ * N n_0 doubles (the engine widens each batch into its pass buffer A[0]). */
+static void nh__ws_x32(nh__ws *w, const nh_net *net, size_t N) {
+    const size_t nx = N * net->w[0]; /* fits: checked by nh__check_create */
+    w->nr -= w->nx;
+    w->bytes -= w->nx * sizeof(double) - nx * sizeof(float);
+    w->nx = 0;
+}
+
+static nh_status nh__create(const nh_net *net, const double *X, const float *X32, const double *T, size_t n,
+                            nh_loss loss, const nh_curv_opts *opts, nh_curv **out) {
+    if (!net || (!X && !X32) || !T || !out) NH_FAIL(NH_EINVAL, "NULL argument");
     *out = NULL;
     const nh_curv_opts o = opts ? *opts : nh_curv_opts_default();
-    NH_TRY(nh__check_create(net, X, T, n, loss, &o));
+    NH_TRY(nh__check_create(net, X, X32, T, n, loss, &o));
     size_t B = n;
     nh__ws w;
     NH_TRY(nh__plan(net, n, loss, &o, &B, &w));
+    const int x32keep = X32 && o.precision == NH_PREC_DOUBLE && B < n;
+    if (x32keep) nh__ws_x32(&w, net, n);
     const size_t L = net->L, nout = net->w[L];
     nh_curv *c = nh__calloc(1, sizeof *c);
     if (!c) NH_FAIL(NH_ENOMEM, "out of memory");
@@ -290,6 +344,7 @@ nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T,
     c->N = n; c->B = B; c->nbatch = (n + B - 1) / B; c->cur = NH_NONE;
     c->nreal = w.nr; c->nx = w.nx; c->bytes = w.bytes; c->loss = loss; c->cout = nh__net_out_scale(net);
     c->ops = o.precision == NH_PREC_SINGLE ? &nh__ops_s : &nh__ops_d;
+    c->x32keep = x32keep;
     double *p = c->darena;
     c->Yall = p; p += n * nout;
     c->Eall = p; p += n * nout;
@@ -299,11 +354,21 @@ nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T,
     c->T = p;
     memcpy(c->T, T, nh_loss_target_count(loss, n, nout) * sizeof *T);
     nh__view(c, 0);
-    nh_status st = c->ops->init(c, X);
+    nh_status st = c->ops->init(c, X, X32);
     if (st == NH_OK) st = c->ops->refresh(c);
     if (st != NH_OK) { nh_curv_free(c); return st; }
     *out = c;
     return NH_OK;
+}
+
+nh_status nh_curv_create_ex(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss,
+                            const nh_curv_opts *opts, nh_curv **out) {
+    return nh__create(net, X, NULL, T, n, loss, opts, out);
+}
+
+nh_status nh_curv_create_x32(const nh_net *net, const float *X, const double *T, size_t n, nh_loss loss,
+                             const nh_curv_opts *opts, nh_curv **out) {
+    return nh__create(net, NULL, X, T, n, loss, opts, out);
 }
 
 nh_status nh_curv_create(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss,
@@ -355,17 +420,32 @@ static nh_status nh__acc(nh_curv *c, size_t len) {
 
 typedef nh_status (*nh__vop)(nh_curv *c, const double *v, double *out);
 
+static nh_status nh__grad_op(nh_curv *c, const double *v, double *out);
+
+/* The name of a streamed product, for progress lines. */
+static const char *nh__opname(const nh_curv *c, nh__vop op) {
+    return op == c->ops->hvp ? "H v" : op == c->ops->ivp ? "I v" : op == c->ops->svp ? "S v"
+         : op == c->ops->vjp ? "J^T u" : op == nh__grad_op ? "gradient" : "rows";
+}
+
 /* out[P] = the sum over the batches, in batch order, of op's result on each
  * batch (v advances vrow entries per row: the u of J^T u).  Unbatched: op. */
 static nh_status nh__stream_sum(nh_curv *c, nh__vop op, const double *v, size_t vrow, double *out) {
-    if (c->nbatch == 1) return op(c, v, out);
+    if (c->nbatch == 1) {
+        NH_TRY(op(c, v, out));
+        nh__tick(c, nh__opname(c, op), 0);
+        nh__product_done(c);
+        return NH_OK;
+    }
     NH_TRY(nh__acc(c, c->P));
     for (size_t b = 0; b < c->nbatch; b++) {
         NH_TRY(nh__batch(c, b));
         NH_TRY(op(c, v ? v + c->off * vrow : NULL, b ? c->acc : out));
         if (b)
             for (size_t p = 0; p < c->P; p++) out[p] += c->acc[p];
+        nh__tick(c, nh__opname(c, op), b);
     }
+    nh__product_done(c);
     return NH_OK;
 }
 
@@ -375,6 +455,7 @@ static nh_status nh__stream_rows(nh_curv *c, nh__vop op, const double *v, double
     for (size_t b = 0; b < c->nbatch; b++) {
         NH_TRY(nh__batch(c, b));
         NH_TRY(op(c, v, out + c->off * orow));
+        nh__tick(c, "rows", b);
     }
     return NH_OK;
 }
@@ -404,6 +485,7 @@ static nh_status nh__stream_block(nh_curv *c, size_t m, const double *V, double 
             NH_TRY(nh__block1(c, nb, V + j0 * P, b ? c->acc : OUT + j0 * P));
             if (b)
                 for (size_t p = 0; p < nb * P; p++) OUT[j0 * P + p] += c->acc[p];
+            nh__tick(c, "H V (block)", b);
         }
     }
     return NH_OK;
@@ -449,7 +531,9 @@ nh_status nh_curv_isvp(nh_curv *c, const double *v, double *iv, double *sv) {
         NH_TRY(c->ops->isvp(c, v, b ? c->acc : iv, b ? c->acc + P : sv));
         if (b)
             for (size_t p = 0; p < P; p++) { iv[p] += c->acc[p]; sv[p] += c->acc[P + p]; }
+        nh__tick(c, "I v + S v", b);
     }
+    nh__product_done(c);
     return NH_OK;
 }
 

@@ -39,7 +39,9 @@ typedef struct FN(nh__eng) {
     real_t *thf, *vb, *ob;    /* single only: theta, a direction, a result   */
     real_t **Z, **A, **S1, **S2, **D, **dA, **RZ, **RA;
     real_t *adj, *bufA, *bufB; /* HC R(Y) seed; two backward buffers        */
-    real_t *X;                 /* the data, N x n_0 (= A[0] when unbatched) */
+    real_t *X;                 /* the data, N x n_0 (= A[0] when unbatched; NULL with X32) */
+    float *X32;                /* c->x32keep: the float32 data, N x n_0, widened per batch into A0 */
+    real_t *A0;                /* c->x32keep: the pass buffer of the batch's rows of X */
     real_t **ptrs, *arena;
 } FN(nh__eng);
 
@@ -146,11 +148,29 @@ static void FN(nh__eng_free)(void *p) {
     if (!e) return;
     free(e->arena);
     free(e->ptrs);
+    free(e->X32);
     free(e);
 }
 
-/* The arena (c->nreal entries, sized and checked by curv.c) and X. */
-static nh_status FN(nh__init)(nh_curv *c, const double *X) {
+/* Float32 data (finite: checked by curv.c): kept as float (c->x32keep),
+ * else converted into the context's copy (exact: float widens to double). */
+static nh_status FN(nh__init_x32)(nh_curv *c, const float *X32) {
+    FN(nh__eng) *e = NH_ENG(c);
+    const size_t nx = c->N * c->net->w[0];
+    if (!c->x32keep) {
+        for (size_t i = 0; i < nx; i++) e->X[i] = (real_t)X32[i];
+        return NH_OK;
+    }
+    e->A0 = e->A[0];
+    e->X = NULL;
+    e->X32 = nh__malloc(nx * sizeof *e->X32);
+    if (!e->X32) return nh__fail(NH_ENOMEM, "nh_curv_create", "cannot allocate the float32 data (%zu entries)", nx);
+    memcpy(e->X32, X32, nx * sizeof *e->X32);
+    return NH_OK;
+}
+
+/* The arena (c->nreal entries, sized and checked by curv.c) and X (or X32). */
+static nh_status FN(nh__init)(nh_curv *c, const double *X, const float *X32) {
     const nh_net *net = c->net;
     const size_t n = c->n, L = c->L;
     FN(nh__eng) *e = nh__calloc(1, sizeof *e);
@@ -172,6 +192,7 @@ static nh_status FN(nh__init)(nh_curv *c, const double *X) {
     e->bufB = p; p += n * c->wmax;
     if (NH_T_NP) { e->thf = p; p += c->P; e->vb = p; p += c->P; e->ob = p; p += c->P; }
     e->X = c->nx ? p : e->A[0]; /* batched: a separate copy of all N rows; A[0] points into it */
+    if (X32) return FN(nh__init_x32)(c, X32);
     size_t first = 0, bad = FN(nh__vcopy)(X, c->N * net->w[0], e->X, &first);
     if (bad)
         return nh__fail(NH_ENONFINITE, "nh_curv_create", "X has %zu entries that are not finite in %s (first at "
@@ -197,7 +218,12 @@ static void FN(nh__forward)(nh_curv *c) {
     FN(nh__eng) *e = NH_ENG(c);
     const nh_net *net = c->net;
     const size_t n = c->n, L = c->L, nm = c->n * c->nout;
-    e->A[0] = e->X + c->off * net->w[0];
+    if (e->X32) { /* this batch's rows of the float32 data, widened */
+        const float *x = e->X32 + c->off * net->w[0];
+        for (size_t i = 0; i < n * net->w[0]; i++) e->A0[i] = (real_t)x[i];
+        e->A[0] = e->A0;
+    } else
+        e->A[0] = e->X + c->off * net->w[0];
     for (size_t l = 0; l < L; l++) {
         FN(nh__affine)(c, l, e->A[l], e->Z[l + 1]);
         if (l + 1 < L)
@@ -234,6 +260,7 @@ static nh_status FN(nh__passes)(nh_curv *c, const char *func) {
     for (size_t b = 0; b < c->nbatch; b++) {
         nh__view(c, b);
         FN(nh__forward)(c);
+        nh__tick(c, "loss", b);
     }
     return nh__loss_boundary(c, func);
 }
@@ -246,7 +273,8 @@ static nh_status FN(nh__pass)(nh_curv *c) {
 
 static void FN(nh__xwiden)(const nh_curv *c, double *X) {
     const real_t *x = NH_ENG(c)->X;
-    for (size_t i = 0; i < c->N * c->net->w[0]; i++) X[i] = (double)x[i];
+    const float *x32 = NH_ENG(c)->X32;
+    for (size_t i = 0; i < c->N * c->net->w[0]; i++) X[i] = x32 ? (double)x32[i] : (double)x[i];
 }
 
 static nh_status FN(nh__refresh)(nh_curv *c) {

@@ -499,10 +499,45 @@ static nh_status npy_read_data(const npy_ctx *cx, FILE *f, const npy_header *h, 
     return NH_OK;
 }
 
+/* float32 data read raw into buf (count floats): to the host's byte order. */
+static void npy_f32_native(float *buf, size_t n, const npy_dtype *dt) {
+    if (dt->big == host_is_big_endian()) return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *b = (unsigned char *)(buf + i), t0 = b[0], t1 = b[1];
+        b[0] = b[3]; b[1] = b[2]; b[2] = t1; b[3] = t0;
+    }
+}
+
+/* A float32 file's data block as float32 (no widening), checks as npy_read_data. */
+static nh_status npy_read_f32data(const npy_ctx *cx, FILE *f, const npy_header *h, size_t data_off, float **out) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
+        size_t have = (uint64_t)sb.st_size >= data_off ? (size_t)((uint64_t)sb.st_size - data_off) : 0;
+        NH_TRY(npy_check_length(cx, h, have));
+    }
+    float *buf = nh__malloc(h->count ? h->count * sizeof(float) : 1);
+    if (!buf) return npy_fail(cx, NH_ENOMEM, "cannot allocate %zu floats", h->count);
+    size_t got = read_full(f, buf, h->nbytes);
+    nh_status st = NH_OK;
+    if (ferror(f)) st = npy_fail(cx, NH_EIO, "read error: %s", strerror(errno));
+    else if (got < h->nbytes) st = npy_check_length(cx, h, got);
+    else if (fgetc(f) != EOF) st = npy_check_length(cx, h, got + 1);
+    if (st != NH_OK) { free(buf); return st; }
+    npy_f32_native(buf, h->count, &h->dtype);
+    *out = buf;
+    return NH_OK;
+}
+
 nh_status nh_npy_read(const char *path, double **data, size_t *ndim, size_t shape[NH_NPY_MAXDIM]) {
+    return nh_npy_read_f32(path, data, NULL, ndim, shape);
+}
+
+nh_status nh_npy_read_f32(const char *path, double **data, float **data32, size_t *ndim,
+                          size_t shape[NH_NPY_MAXDIM]) {
     if (!path || !data || !ndim || !shape) NH_FAIL(NH_EINVAL, "NULL argument");
     *data = NULL;
-    const npy_ctx cx = {"nh_npy_read", path};
+    if (data32) *data32 = NULL;
+    const npy_ctx cx = {data32 ? "nh_npy_read_f32" : "nh_npy_read", path};
     FILE *f = fopen(path, "rb");
     if (!f) return npy_fail(&cx, NH_EIO, "cannot open: %s", strerror(errno));
     struct stat sb;
@@ -513,7 +548,9 @@ nh_status nh_npy_read(const char *path, double **data, size_t *ndim, size_t shap
     if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
         st = npy_fail(&cx, NH_EIO, "cannot read: %s", strerror(EISDIR));
     if (st == NH_OK) st = npy_read_header(&cx, f, &h, &off);
-    if (st == NH_OK) st = npy_read_data(&cx, f, &h, off, &buf);
+    const int f32 = st == NH_OK && data32 && h.dtype.kind == NPY_FLOAT && h.dtype.size == 4;
+    if (st == NH_OK && f32) st = npy_read_f32data(&cx, f, &h, off, data32);
+    else if (st == NH_OK) st = npy_read_data(&cx, f, &h, off, &buf);
     fclose(f);
     if (st == NH_OK) npy_outputs(&h, buf, data, ndim, shape);
     return st;
