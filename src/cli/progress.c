@@ -39,12 +39,14 @@ static void prog_cb(void *user, const nh_progress *p) {
     (void)user;
     const double now = nh_cli_now();
     /* a new estimator (or a new run of one) restarts its clock; batch 1 restarts the pass's */
-    if (p->est != g_prog.est || (p->est && p->products < g_prog.products)) g_prog.t_est = now;
+    const int fresh = p->est != g_prog.est || (p->est && p->products < g_prog.products);
+    if (fresh) g_prog.t_est = now;
     g_prog.est = p->est;
     g_prog.products = p->products;
     if (p->batch == 1) g_prog.t_pass = now;
     const int last = p->batch == p->nbatch && !p->est;
-    if (g_prog.shown && !last && now - g_prog.last < 0.25) return; /* at most 4 lines a second */
+    /* about 4 lines a second, plus the first of each estimator and the end of a lone pass */
+    if (g_prog.shown && !last && !fresh && now - g_prog.last < 0.25) return;
     g_prog.last = now;
     double fb = (double)p->batch / (double)p->nbatch;
     char left[32], line[160];

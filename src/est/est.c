@@ -701,9 +701,9 @@ nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k, const nh_lanczos_opts 
     z.c = c;
     z.op = op;
     NH_TRY(lz_check(&z, k, opts, __func__));
+    nh_curv_progress_plan(c, "Lanczos", z.o.maxprod ? z.o.maxprod : 100 * z.m); /* progress lines: an upper bound */
     nh_status st = lz_alloc(&z, __func__);
     if (st == NH_OK) st = lz_start(&z, __func__);
-    nh_curv_progress_plan(c, "Lanczos", z.o.maxprod ? z.o.maxprod : 100 * z.m); /* progress lines: an upper bound */
     if (st == NH_OK) st = lz_iterate(&z, __func__);
     if (st == NH_OK) st = lz_vectors(&z, evals, evecs, resid);
     nh_curv_progress_plan(c, NULL, 0);
