@@ -44,9 +44,8 @@ static void prog_cb(void *user, const nh_progress *p) {
     g_prog.est = p->est;
     g_prog.products = p->products;
     if (p->batch == 1) g_prog.t_pass = now;
-    const int last = p->batch == p->nbatch && !p->est;
-    /* about 4 lines a second, plus the first of each estimator and the end of a lone pass */
-    if (g_prog.shown && !last && !fresh && now - g_prog.last < 0.25) return;
+    /* at most about 4 lines a second, plus the first line of each estimator */
+    if (g_prog.shown && !fresh && now - g_prog.last < 0.25) return;
     g_prog.last = now;
     double fb = (double)p->batch / (double)p->nbatch;
     char left[32], line[160];
