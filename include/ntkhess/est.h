@@ -246,6 +246,62 @@ NH_API nh_status nh_curv_slice(nh_curv *c, nh_net *net, const double *u,
                                const double *v, double R, size_t G,
                                double *out);
 
+/* ------------------------------------------------------------- diagonals
+ * diag(H), diag(I), diag(S) (P entries each) of the loss Hessian, exactly or
+ * by the Hutchinson estimator (docs/diagonals.md).
+ * EXACT: per-sample second derivatives w.r.t. the pre-activations,
+ *   diag I from the n_L per-output backward passes (d f/dZ[l]) and HC,
+ *   diag S from the recursion Rz_k = M_k^T Rz_{k+1} M_k + diag(sigma'' dC/dA)
+ *   (only diagonals, i.e. GEMMs with squared weights, for L <= 3; dense
+ *   n_k x n_k matrices per sample for L >= 4), diag H = diag I + diag S.
+ *   Cost per sample, in flops (W2 = sum_{l=0}^{L-1} n_l n_{l+1}):
+ *     2 n_L sum_{l=1}^{L-1} n_l n_{l+1} + n_L (n_L + 1) sum_{l=1}^{L} n_l + 4 W2
+ *     + [L >= 3] 2 n_{L-2} n_{L-1}
+ *     + [L >= 4] (2 n_{L-2}^2 n_{L-1} + sum_{k=1}^{L-3} 2 n_{k+1}^2 n_k
+ *                 + sum_{k=2}^{L-3} 2 n_k^2 n_{k+1}),
+ *   against ~12 W2 per sample for one H v.  se = 0.
+ * HUTCHINSON: M Rademacher probes v_j (stream j of seed, as nh_curv_trace),
+ *   diag(A) ~ mean_j v_j o (A v_j), se = per-entry sample SD / sqrt(M)
+ *   (NaN when M = 1).  One nh_curv_isvp per probe gives H, I and S.
+ *   Unbiased; Var = sum_{q != p} A_pq^2 / M per entry.
+ * AUTO: EXACT when its cost is at most max_cost H v products, else
+ *   HUTCHINSON. */
+typedef enum nh_diag_method {
+    NH_DIAG_AUTO = 0, NH_DIAG_EXACT, NH_DIAG_HUTCHINSON, NH_DIAG_METHOD_COUNT
+} nh_diag_method;
+
+typedef struct nh_diag_opts {
+    nh_diag_method method; /* default NH_DIAG_AUTO                          */
+    size_t   nprobes;      /* Hutchinson probes M >= 1; default 64            */
+    uint64_t seed;         /* default 0                                       */
+    double   max_cost;     /* AUTO bound in H v products; default 50          */
+} nh_diag_opts;
+
+typedef struct nh_diag_info {
+    nh_diag_method method; /* NH_DIAG_EXACT or NH_DIAG_HUTCHINSON, as used    */
+    size_t nprobes;        /* probes averaged (0 when exact)                  */
+    size_t nproducts;      /* isvp products used (0 when exact)               */
+    double exact_flops;    /* the exact method's cost, flops (all samples)    */
+    double hvp_flops;      /* one H v's cost by the same count                */
+    double exact_cost;     /* exact_flops / hvp_flops, in H v products        */
+} nh_diag_info;
+
+NH_API nh_diag_opts nh_diag_opts_default(void);
+
+/* diag[P] = the diagonal of op (H, I or S); se[P] its per-entry standard
+ * error (0 when exact; se may be NULL); info may be NULL.  opts NULL =
+ * nh_diag_opts_default().  Streams over the context's batches.
+ * Errors: NH_EINVAL (NULL, op, method, M < 1, max_cost < 0 or NaN),
+ * NH_ETOOLARGE / NH_ENOMEM (workspaces: 3 B n_L max(width) reals plus
+ * B sum(widths), + 5 max(width)^2 for L >= 4; Hutchinson 9 P doubles),
+ * NH_ENUMERIC (overflow), errors of the products. */
+NH_API nh_status nh_curv_diag(nh_curv *c, nh_op op, const nh_diag_opts *opts,
+                              double *diag, double *se, nh_diag_info *info);
+/* All three at once: D[3 x P] rows diag H, diag I, diag S; SE[3 x P] (may
+ * be NULL) likewise; the cost of one nh_curv_diag call. */
+NH_API nh_status nh_curv_diag_all(nh_curv *c, const nh_diag_opts *opts,
+                                  double *D, double *SE, nh_diag_info *info);
+
 /* ---- mean and standard error: the one rule used by every estimator and
  * command (traces, SLQ moments, sampled predictions, fig1 trials, measure).
  * nh_mean_se: mean of the n values x[i*stride] and the standard error of

@@ -643,3 +643,141 @@ nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K, const doub
     if (nh__count_nonfinite(tr, (size_t)kmax, &first)) NH_FAIL(NH_ENONFINITE, "trace of power %zu is not finite", first + 1);
     return NH_OK;
 }
+
+/* ------------------------------------------------------------ diagonals */
+
+nh_diag_opts nh_diag_opts_default(void) {
+    nh_diag_opts o;
+    o.method = NH_DIAG_AUTO;
+    o.nprobes = 64;
+    o.seed = 0;
+    o.max_cost = 50.0;
+    return o;
+}
+
+/* Flops per sample of the exact diagonals and of one H v (est.h's formula). */
+static void nh__diag_flops(const nh_net *net, double *exact, double *hv) {
+    const size_t L = net->L;
+    double w2 = 0.0, inner = 0.0, sumw = 0.0, nL = (double)net->w[L];
+    for (size_t l = 0; l < L; l++) {
+        const double a = (double)net->w[l], b = (double)net->w[l + 1];
+        w2 += a * b;
+        if (l >= 1) inner += a * b;
+        sumw += b;
+    }
+    double e = 2.0 * nL * inner + nL * (nL + 1.0) * sumw + 4.0 * w2;
+    if (L >= 3) e += 2.0 * (double)net->w[L - 2] * (double)net->w[L - 1];
+    if (L >= 4) {
+        const double a = (double)net->w[L - 2], b = (double)net->w[L - 1];
+        e += 2.0 * a * a * b;
+        for (size_t k = 1; k + 3 <= L; k++) {
+            const double nk = (double)net->w[k], nk1 = (double)net->w[k + 1];
+            e += 2.0 * nk1 * nk1 * nk + (k >= 2 ? 2.0 * nk * nk * nk1 : 0.0);
+        }
+    }
+    *exact = e;
+    *hv = 12.0 * w2;
+}
+
+/* D[3P] = diag H, I, S exactly, summed over the batches in order. */
+static nh_status nh__diag_exact(nh_curv *c, double *D) {
+    const size_t P = c->P;
+    double *dH = D, *dI = D + P, *dS = D + 2 * P;
+    nh_status (*batch)(nh_curv *, double *, double *) =
+        c->prec == NH_PREC_SINGLE ? nh__diag_batch_s : nh__diag_batch_d;
+    if (c->nbatch == 1) {
+        NH_TRY(batch(c, dI, dS));
+    } else {
+        NH_TRY(nh__acc(c, 2 * P));
+        for (size_t b = 0; b < c->nbatch; b++) {
+            NH_TRY(nh__batch(c, b));
+            NH_TRY(batch(c, b ? c->acc : dI, b ? c->acc + P : dS));
+            if (b)
+                for (size_t p = 0; p < P; p++) { dI[p] += c->acc[p]; dS[p] += c->acc[P + p]; }
+        }
+    }
+    for (size_t p = 0; p < P; p++) dH[p] = dI[p] + dS[p];
+    size_t first = 0, bad = nh__count_nonfinite(D, 3 * P, &first);
+    if (bad) NH_FAIL(NH_ENUMERIC, "diagonal has %zu non-finite entries (overflow)", bad);
+    return NH_OK;
+}
+
+/* Rademacher probe of stream j: the vectors of nh_curv_trace (est.c). */
+static void nh__diag_probe(uint64_t seed, uint64_t j, size_t P, double *v) {
+    nh_rng r;
+    nh_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (j + 1)));
+    for (size_t i = 0; i < P; i += 64) {
+        uint64_t b = nh_rng_u64(&r);
+        size_t e = P - i < 64 ? P - i : 64;
+        for (size_t t = 0; t < e; t++) v[i + t] = ((b >> t) & 1u) ? 1.0 : -1.0;
+    }
+}
+
+/* D[3P] = mean_j v_j o (A v_j) for A = H, I, S (Welford), SE[3P] from the
+ * sums of squared deviations (NULL: not wanted). */
+static nh_status nh__diag_hutch(nh_curv *c, const nh_diag_opts *o, double *D, double *SE) {
+    const size_t P = c->P, M = o->nprobes;
+    int ok = 1;
+    size_t len = nh__mul(P, 9, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), "nh_curv_diag", "the Hutchinson vectors"));
+    double *w = nh__malloc(len * sizeof *w);
+    if (!w) NH_FAIL(NH_ENOMEM, "cannot allocate the Hutchinson vectors");
+    double *v = w, *iv = w + P, *sv = w + 2 * P, *ss = w + 3 * P, *x = w + 6 * P;
+    memset(D, 0, 3 * P * sizeof *D);
+    memset(ss, 0, 3 * P * sizeof *ss);
+    nh_status st = NH_OK;
+    for (size_t j = 0; j < M && st == NH_OK; j++) {
+        nh__diag_probe(o->seed, j, P, v);
+        st = nh_curv_isvp(c, v, iv, sv);
+        for (size_t p = 0; p < P && st == NH_OK; p++) {
+            x[P + p] = v[p] * iv[p];
+            x[2 * P + p] = v[p] * sv[p];
+            x[p] = x[P + p] + x[2 * P + p];
+        }
+        for (size_t p = 0; p < 3 * P && st == NH_OK; p++) {
+            const double d = x[p] - D[p];
+            D[p] += d / (double)(j + 1);
+            ss[p] += d * (x[p] - D[p]);
+        }
+    }
+    if (st == NH_OK && SE)
+        for (size_t p = 0; p < 3 * P; p++) SE[p] = nh_se_from_ss(ss[p], M);
+    free(w);
+    return st;
+}
+
+nh_status nh_curv_diag_all(nh_curv *c, const nh_diag_opts *opts, double *D, double *SE, nh_diag_info *info) {
+    if (!c || !D) NH_FAIL(NH_EINVAL, "NULL argument");
+    const nh_diag_opts o = opts ? *opts : nh_diag_opts_default();
+    if ((int)o.method < 0 || o.method >= NH_DIAG_METHOD_COUNT) NH_FAIL(NH_EINVAL, "unknown method %d", (int)o.method);
+    if (!(o.max_cost >= 0)) NH_FAIL(NH_EINVAL, "max_cost must be >= 0 (got %g)", o.max_cost);
+    double ex = 0.0, hv = 0.0;
+    nh__diag_flops(c->net, &ex, &hv);
+    const int exact = o.method == NH_DIAG_EXACT || (o.method == NH_DIAG_AUTO && ex <= o.max_cost * hv);
+    if (!exact && o.nprobes < 1) NH_FAIL(NH_EINVAL, "need at least one probe (got 0)");
+    nh_diag_info in = {exact ? NH_DIAG_EXACT : NH_DIAG_HUTCHINSON, exact ? 0 : o.nprobes, exact ? 0 : o.nprobes,
+                       ex * (double)c->N, hv * (double)c->N, ex / hv};
+    if (info) *info = in;
+    if (!exact) return nh__diag_hutch(c, &o, D, SE);
+    if (SE) memset(SE, 0, 3 * c->P * sizeof *SE);
+    return nh__diag_exact(c, D);
+}
+
+nh_status nh_curv_diag(nh_curv *c, nh_op op, const nh_diag_opts *opts, double *diag, double *se,
+                       nh_diag_info *info) {
+    if (!c || !diag) NH_FAIL(NH_EINVAL, "NULL argument");
+    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
+    const size_t P = c->P;
+    int ok = 1;
+    size_t len = nh__mul(P, se ? 6 : 3, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), __func__, "the three diagonals"));
+    double *D = nh__malloc(len * sizeof *D);
+    if (!D) NH_FAIL(NH_ENOMEM, "out of memory");
+    nh_status st = nh_curv_diag_all(c, opts, D, se ? D + 3 * P : NULL, info);
+    if (st == NH_OK) {
+        memcpy(diag, D + (size_t)op * P, P * sizeof *diag);
+        if (se) memcpy(se, D + 3 * P + (size_t)op * P, P * sizeof *se);
+    }
+    free(D);
+    return st;
+}

@@ -823,6 +823,147 @@ static nh_status FN(nh__gd_step)(nh_curv *c, nh_net *net, double eta) {
     return NH_OK;
 }
 
+/* ------------------------------------------------- diagonals (nh_curv_diag)
+ * Per sample, the Hessian of C w.r.t. Z[k] is Hz_k = Iz_k + Rz_k with
+ *   Iz_k = Dk^T HC Dk            (Dk = d f / dZ[k], the per-output stacks),
+ *   Rz_L = 0, Rz_k = M_k^T Rz_{k+1} M_k + diag(S2[k] o dA[k]),
+ *   M_k = s_k W_k diag(S1[k])    (dZ[k+1]/dZ[k]).
+ * Z[l+1] is linear in W_l, b_l, so the diagonal of a block is
+ *   W_l[r][c]: s_l^2 sum_i Hz_{l+1}[i][r][r] A[l][i][c]^2,  b_l[r]: beta_l^2 sum_i Hz_{l+1}[i][r][r]:
+ * one GEMM with squared activations per layer, for I (Iz) and S (Rz). */
+
+/* out_W_l = s_l^2 q^T (A o A), out_b_l = beta_l^2 colsum(q), q[n x n_{l+1}]; asq = A[l] o A[l]. */
+static void FN(nh__diag_param)(const nh_curv *c, size_t l, const real_t *q, const real_t *asq, real_t *out) {
+    const nh_net *net = c->net;
+    const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, (real_t)nh__net_wscale2(net, l), q,
+         (int)no, asq, (int)ni, 0.0, out + net->offW[l], (int)ni);
+    if (!net->bias[l]) return;
+    const double bs = nh__net_bscale(net, l);
+    for (size_t k = 0; k < no; k++) {
+        double acc = 0.0;
+        for (size_t i = 0; i < n; i++) acc += (double)q[i * no + k];
+        out[net->offb[l] + k] = (real_t)(bs * bs * acc);
+    }
+}
+
+/* q[i][r] = sum_{k,k'} HC_i[k][k'] Dk[k][i][r] Dk[k'][i][r] (= diag Iz), summed in double; cur: the stacks, width w. */
+static void FN(nh__diag_iz)(const nh_curv *c, const real_t *cur, size_t w, real_t *q, double *row) {
+    const size_t n = c->n, m = c->nout;
+    for (size_t i = 0; i < n; i++) {
+        const double *hc = c->HC + i * m * m;
+        memset(row, 0, w * sizeof *row);
+        for (size_t k = 0; k < m; k++) {
+            const real_t *uk = cur + (k * n + i) * w;
+            for (size_t k2 = k; k2 < m; k2++) {
+                const double h = (k2 == k ? 1.0 : 2.0) * hc[k * m + k2]; /* HC symmetric */
+                if (h == 0.0) continue;
+                const real_t *u2 = cur + (k2 * n + i) * w;
+                for (size_t r = 0; r < w; r++) row[r] += h * (double)uk[r] * (double)u2[r];
+            }
+        }
+        for (size_t r = 0; r < w; r++) q[i * w + r] = (real_t)row[r];
+    }
+}
+
+/* Deep nets (L >= 4), one sample i: the dense Rz_{L-2}, then Rz_k for k =
+ * L-3..1, adding diag(M_k^T Rz_{k+1} M_k) to dR[k][i].  w4: 4 wmax^2. */
+static void FN(nh__diag_rz_sample)(const nh_curv *c, size_t i, real_t **dR, real_t *w4) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t L = c->L, w2 = c->wmax * c->wmax;
+    real_t *M = w4, *T = w4 + w2, *Rc = w4 + 2 * w2, *Rn = w4 + 3 * w2;
+    size_t k = L - 2, nk = net->w[k], nk1 = net->w[k + 1];
+    /* Rz_{L-2} = s^2 M^T diag(d_{L-1}) M + diag(d_{L-2}), d_k = S2[k] o dA[k]. */
+    FN(nh__msample)(c, k, i, M);
+    for (size_t r = 0; r < nk1; r++)
+        for (size_t b = 0; b < nk; b++) T[r * nk + b] = M[r * nk + b] * e->S2[k + 1][i * nk1 + r] * e->dA[k + 1][i * nk1 + r];
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)nk, (int)nk1, (real_t)nh__net_wscale2(net, k), M,
+         (int)nk, T, (int)nk, 0.0, Rc, (int)nk);
+    for (size_t a = 0; a < nk; a++) Rc[a * nk + a] += e->S2[k][i * nk + a] * e->dA[k][i * nk + a];
+    for (k = L - 3; k >= 1; k--) {
+        nk = net->w[k]; nk1 = net->w[k + 1];
+        const real_t s2 = (real_t)nh__net_wscale2(net, k);
+        FN(nh__msample)(c, k, i, M);
+        SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)nk1, (int)nk, 1.0, Rc, (int)nk1, M, (int)nk, 0.0, T, (int)nk);
+        for (size_t b = 0; b < nk; b++) {
+            double acc = 0.0;
+            for (size_t r = 0; r < nk1; r++) acc += (double)M[r * nk + b] * (double)T[r * nk + b];
+            dR[k][i * nk + b] += (real_t)((double)s2 * acc);
+        }
+        if (k == 1) break;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)nk, (int)nk1, s2, M, (int)nk, T, (int)nk, 0.0,
+             Rn, (int)nk);
+        for (size_t a = 0; a < nk; a++) Rn[a * nk + a] += e->S2[k][i * nk + a] * e->dA[k][i * nk + a];
+        real_t *t = Rc; Rc = Rn; Rn = t;
+    }
+}
+
+/* dR[k] = diag Rz_k (n x n_k), k = 1..L-1: d_k, plus for k = L-2 the squared-
+ * weight GEMM s^2 S1^2 o (d_{L-1} (W o W)), plus for k <= L-3 the dense
+ * per-sample recursion.  tmp: n wmax + wmax^2 (+ 4 wmax^2 when L >= 4). */
+static void FN(nh__diag_rz)(const nh_curv *c, real_t **dR, real_t *tmp) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L;
+    for (size_t k = 1; k < L; k++)
+        for (size_t j = 0; j < n * net->w[k]; j++) dR[k][j] = e->S2[k][j] * e->dA[k][j];
+    if (L < 3) return;
+    const size_t k = L - 2, nk = net->w[k], nk1 = net->w[k + 1];
+    real_t *u = tmp, *wsq = tmp + n * c->wmax;
+    const real_t *W = FN(nh__W)(c, k);
+    for (size_t j = 0; j < nk * nk1; j++) wsq[j] = W[j] * W[j];
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)nk, (int)nk1, (real_t)nh__net_wscale2(net, k),
+         dR[k + 1], (int)nk1, wsq, (int)nk, 0.0, u, (int)nk);
+    for (size_t j = 0; j < n * nk; j++) dR[k][j] += e->S1[k][j] * e->S1[k][j] * u[j];
+    if (L >= 4)
+        for (size_t i = 0; i < n; i++) FN(nh__diag_rz_sample)(c, i, dR, wsq);
+}
+
+/* The current batch's diag I and diag S (P each, overwritten, double). */
+static nh_status FN(nh__diag_batch)(nh_curv *c, double *dI, double *dS) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L, wmax = c->wmax, stack = n * c->nout * wmax;
+    int ok = 1;
+    size_t sumw = 0;
+    for (size_t l = 1; l < L; l++) sumw = nh__add(sumw, net->w[l], &ok);
+    size_t w2 = nh__mul(wmax, wmax, &ok);
+    size_t extra = nh__add(nh__mul(n, nh__add(sumw, 3 * wmax, &ok), &ok), nh__mul(w2, L >= 4 ? 5 : 1, &ok), &ok);
+    extra = nh__add(extra, NH_T_NP ? nh__mul(c->P, 2, &ok) : 0, &ok);
+    if (!ok || !nh__fits_int(w2)) return nh__fail(NH_ETOOLARGE, "nh_curv_diag", "the diagonal workspace size overflows");
+    real_t *work;
+    NH_TRY(FN(nh__stacks)(c, extra, "nh_curv_diag", "the diagonal workspace", &work));
+    double *row = nh__malloc(wmax * sizeof *row);
+    real_t **dR = nh__calloc(L + 1, sizeof *dR);
+    if (!dR || !row) { free(work); free(dR); free(row); return nh__fail(NH_ENOMEM, "nh_curv_diag", "out of memory"); }
+    real_t *cur = work, *nxt = cur + stack, *dak = nxt + stack, *p = dak + stack;
+    for (size_t l = 1; l < L; l++) { dR[l] = p; p += n * net->w[l]; }
+    real_t *q = p, *asq = q + n * wmax, *tmp = asq + n * wmax, *ob = tmp + n * wmax + w2 * (L >= 4 ? 5 : 1);
+    real_t *oI = FN(nh__vbuf)(ob, dI), *oS = FN(nh__vbuf)(NH_T_NP ? ob + c->P : ob, dS);
+    FN(nh__diag_rz)(c, dR, tmp);
+    FN(nh__dk_seed)(c, cur);
+    for (size_t l = L; l-- > 0;) {
+        const size_t ni = net->w[l], no = net->w[l + 1];
+        for (size_t j = 0; j < n * ni; j++) asq[j] = e->A[l][j] * e->A[l][j];
+        FN(nh__diag_iz)(c, cur, no, q, row);
+        FN(nh__diag_param)(c, l, q, asq, oI);
+        if (l + 1 < L) {
+            FN(nh__diag_param)(c, l, dR[l + 1], asq, oS);
+        } else {
+            memset(oS + net->offW[l], 0, ni * no * sizeof *oS);
+            if (net->bias[l]) memset(oS + net->offb[l], 0, no * sizeof *oS);
+        }
+        if (l == 0) break;
+        FN(nh__dk_step)(c, l, cur, dak, nxt);
+        real_t *t = cur; cur = nxt; nxt = t;
+    }
+    nh_status st = FN(nh__vout)(oI, c->P, dI, "nh_curv_diag");
+    if (st == NH_OK) st = FN(nh__vout)(oS, c->P, dS, "nh_curv_diag");
+    free(work); free(dR); free(row);
+    return st;
+}
+
 static const nh__curv_ops FN(nh__ops) = {
     FN(nh__init), FN(nh__eng_free), FN(nh__refresh), FN(nh__grad), FN(nh__hvp), FN(nh__ivp), FN(nh__svp),
     FN(nh__isvp), FN(nh__hvp_block), FN(nh__jvp), FN(nh__vjp), FN(nh__ntk), FN(nh__G), FN(nh__jacobian),
