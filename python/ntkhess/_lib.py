@@ -89,6 +89,16 @@ class TraceResult(Structure):
                 ("nproducts", c_size_t)]
 
 
+class DiagOpts(Structure):
+    """nh_diag_opts: method (0 auto, 1 exact, 2 hutchinson), nprobes, seed, max_cost (H v products)."""
+    _fields_ = [("method", c_int), ("nprobes", c_size_t), ("seed", c_uint64), ("max_cost", c_double)]
+
+
+class DiagInfo(Structure):
+    _fields_ = [("method", c_int), ("nprobes", c_size_t), ("nproducts", c_size_t),
+                ("exact_flops", c_double), ("hvp_flops", c_double), ("exact_cost", c_double)]
+
+
 class OrthoResult(Structure):
     _fields_ = [("is_fro", c_double), ("i_fro", c_double), ("s_fro", c_double),
                 ("s_fro_se", c_double), ("ratio", c_double), ("ratio_se", c_double),
@@ -165,6 +175,7 @@ OPS = {"H": 0, "I": 1, "S": 2}
 WHICH = {"LA": 0, "SA": 1, "LM": 2}
 PROBES = {"rademacher": 0, "gaussian": 1}
 TRACE_METHODS = {"hutchinson": 0, "hutchpp": 1, "exact": 2}
+DIAG_METHODS = {"auto": 0, "exact": 1, "hutchinson": 2}
 PARAMS = {"ntk": 0, "mf": 1, "standard": 2}
 DATASETS = {"sphere": 0, "disk": 1}
 NH_K_COUNT = 8
@@ -279,6 +290,9 @@ _PROTOS = {
     "nh_predict_meanfield": (_S, [POINTER(Grams), _S, _Z, _P, _P, _P, _P], True),
     "nh_trace_opts_default": (TraceOpts, [], False),
     "nh_curv_trace": (_S, [_P, _S, c_int, POINTER(TraceOpts), POINTER(TraceResult)], True),
+    "nh_diag_opts_default": (DiagOpts, [], False),
+    "nh_curv_diag": (_S, [_P, _S, POINTER(DiagOpts), _P, _P, POINTER(DiagInfo)], True),
+    "nh_curv_diag_all": (_S, [_P, POINTER(DiagOpts), _P, _P, POINTER(DiagInfo)], True),
     "nh_curv_orthogonality": (_S, [_P, POINTER(TraceOpts), POINTER(OrthoResult)], True),
     "nh_lanczos_opts_default": (LanczosOpts, [], False),
     "nh_curv_lanczos": (_S, [_P, _S, _Z, POINTER(LanczosOpts), _P, _P, _P, POINTER(LanczosInfo)],

@@ -24,8 +24,8 @@ import os
 import numpy as np
 
 from . import _arrays as A
-from ._lib import (NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, CurvOpts, LanczosInfo,
-                   NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
+from ._lib import (DIAG_METHODS, NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, CurvOpts,
+                   DiagInfo, LanczosInfo, NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
 
 __all__ = ["Net", "Curvature"]
 
@@ -557,6 +557,38 @@ class Curvature:
         k = int(kmax)
         return {"est": np.array(r.est[:k]), "se": np.array(r.se[:k]), "nprobes": r.nprobes,
                 "nproducts": r.nproducts}
+
+    def diag(self, op="H", method="auto", probes=None, seed=None, max_cost=None):
+        """The diagonal of A = op in {"H", "I", "S"}, or of all three for
+        op="all" (nh_curv_diag, nh_curv_diag_all; docs/diagonals.md).
+
+        method: "auto" (exact when it costs at most max_cost H v products,
+        default 50), "exact" or "hutchinson" (probes Rademacher vectors,
+        default 64, from seed, default 0).  Returns (diag, se): (P,) arrays,
+        or (3, P) rows H, I, S for op="all"; se is 0 when exact, NaN for one
+        probe.  self.diag_info then holds the nh_diag_info fields (method
+        used, probes, products, exact_flops, hvp_flops, exact_cost).
+        """
+        o = lib().nh_diag_opts_default()
+        o.method = A.enum(DIAG_METHODS, "diagonal method", method)
+        for k, v in (("nprobes", probes), ("seed", seed)):
+            if v is not None:
+                if int(v) < 0:
+                    raise NtkhessError(NH_EINVAL, "%s must be >= 0, got %r" % (k, v))
+                setattr(o, k, int(v))
+        if max_cost is not None:
+            o.max_cost = float(max_cost)
+        info = DiagInfo()
+        if str(op).lower() == "all":
+            d, se = A.empty(3, self.P), A.empty(3, self.P)
+            lib().nh_curv_diag_all(self._h, ctypes.byref(o), A.ptr(d), A.ptr(se), ctypes.byref(info))
+        else:
+            d, se = A.empty(self.P), A.empty(self.P)
+            lib().nh_curv_diag(self._h, _op(op), ctypes.byref(o), A.ptr(d), A.ptr(se), ctypes.byref(info))
+        names = {v: k for k, v in DIAG_METHODS.items()}
+        self.diag_info = {f: getattr(info, f) for f, _ in DiagInfo._fields_}
+        self.diag_info["method"] = names.get(info.method, info.method)
+        return d, se
 
     def orthogonality(self, method=None, probe=None, nprobes=None, sketch=None, first_probe=None,
                       seed=None):
