@@ -683,19 +683,9 @@ static void nh__diag_flops(const nh_net *net, double *exact, double *hv) {
 static nh_status nh__diag_exact(nh_curv *c, double *D) {
     const size_t P = c->P;
     double *dH = D, *dI = D + P, *dS = D + 2 * P;
-    nh_status (*batch)(nh_curv *, double *, double *) =
-        c->prec == NH_PREC_SINGLE ? nh__diag_batch_s : nh__diag_batch_d;
-    if (c->nbatch == 1) {
-        NH_TRY(batch(c, dI, dS));
-    } else {
-        NH_TRY(nh__acc(c, 2 * P));
-        for (size_t b = 0; b < c->nbatch; b++) {
-            NH_TRY(nh__batch(c, b));
-            NH_TRY(batch(c, b ? c->acc : dI, b ? c->acc + P : dS));
-            if (b)
-                for (size_t p = 0; p < P; p++) { dI[p] += c->acc[p]; dS[p] += c->acc[P + p]; }
-        }
-    }
+    if (c->nbatch > 1) NH_TRY(nh__acc(c, 2 * P));
+    double *acc = c->nbatch > 1 ? c->acc : NULL;
+    NH_TRY(c->prec == NH_PREC_SINGLE ? nh__diag_stream_s(c, dI, dS, acc) : nh__diag_stream_d(c, dI, dS, acc));
     for (size_t p = 0; p < P; p++) dH[p] = dI[p] + dS[p];
     size_t first = 0, bad = nh__count_nonfinite(D, 3 * P, &first);
     if (bad) NH_FAIL(NH_ENUMERIC, "diagonal has %zu non-finite entries (overflow)", bad);

@@ -885,7 +885,9 @@ static void FN(nh__diag_rz_sample)(const nh_curv *c, size_t i, real_t **dR, real
         nk = net->w[k]; nk1 = net->w[k + 1];
         const real_t s2 = (real_t)nh__net_wscale2(net, k);
         FN(nh__msample)(c, k, i, M);
-        SYMM(CblasRowMajor, CblasLeft, CblasUpper, (int)nk1, (int)nk, 1.0, Rc, (int)nk1, M, (int)nk, 0.0, T, (int)nk);
+        /* Rc is stored in full (a GEMM result): GEMM, which OpenBLAS runs faster than SYMM */
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nk1, (int)nk, (int)nk1, 1.0, Rc, (int)nk1, M, (int)nk, 0.0,
+             T, (int)nk);
         for (size_t b = 0; b < nk; b++) {
             double acc = 0.0;
             for (size_t r = 0; r < nk1; r++) acc += (double)M[r * nk + b] * (double)T[r * nk + b];
@@ -920,33 +922,52 @@ static void FN(nh__diag_rz)(const nh_curv *c, real_t **dR, real_t *tmp) {
         for (size_t i = 0; i < n; i++) FN(nh__diag_rz_sample)(c, i, dR, wsq);
 }
 
-/* The current batch's diag I and diag S (P each, overwritten, double). */
-static nh_status FN(nh__diag_batch)(nh_curv *c, double *dI, double *dS) {
-    const FN(nh__eng) *e = NH_ENG(c);
-    const nh_net *net = c->net;
-    const size_t n = c->n, L = c->L, wmax = c->wmax, stack = n * c->nout * wmax;
+/* The workspace of the exact diagonals, sized for the context's largest
+ * batch (c->B rows) and reused by every batch: three per-output stacks,
+ * dR (n sum(widths)), q, A o A, the S recursion's n wmax + wmax^2 (+ 4
+ * wmax^2 for L >= 4), and in single precision two float P-vectors. */
+typedef struct FN(nh__dws) { real_t *work, **dR; double *row; } FN(nh__dws);
+
+static void FN(nh__dws_free)(FN(nh__dws) *w) { free(w->work); free(w->dR); free(w->row); }
+
+static nh_status FN(nh__dws_alloc)(const nh_curv *c, FN(nh__dws) *w) {
+    const size_t B = c->B, L = c->L, wmax = c->wmax;
     int ok = 1;
     size_t sumw = 0;
-    for (size_t l = 1; l < L; l++) sumw = nh__add(sumw, net->w[l], &ok);
-    size_t w2 = nh__mul(wmax, wmax, &ok);
-    size_t extra = nh__add(nh__mul(n, nh__add(sumw, 3 * wmax, &ok), &ok), nh__mul(w2, L >= 4 ? 5 : 1, &ok), &ok);
-    extra = nh__add(extra, NH_T_NP ? nh__mul(c->P, 2, &ok) : 0, &ok);
-    if (!ok || !nh__fits_int(w2)) return nh__fail(NH_ETOOLARGE, "nh_curv_diag", "the diagonal workspace size overflows");
-    real_t *work;
-    NH_TRY(FN(nh__stacks)(c, extra, "nh_curv_diag", "the diagonal workspace", &work));
-    double *row = nh__malloc(wmax * sizeof *row);
-    real_t **dR = nh__calloc(L + 1, sizeof *dR);
-    if (!dR || !row) { free(work); free(dR); free(row); return nh__fail(NH_ENOMEM, "nh_curv_diag", "out of memory"); }
-    real_t *cur = work, *nxt = cur + stack, *dak = nxt + stack, *p = dak + stack;
-    for (size_t l = 1; l < L; l++) { dR[l] = p; p += n * net->w[l]; }
-    real_t *q = p, *asq = q + n * wmax, *tmp = asq + n * wmax, *ob = tmp + n * wmax + w2 * (L >= 4 ? 5 : 1);
+    for (size_t l = 1; l < L; l++) sumw = nh__add(sumw, c->net->w[l], &ok);
+    size_t w2 = nh__mul(wmax, wmax, &ok), stack = nh__mul(nh__mul(B, c->nout, &ok), wmax, &ok);
+    size_t total = nh__add(nh__mul(stack, 3, &ok), nh__mul(B, nh__add(sumw, 3 * wmax, &ok), &ok), &ok);
+    total = nh__add(total, nh__mul(w2, L >= 4 ? 5 : 1, &ok), &ok);
+    total = nh__add(total, NH_T_NP ? nh__mul(c->P, 2, &ok) : 0, &ok);
+    memset(w, 0, sizeof *w);
+    NH_TRY(nh__check_bytes(ok, nh__mul(total, sizeof(real_t), &ok), "nh_curv_diag", "the diagonal workspace"));
+    if (!nh__fits_int(stack) || !nh__fits_int(w2))
+        return nh__fail(NH_ETOOLARGE, "nh_curv_diag", "the diagonal workspace exceeds the BLAS integer range");
+    w->work = nh__malloc(total * sizeof(real_t));
+    w->dR = nh__calloc(L + 1, sizeof *w->dR);
+    w->row = nh__malloc(wmax * sizeof *w->row);
+    if (!w->work || !w->dR || !w->row) {
+        FN(nh__dws_free)(w);
+        return nh__fail(NH_ENOMEM, "nh_curv_diag", "cannot allocate the diagonal workspace (%zu entries)", total);
+    }
+    return NH_OK;
+}
+
+/* The current batch's diag I and diag S (P each, overwritten, double). */
+static nh_status FN(nh__diag_batch)(nh_curv *c, FN(nh__dws) *w, double *dI, double *dS) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L, wmax = c->wmax, stack = c->B * c->nout * wmax;
+    real_t *cur = w->work, *nxt = cur + stack, *dak = nxt + stack, *p = dak + stack, **dR = w->dR;
+    for (size_t l = 1; l < L; l++) { dR[l] = p; p += c->B * net->w[l]; }
+    real_t *q = p, *asq = q + c->B * wmax, *tmp = asq + c->B * wmax, *ob = tmp + c->B * wmax + wmax * wmax * (L >= 4 ? 5 : 1);
     real_t *oI = FN(nh__vbuf)(ob, dI), *oS = FN(nh__vbuf)(NH_T_NP ? ob + c->P : ob, dS);
     FN(nh__diag_rz)(c, dR, tmp);
     FN(nh__dk_seed)(c, cur);
     for (size_t l = L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
         for (size_t j = 0; j < n * ni; j++) asq[j] = e->A[l][j] * e->A[l][j];
-        FN(nh__diag_iz)(c, cur, no, q, row);
+        FN(nh__diag_iz)(c, cur, no, q, w->row);
         FN(nh__diag_param)(c, l, q, asq, oI);
         if (l + 1 < L) {
             FN(nh__diag_param)(c, l, dR[l + 1], asq, oS);
@@ -958,9 +979,28 @@ static nh_status FN(nh__diag_batch)(nh_curv *c, double *dI, double *dS) {
         FN(nh__dk_step)(c, l, cur, dak, nxt);
         real_t *t = cur; cur = nxt; nxt = t;
     }
-    nh_status st = FN(nh__vout)(oI, c->P, dI, "nh_curv_diag");
-    if (st == NH_OK) st = FN(nh__vout)(oS, c->P, dS, "nh_curv_diag");
-    free(work); free(dR); free(row);
+    NH_TRY(FN(nh__vout)(oI, c->P, dI, "nh_curv_diag"));
+    return FN(nh__vout)(oS, c->P, dS, "nh_curv_diag");
+}
+
+#ifndef NH_T_SINGLE
+static nh_status nh__batch(nh_curv *c, size_t b); /* curv.c: make batch b current */
+#endif
+
+/* diag I, diag S summed over the batches in order (acc: P doubles per
+ * output for the batches after the first; NULL when unbatched). */
+static nh_status FN(nh__diag_stream)(nh_curv *c, double *dI, double *dS, double *acc) {
+    FN(nh__dws) w;
+    NH_TRY(FN(nh__dws_alloc)(c, &w));
+    nh_status st = NH_OK;
+    const size_t P = c->P;
+    for (size_t b = 0; b < c->nbatch && st == NH_OK; b++) {
+        if (c->nbatch > 1) st = nh__batch(c, b);
+        if (st == NH_OK) st = FN(nh__diag_batch)(c, &w, b ? acc : dI, b ? acc + P : dS);
+        if (st == NH_OK && b)
+            for (size_t p = 0; p < P; p++) { dI[p] += acc[p]; dS[p] += acc[P + p]; }
+    }
+    FN(nh__dws_free)(&w);
     return st;
 }
 
