@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void nh__alloc_fail_at(long k); /* internal fault injection (status.c) */
+
 typedef struct {
     const char *name;
     size_t L, w[6];
@@ -234,6 +236,23 @@ static void check_auto_errors(void) {
     nh_check(nh_curv_diag(c, NH_OP_H, &o, D, NULL, NULL) == NH_EINVAL, "error: zero probes");
     o = nh_diag_opts_default(); o.max_cost = NAN;
     nh_check(nh_curv_diag(c, NH_OP_H, &o, D, NULL, NULL) == NH_EINVAL, "error: NaN max_cost");
+    /* allocation failures anywhere inside (exact, Hutchinson, batched): NH_ENOMEM or NH_OK, never a crash or leak */
+    nh_curv *cb = make_ctx(net, X, T, t->loss, NH_PREC_SINGLE, 3);
+    int bad = 0;
+    for (long k = 1; k <= 8; k++)
+        for (int m = 0; m < 4; m++) {
+            o = nh_diag_opts_default(); o.method = m & 1 ? NH_DIAG_HUTCHINSON : NH_DIAG_EXACT; o.nprobes = 2;
+            nh__alloc_fail_at(k);
+            nh_status st = m < 2 ? nh_curv_diag(c, NH_OP_S, &o, D, SE, NULL) : nh_curv_diag_all(cb, &o, D, SE, NULL);
+            nh__alloc_fail_at(0);
+            bad += st != NH_OK && st != NH_ENOMEM;
+        }
+    nh_check(bad == 0, "allocation failures give NH_ENOMEM or NH_OK (%d other statuses)", bad);
+    nh_set_mem_limit(2000);
+    o = nh_diag_opts_default(); o.method = NH_DIAG_EXACT;
+    nh_check(nh_curv_diag_all(c, &o, D, SE, NULL) == NH_ETOOLARGE, "exact workspace over the memory limit -> NH_ETOOLARGE");
+    nh_set_mem_limit(0);
+    nh_curv_free(cb);
     free(D); free(SE);
     nh_curv_free(c);
     nh_net_free(net);
