@@ -292,8 +292,9 @@ NH_API nh_diag_opts nh_diag_opts_default(void);
  * error (0 when exact; se may be NULL); info may be NULL.  opts NULL =
  * nh_diag_opts_default().  Streams over the context's batches.
  * Errors: NH_EINVAL (NULL, op, method, M < 1, max_cost < 0 or NaN),
- * NH_ETOOLARGE / NH_ENOMEM (workspaces: 3 B n_L max(width) reals plus
- * B sum(widths), + 5 max(width)^2 for L >= 4; Hutchinson 9 P doubles),
+ * NH_ETOOLARGE / NH_ENOMEM (exact: B (3 n_L w + sum_{l=1}^{L-1} n_l + 3 w)
+ * + w^2 (5 w^2 for L >= 4) reals, w = max width, B = rows per batch, + 2 P
+ * floats in float32, + 2 P doubles when batched; Hutchinson: 9 P doubles),
  * NH_ENUMERIC (overflow), errors of the products. */
 NH_API nh_status nh_curv_diag(nh_curv *c, nh_op op, const nh_diag_opts *opts,
                               double *diag, double *se, nh_diag_info *info);
