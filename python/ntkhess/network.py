@@ -665,7 +665,7 @@ class Curvature:
         k = int(k)
         if not 1 <= k < self.P:
             raise NtkhessError(NH_EINVAL, "eigenspace: need 1 <= k < P = %d, got %d" % (self.P, k))
-        names = [str(o).upper() for o in ops]
+        names = [str(o).upper() for o in (ops.replace(",", "") if isinstance(ops, str) else ops)]
         g = self.grad()
         m = min(int(slq_steps), self.P - k)
         out = {"angles": {}}

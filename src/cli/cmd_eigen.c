@@ -275,6 +275,20 @@ static void eig_free(eig_job *j) {
     nh_dataset_free(&j->d);
 }
 
+/* Say up front about how long: one timed H v times the products expected
+ * (Lanczos ~3 (K + 20) per operator, two SLQ runs of M m). */
+static void eig_estimate(const nh_cmd *cmd, eig_job *j) {
+    double *v = calloc(j->P, sizeof *v), *hv = malloc(j->P * sizeof *hv);
+    if (!v || !hv) nh_die(cmd, "out of memory");
+    v[0] = 1;
+    const double t0 = nh_cli_now();
+    NH_CHECK(cmd, nh_curv_hvp(j->c, v, hv));
+    j->nprod++;
+    const double per_op = 3.0 * ((double)j->k + 20.0) + 2.0 * (double)j->M * (double)j->m;
+    nh_cli_estimate(cmd, "Hessian-vector products", nh_cli_now() - t0, (long long)((double)j->nops * per_op));
+    free(v); free(hv);
+}
+
 static int run_eigenspace(const nh_cmd *cmd, int argc, char **argv) {
     eig_job j;
     memset(&j, 0, sizeof j);
@@ -287,6 +301,7 @@ static int run_eigenspace(const nh_cmd *cmd, int argc, char **argv) {
     cJSON_AddNumberToObject(j.js, "slq_steps", (double)j.m);
     cJSON_AddItemToObject(j.js, "grad_norm", nh_cli_json_num(j.gnorm));
     eig_json_opts(&j, j.js);
+    eig_estimate(cmd, &j);
     const double t0 = nh_cli_now();
     const size_t stages = 2 * j.nops;
     for (size_t o = 0; o < j.nops; o++) {
