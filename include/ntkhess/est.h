@@ -185,9 +185,29 @@ NH_API nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k,
 
 typedef struct nh_slq_opts {
     size_t   nvec;   /* M random start vectors, >= 1; default 16           */
-    size_t   nsteps; /* m Lanczos steps per vector, 1 <= m <= P; default 30 */
+    size_t   nsteps; /* m Lanczos steps per vector, 1 <= m <= P - ndeflate;
+                        default 30                                         */
     nh_probe probe;  /* start vector j: probe from stream j, normalized     */
     uint64_t seed;
+    /* Deflation (default 0 and NULL: none).  deflate: ndeflate x P rows,
+     * orthonormal (to 1e-6; NH_EINVAL otherwise), 0 <= ndeflate < P, e.g.
+     * the top-k eigenvectors from nh_curv_lanczos.  SLQ then runs on the
+     * operator restricted to the orthogonal complement, with P_perp = Id -
+     * D^T D: start vectors P_perp z / |P_perp z|, every product
+     * P_perp A P_perp v, and the Lanczos basis reorthogonalized against D
+     * too.  The weights sum to 1 over the complement: nodes, weights,
+     * density and moments describe the P - ndeflate remaining eigenvalues
+     * (the bulk), moments[k-1] ~ Tr_perp(A^k) / (P - ndeflate).  When the
+     * rows of D are eigenvectors with eigenvalues lambda_1..lambda_q
+     * (q = ndeflate), the bulk is exactly the rest of the spectrum and
+     *   Tr(A^k) = sum_i lambda_i^k + (P - q) moments[k-1]
+     * up to the SLQ error (moments_se).  With approximate eigenvectors
+     * (Ritz residuals r_i) the deflated part leaks O(r_i) into the bulk.
+     * Gaussian probes make the projected start vectors exactly uniform on
+     * the complement's sphere; projected Rademacher probes are not of
+     * constant norm, a ratio bias of relative order q / (P - q)^2. */
+    size_t        ndeflate;
+    const double *deflate;
 } nh_slq_opts;
 
 NH_API nh_slq_opts nh_slq_opts_default(void);
@@ -212,13 +232,48 @@ typedef struct nh_slq_result {
  *     probability density (multiply by P for eigenvalues per unit);
  *     ngrid may be 0 (grid, density unused), else sigma > 0.
  * Reorthogonalization as in nh_curv_lanczos.  Products: M m (fewer after
- * breakdowns), plus O(M m^2 P) flops.  Memory: (m + 1) P doubles.  res
+ * breakdowns), plus O(M m^2 P) flops (O(M m q P) more with q deflated
+ * vectors).  Memory: (m + 1) P doubles.  res
  * may be NULL.
  * Errors: NH_EINVAL, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK. */
 NH_API nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts,
                              double *nodes, double *weights, size_t ngrid,
                              const double *grid, double sigma,
                              double *density, nh_slq_result *res);
+
+/* density[g] = sum_i weights[i] N(grid[g]; nodes[i], sigma^2) over the nn
+ * nodes (slots with weight 0 skipped): the broadened density of
+ * nh_curv_slq's nodes and weights, for grids chosen after seeing the nodes
+ * (no second SLQ run).  Errors: NH_EINVAL (NULL with nn or ngrid > 0,
+ * sigma not finite and > 0), NH_ENONFINITE (grid, nodes or weights). */
+NH_API nh_status nh_slq_density(size_t nn, const double *nodes, const double *weights, size_t ngrid,
+                                const double *grid, double sigma, double *density);
+
+/* ------------------------------------------------------------- eigenspaces */
+
+/* Overlap of g (P entries, not zero) with the span of the k orthonormal rows
+ * of U (k x P, orthonormal to 1e-6, else NH_EINVAL; e.g. eigenvectors from
+ * nh_curv_lanczos):  *overlap = ||U g|| / ||g|| = ||P_k g|| / ||g|| in
+ * [0, 1], and comp[i] = |u_i . g| / ||g|| (comp may be NULL), so that
+ * overlap^2 = sum_i comp[i]^2.  1 <= k <= P.  O(k^2 P) flops for the check.
+ * Errors: NH_EINVAL (NULL, k, zero g, rows not orthonormal), NH_ENONFINITE,
+ * NH_ETOOLARGE, NH_ENOMEM. */
+NH_API nh_status nh_subspace_overlap(size_t k, size_t P, const double *U, const double *g, double *overlap,
+                                     double *comp);
+
+/* Principal angles between the row spaces of U (k1 x P) and V (k2 x P),
+ * 1 <= k1, k2 <= P, rows linearly independent (any basis: each is
+ * orthonormalized by Householder QR, LAPACK dgeqrf/dorgqr; NH_EINVAL when a
+ * diagonal of R is below 1e-10 of the largest row norm).  angles[min(k1,
+ * k2)] in radians, ascending, in [0, pi/2].  With Qa, Qb the orthonormal
+ * bases (ka >= kb) and M = Qa Qb^T, the cosines are the singular values of M
+ * and the sines those of Qb - M^T Qa (LAPACK dgesvd); an angle below pi/4
+ * is taken from its sine, the others from their cosine (Knyazev & Argentati
+ * 2002), so small angles keep full relative accuracy instead of the
+ * sqrt(eps) of acos near 1.  Memory (max(k1, k2) + 2 min(k1, k2)) P doubles.
+ * Errors: NH_EINVAL, NH_ENONFINITE, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_principal_angles(size_t k1, size_t k2, size_t P, const double *U, const double *V,
+                                     double *angles);
 
 /* ---------------------------------------------------- Rayleigh quotients */
 

@@ -116,7 +116,8 @@ class LanczosInfo(Structure):
 
 
 class SlqOpts(Structure):
-    _fields_ = [("nvec", c_size_t), ("nsteps", c_size_t), ("probe", c_int), ("seed", c_uint64)]
+    _fields_ = [("nvec", c_size_t), ("nsteps", c_size_t), ("probe", c_int), ("seed", c_uint64),
+                ("ndeflate", c_size_t), ("deflate", c_void_p)]
 
 
 class SlqResult(Structure):
@@ -300,6 +301,9 @@ _PROTOS = {
     "nh_slq_opts_default": (SlqOpts, [], False),
     "nh_curv_slq": (_S, [_P, _S, POINTER(SlqOpts), _P, _P, _Z, _P, _D, _P, POINTER(SlqResult)],
                     True),
+    "nh_slq_density": (_S, [_Z, _P, _P, _Z, _P, _D, _P], True),
+    "nh_subspace_overlap": (_S, [_Z, _Z, _P, _P, _P, _P], True),
+    "nh_principal_angles": (_S, [_Z, _Z, _Z, _P, _P, _P], True),
     "nh_curv_rayleigh": (_S, [_P, _Z, _P, _P, _P], True),
     "nh_curv_slice": (_S, [_P, _P, _P, _P, _D, _Z, _P], True),
 }

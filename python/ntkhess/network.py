@@ -635,18 +635,27 @@ class Curvature:
         out.update({f: getattr(info, f) for f, _ in LanczosInfo._fields_})
         return out
 
-    def slq(self, op="H", nvec=16, nsteps=30, probe="rademacher", seed=0, grid=None, sigma=None):
+    def slq(self, op="H", nvec=16, nsteps=30, probe="rademacher", seed=0, grid=None, sigma=None, deflate=None):
         """Spectral density of A = op by stochastic Lanczos quadrature
         (nh_curv_slq): nvec start vectors, nsteps Lanczos steps each.
 
         Returns {"nodes": (nvec, nsteps), "weights": (nvec, nsteps) (summing to
         1), "moments": Tr(A^k)/P estimates (4,), "moments_se", "nproducts",
         "nbreakdowns"} and, when ``grid`` is given (sigma > 0 required),
-        "grid" and "density" (a probability density on the grid)."""
+        "grid" and "density" (a probability density on the grid).
+
+        deflate: (q, P) orthonormal rows (e.g. ``top_eigenvectors``), or None:
+        the density of the bulk, A restricted to their orthogonal complement
+        (nsteps <= P - q); moments ~ Tr_perp(A^k) / (P - q), and with exact
+        eigenvectors Tr(A^k) = sum_i lambda_i^k + (P - q) moments[k-1]."""
         o = lib().nh_slq_opts_default()
         o.nvec, o.nsteps = int(nvec), int(nsteps)
         o.probe = A.enum(PROBES, "probe", probe)
         o.seed = int(seed)
+        if deflate is not None:
+            deflate = A.f64("deflate", deflate)
+            deflate = A.matrix("deflate", deflate.reshape(1, -1) if deflate.ndim == 1 else deflate, None, self.P)
+            o.ndeflate, o.deflate = deflate.shape[0], A.ptr(deflate)
         if o.nvec < 1 or o.nsteps < 1:
             raise NtkhessError(NH_EINVAL, "nvec and nsteps must be >= 1")
         nodes, weights = A.empty(o.nvec, o.nsteps), A.empty(o.nvec, o.nsteps)
@@ -665,6 +674,45 @@ class Curvature:
                "nbreakdowns": r.nbreakdowns}
         if grid is not None:
             out["grid"], out["density"] = grid.copy(), den
+        return out
+
+    def top_eigenvectors(self, op="H", k=1, which=None, tol=1e-10, seed=0):
+        """The k top eigenpairs of op by Lanczos: (eigenvalues (k,), eigenvectors
+        (k, P) orthonormal rows).  which: None = "LA" for H and I (largest),
+        "LM" for S (largest magnitude: S is indefinite); or "LA", "SA", "LM"."""
+        if which is None:
+            which = "LM" if str(op).upper() == "S" else "LA"
+        r = self.lanczos(k, op=op, which=which, tol=tol, seed=seed, residuals=False)
+        return r["eigenvalues"], r["eigenvectors"]
+
+    def eigenspace(self, k, ops="HIS", tol=1e-10, seed=0, slq_vectors=16, slq_steps=30):
+        """What ``ntkhess eigenspace`` computes, as arrays: for each op in ops
+        (a string or list of "H", "I", "S") a dict {"eigenvalues" (k,),
+        "eigenvectors" (k, P), "residuals", "overlap" (||P_k grad|| /
+        ||grad||), "overlap_components" (k,), "slq_full", "slq_bulk" (the
+        :meth:`slq` results without and with the k eigenvectors deflated,
+        slq_steps capped at P - k)}, and "angles": {"H-I": principal angles
+        (k,) radians, ...} for each pair in ops order."""
+        from .eigen import principal_angles, subspace_overlap
+        k = int(k)
+        if not 1 <= k < self.P:
+            raise NtkhessError(NH_EINVAL, "eigenspace: need 1 <= k < P = %d, got %d" % (self.P, k))
+        names = [str(o).upper() for o in (ops.replace(",", "") if isinstance(ops, str) else ops)]
+        g = self.grad()
+        m = min(int(slq_steps), self.P - k)
+        out = {"angles": {}}
+        for op in names:
+            which = "LM" if op == "S" else "LA"
+            r = self.lanczos(k, op=op, which=which, tol=tol, seed=seed)
+            ov, comp = subspace_overlap(r["eigenvectors"], g)
+            out[op] = {"eigenvalues": r["eigenvalues"], "eigenvectors": r["eigenvectors"],
+                       "residuals": r["residuals"], "overlap": ov, "overlap_components": comp,
+                       "slq_full": self.slq(op, slq_vectors, m, seed=seed),
+                       "slq_bulk": self.slq(op, slq_vectors, m, seed=seed, deflate=r["eigenvectors"])}
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                out["angles"]["%s-%s" % (names[a], names[b])] = principal_angles(
+                    out[names[a]]["eigenvectors"], out[names[b]]["eigenvectors"])
         return out
 
     def rayleigh(self, V):
