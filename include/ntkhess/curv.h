@@ -123,6 +123,29 @@ NH_API nh_status nh_eigvalsh(size_t p, const double *A, double *w);
 /* Eigenvalues (ascending) and eigenvectors (columns of V, row-major P x P). */
 NH_API nh_status nh_eigh(size_t p, const double *A, double *w, double *V);
 
+/* ------------------------------------------------------ parameter blocks */
+
+/* Restrict the context to the diagonal blocks H_BB, I_BB, S_BB of the
+ * tensors tensors[0..nsel-1] (indices of nh_net_tensor; any order, no
+ * duplicates: NH_EINVAL).  nsel = 0 (the default), or every tensor, selects
+ * all of theta.  With a selection, nh_curv_grad, hvp, ivp, svp, isvp,
+ * hvp_block, jvp, vjp, jacobian and dense take and return P_B-vectors
+ * (P_B = nh_curv_dim): the selected entries of theta in theta order.  Each
+ * block product is exact and costs one full product (the input is scattered
+ * into a zero P-vector and the product's entries of the block gathered);
+ * nh_curv_dense builds the P_B x P_B blocks from P_B products each.
+ * nh_curv_ntk returns the block Gram J_B J_B^T (only the selected tensors'
+ * terms), so nh_ntk_trace_powers on it gives Tr(I_BB^k) exactly.  nh_curv_G
+ * refuses a proper selection (NH_EINVAL): Tr S_BB is then estimated (the
+ * trace estimators of est.h do so by themselves).  The loss, outputs, GD
+ * steps and slices always use all of theta.  Every estimator of est.h works
+ * on the block through these products, with vectors of length P_B. */
+NH_API nh_status nh_curv_select(nh_curv *c, size_t nsel, const size_t *tensors);
+/* P_B: the length of the vectors the products take (P without a selection). */
+NH_API size_t    nh_curv_dim(const nh_curv *c);
+/* The selected tensors (ascending; NULL and 0 when all of theta). */
+NH_API size_t    nh_curv_selection(const nh_curv *c, const size_t **tensors);
+
 /* --------------------------------------------------------------- training */
 
 /* One full-batch gradient-descent step theta -= eta * grad C on the context's

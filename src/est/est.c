@@ -31,7 +31,7 @@
 static const nh_net *est_net(const nh_curv *c) { return nh_curv_net(c); }
 
 static nh_status est_nparams(const nh_curv *c, const char *func, size_t *P) {
-    size_t p = nh_net_nparams(est_net(c));
+    size_t p = nh_curv_dim(c); /* P_B with a parameter selection */
     if (!nh__fits_int(p)) return nh__fail(NH_ETOOLARGE, func, "P = %zu exceeds the BLAS integer range", p);
     *P = p;
     return NH_OK;
@@ -202,12 +202,15 @@ static nh_status est_check_trace_opts(const nh_trace_opts *o, const char *func) 
 static nh_status est_trace_base(nh_curv *c, nh_op op, int kmax, double base[4], int known[4], int *ctrl,
                                 const char *func) {
     double trI[4] = {0, 0, 0, 0}, trS = 0.0;
-    const int needI = op != NH_OP_S, needS = op != NH_OP_I;
+    /* Tr S needs G, which a parameter selection does not restrict: then the
+     * probes estimate Tr S_BB (for H, x^T (H - I) x = x^T S x). */
+    const int block = nh_curv_selection(c, NULL) != 0;
+    const int needI = op != NH_OP_S, needS = op != NH_OP_I && !block;
     NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, func));
     for (int k = 0; k < kmax; k++) {
         if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
-        else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
-        else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0; }
+        else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = needS; } }
+        else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0 && needS; }
     }
     *ctrl = op == NH_OP_H;
     return NH_OK;
