@@ -244,6 +244,7 @@ static const nh_optspec curv_opts[] = {
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
     {"no-ntk", NULL, NULL, "skip ntk.npy (the (N n_L)^2 Gram matrix)"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
@@ -266,7 +267,13 @@ static double *curv_direction(const nh_cmd *cmd, const char *path, size_t P) {
     return v;
 }
 
-/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S). */
+/* The summary's "skipped" object (what was not computed, and why). */
+static cJSON *curv_skip_obj(cJSON *js) {
+    cJSON *sk = cJSON_GetObjectItem(js, "skipped");
+    return sk ? sk : cJSON_AddObjectToObject(js, "skipped");
+}
+
+/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S); P: the context's dim (P_B with --params). */
 static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, size_t n, size_t m, nh_loss loss,
                        cJSON *js) {
     const size_t nm = n * m;
@@ -278,16 +285,23 @@ static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, s
     nh_cli_write_npy(cmd, w, "grad.npy", buf, 1, shP);
     nh_curv_outputs(c, buf);
     nh_cli_write_npy(cmd, w, "Y.npy", buf, 2, shY);
-    NH_CHECK(cmd, nh_curv_G(c, G));
-    nh_cli_write_npy(cmd, w, "G.npy", G, 2, shY);
-    nh_curv_dloss(c, E);
-    double trS = 0;
-    for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
+    double trS = NAN;
+    if (P == nh_net_nparams(nh_curv_net(c))) {
+        NH_CHECK(cmd, nh_curv_G(c, G));
+        nh_cli_write_npy(cmd, w, "G.npy", G, 2, shY);
+        nh_curv_dloss(c, E);
+        trS = 0;
+        for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
+    } else { /* --params: G sums over all of theta (nh_curv_G refuses a block) */
+        const char *why = "--params: G is not restricted to a block; estimate Tr(S_BB) with ntkhess layers or measure";
+        cJSON_AddStringToObject(curv_skip_obj(js), "G.npy", why);
+        cJSON_AddStringToObject(curv_skip_obj(js), "tr_S1", why);
+    }
     cJSON_AddNumberToObject(js, "N", (double)n);
-    cJSON_AddNumberToObject(js, "P", (double)P);
+    cJSON_AddNumberToObject(js, "P", (double)nh_net_nparams(nh_curv_net(c)));
     cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
     cJSON_AddItemToObject(js, "loss", nh_cli_json_num(nh_curv_loss(c)));
-    cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
+    if (!isnan(trS)) cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
     free(buf); free(E); free(G);
 }
 
@@ -351,7 +365,7 @@ static void curv_skipped(size_t nm, cJSON *js) {
     char why[256];
     snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and the "
              "spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
-    cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
+    cJSON *sk = curv_skip_obj(js);
     cJSON_AddStringToObject(sk, "ntk.npy", why);
     cJSON_AddStringToObject(sk, "tr_I", why);
 }
@@ -366,13 +380,14 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_net *net = load_model(cmd, inputs[0]);
     nh_dataset d;
     nh_cli_load_data(cmd, inputs[1], inputs[2], net, loss, &d);
-    const size_t P = nh_net_nparams(net), n = d.n, m = d.nout;
-    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
-    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const size_t n = d.n, m = d.nout;
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
-    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
+    const size_t P = nh_cli_params(cmd, nh_arg_str(&a, "params"), c, js); /* P_B with --params */
+    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
+    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     curv_basic(cmd, c, w, P, n, m, loss, js);
     cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
     if (!nh_arg_flag(&a, "no-ntk")) curv_ntk(cmd, c, w, n, m, js);
@@ -399,5 +414,9 @@ const nh_cmd nh_cmd_curvature = {
     "summary.json (loss, exact Tr(I^k) for k = 1..4 from the NTK, Tr(S) = G . dC/dY).\n"
     "--hvp adds Hv.npy, Iv.npy, Sv.npy (H = I + S, I = J^T HC J); --dense adds H.npy,\n"
     "I.npy, S.npy and their ascending eigenvalues eigH.npy, eigI.npy, eigS.npy.\n"
-    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.",
+    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.\n"
+    "--params W0,b0,...: the diagonal block of those tensors: grad.npy, Hv.npy, ...\n"
+    "and the --hvp direction have P_B = \"dim\" entries, H.npy, I.npy, S.npy are\n"
+    "P_B x P_B, ntk.npy is the block Gram J_B J_B^T (Tr(I_BB^k) exact); G.npy and\n"
+    "tr_S1 are skipped (listed under \"skipped\").",
     curv_opts, run_curvature};
