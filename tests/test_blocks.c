@@ -5,8 +5,8 @@
  * tensors, every tensor), on an unbatched and a batched context (B = 3 does
  * not divide N = 10): the gradient, H v, I v, S v, isvp, block H v, J v,
  * J^T u, the Jacobian, the dense blocks, the block NTK and Tr(I_BB^k) from
- * it, exact and Hutchinson traces, top eigenvalues by Lanczos and SLQ
- * moments.  Truths: nh_curv_dense / nh_curv_jacobian of the full context
+ * it, exact and Hutchinson traces, top eigenvalues by Lanczos, SLQ
+ * moments, ||I_BB S_BB||_F, and a float32 context's block H v.  Truths: nh_curv_dense / nh_curv_jacobian of the full context
  * (unselected), rows and columns of the selection extracted here from
  * nh_net_tensor's offsets, and LAPACK on those blocks.
  *
@@ -216,6 +216,43 @@ static void check_estimators(const truth_t *u, nh_curv *c, const size_t *idx, si
     }
 }
 
+/* ||I_BB S_BB||_F and ||I_BB||_F (exact, through the block NTK) of nh_curv_orthogonality. */
+static void check_ortho(const truth_t *u, nh_curv *c, const size_t *idx, size_t PB, const char *tag) {
+    double *Ib = dalloc(PB * PB), *Sb = dalloc(PB * PB), is = 0, ii = 0;
+    sub_block(u->I, u->P, idx, PB, Ib); sub_block(u->S, u->P, idx, PB, Sb);
+    for (size_t a = 0; a < PB; a++)
+        for (size_t b = 0; b < PB; b++) {
+            double x = 0;
+            for (size_t k = 0; k < PB; k++) x += Ib[a * PB + k] * Sb[k * PB + b];
+            is += x * x;
+            ii += Ib[a * PB + b] * Ib[a * PB + b];
+        }
+    nh_ortho_result r;
+    nh_check(nh_curv_orthogonality(c, NULL, &r) == NH_OK, "%s: orthogonality", tag);
+    /* is_fro drops eigenpairs of HC K HC below 64 eps of the largest: 1e-6 of the scale. */
+    nh_check_close(r.is_fro, sqrt(is), 1e-6 * sqrt(ii) * (1 + sqrt(is)), 1e-6, "%s: ||I_BB S_BB||_F", tag);
+    nh_check_close(r.i_fro, sqrt(ii), 1e-12, 1e-9, "%s: ||I_BB||_F", tag);
+    free(Ib); free(Sb);
+}
+
+/* A float32 context with the same selection: block H v within float32 accuracy of the float64 one. */
+static void check_single(const truth_t *u, size_t nsel, const size_t *sel, size_t PB, const char *tag) {
+    nh_curv_opts o = nh_curv_opts_default();
+    o.precision = NH_PREC_SINGLE;
+    nh_curv *c = NULL;
+    if (nh_curv_create_ex(u->net, u->X, u->T, N, u->t->loss, &o, &c) != NH_OK) { printf("ctx32: %s\n", nh_last_error()); exit(1); }
+    nh_curv *d = make_ctx(u->net, u->X, u->T, u->t->loss, 0);
+    nh_curv_select(c, nsel, sel);
+    nh_curv_select(d, nsel, sel);
+    double *v = dalloc(PB), *a = dalloc(PB), *b = dalloc(PB);
+    for (size_t j = 0; j < PB; j++) v[j] = cos((double)j);
+    nh_check(nh_curv_hvp(c, v, a) == NH_OK && nh_curv_hvp(d, v, b) == NH_OK, "%s: float32 block H v", tag);
+    /* docs/precision.md: float32 products ~1e-7..1e-5 relative. */
+    nh_check_array(a, b, PB, 0, 1e-4, "%s: float32 block H v = float64", tag);
+    free(v); free(a); free(b);
+    nh_curv_free(c); nh_curv_free(d);
+}
+
 static void run_cfg(const cfg_t *t) {
     truth_t u;
     memset(&u, 0, sizeof u);
@@ -245,6 +282,8 @@ static void run_cfg(const cfg_t *t) {
             check_products(&u, c, idx, PB, tag);
             check_dense(&u, c, idx, PB, tag);
             if (b == 0) check_estimators(&u, c, idx, PB, PB < P, tag);
+            if (b == 0) check_single(&u, nsel[s], sels[s], PB, tag);
+            check_ortho(&u, c, idx, PB, tag);
             double *G = dalloc(nm);
             nh_status st = nh_curv_G(c, G);
             if (PB < P) nh_check(st == NH_EINVAL, "%s: G refused for a proper selection", tag);

@@ -69,7 +69,8 @@ NH_API size_t nh_curv_nsamples(const nh_curv *c);
 /* Rows per batch (= nsamples when unbatched). */
 NH_API size_t nh_curv_batch(const nh_curv *c);
 /* Bytes the context holds (its arenas, the streaming accumulator and the
- * step buffers once allocated); excludes the borrowed network. */
+ * step buffers once allocated, a parameter selection's 3 P doubles and P_B
+ * indices); excludes the borrowed network. */
 NH_API size_t nh_curv_bytes(const nh_curv *c);
 /* The network the context is bound to (borrowed). */
 NH_API const nh_net *nh_curv_net(const nh_curv *c);

@@ -326,7 +326,8 @@ size_t nh_curv_nsamples(const nh_curv *c) { return c->N; }
 size_t nh_curv_batch(const nh_curv *c) { return c->B; }
 size_t nh_curv_bytes(const nh_curv *c) {
     size_t gd = c->gd_buf ? c->P * 2 * sizeof(double) : 0;
-    return c->bytes + c->nacc * sizeof(double) + gd;
+    size_t sel = c->nsel ? 3 * c->P * sizeof(double) + c->PB * sizeof(size_t) : 0; /* a selection's buffers */
+    return c->bytes + c->nacc * sizeof(double) + gd + sel;
 }
 const nh_net *nh_curv_net(const nh_curv *c) { return c->net; }
 nh_precision nh_curv_precision(const nh_curv *c) { return c->prec; }
