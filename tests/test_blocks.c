@@ -319,7 +319,7 @@ static void check_tensors(void) {
     nh_check(nh_net_tensor(net, 5, NULL, NULL, NULL) == NH_EINVAL, "tensor index out of range refused");
     nh_check(nh_net_find_tensor(net, "b2", &ti) == NH_EINVAL && strstr(nh_last_error(), "W0, b0, W1, b1, W2"),
              "b2 of a bias-free layer refused naming the valid tensors: %s", nh_last_error());
-    double X[N * 4], T[N];
+    double X[N * 4], T[N * 3]; /* make_data draws N n_L target entries */
     make_data(t, 2, X, T);
     nh_curv *c = make_ctx(net, X, T, t->loss, 0);
     size_t dup[2] = {1, 1}, bad[1] = {5};
