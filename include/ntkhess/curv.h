@@ -136,9 +136,10 @@ NH_API nh_status nh_eigh(size_t p, const double *A, double *w, double *V);
  * into a zero P-vector and the product's entries of the block gathered);
  * nh_curv_dense builds the P_B x P_B blocks from P_B products each.
  * nh_curv_ntk returns the block Gram J_B J_B^T (only the selected tensors'
- * terms), so nh_ntk_trace_powers on it gives Tr(I_BB^k) exactly.  nh_curv_G
- * refuses a proper selection (NH_EINVAL): Tr S_BB is then estimated (the
- * trace estimators of est.h do so by themselves).  The loss, outputs, GD
+ * terms), so nh_ntk_trace_powers on it gives Tr(I_BB^k) exactly, and
+ * nh_curv_G returns G_B[i][k] = sum_{p in B} d^2 f_k(x_i)/dtheta_p^2 (the
+ * selected layers' terms of the per-sample kernels), so Tr S_BB = G_B . dC/dY
+ * exactly (the trace estimators' control variates use both).  The loss, outputs, GD
  * steps and slices always use all of theta.  Every estimator of est.h works
  * on the block through these products, with vectors of length P_B. */
 NH_API nh_status nh_curv_select(nh_curv *c, size_t nsel, const size_t *tensors);

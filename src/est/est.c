@@ -202,15 +202,12 @@ static nh_status est_check_trace_opts(const nh_trace_opts *o, const char *func) 
 static nh_status est_trace_base(nh_curv *c, nh_op op, int kmax, double base[4], int known[4], int *ctrl,
                                 const char *func) {
     double trI[4] = {0, 0, 0, 0}, trS = 0.0;
-    /* Tr S needs G, which a parameter selection does not restrict: then the
-     * probes estimate Tr S_BB (for H, x^T (H - I) x = x^T S x). */
-    const int block = nh_curv_selection(c, NULL) != 0;
-    const int needI = op != NH_OP_S, needS = op != NH_OP_I && !block;
+    const int needI = op != NH_OP_S, needS = op != NH_OP_I;
     NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, func));
     for (int k = 0; k < kmax; k++) {
         if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
-        else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = needS; } }
-        else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0 && needS; }
+        else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
+        else { base[k] = k == 0 ? trI[0] + trS : trI[k]; known[k] = k == 0; }
     }
     *ctrl = op == NH_OP_H;
     return NH_OK;

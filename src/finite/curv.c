@@ -689,8 +689,6 @@ nh_status nh_curv_ntk(nh_curv *c, double *K) {
 
 nh_status nh_curv_G(nh_curv *c, double *G) {
     if (!c || !G) NH_FAIL(NH_EINVAL, "NULL argument");
-    if (c->nsel) NH_FAIL(NH_EINVAL, "G (Tr Hess f over all of theta) is not restricted to a parameter selection; "
-                         "estimate Tr S_BB with nh_curv_trace instead");
     return nh__stream_rows(c, nh__G_op, NULL, G, c->nout);
 }
 
