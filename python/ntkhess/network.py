@@ -349,9 +349,10 @@ class Curvature:
         ``["W0", "b0"]``, or one comma-separated string; None or [] = all of
         theta).  Afterwards every vector (grad, products, eigenvectors,
         dense matrices) has :attr:`P` = P_B entries, the selected entries of
-        theta in theta order; :meth:`ntk` is the block Gram J_B J_B^T; G
-        raises NH_EINVAL for a proper block; the loss, outputs, gd_step and
-        slice use all of theta (docs/blocks.md)."""
+        theta in theta order; :meth:`ntk` is the block Gram J_B J_B^T and
+        :meth:`G` sums over the block's parameters only (G_B . dC/dY =
+        Tr S_BB); the loss, outputs, gd_step and slice use all of theta
+        (docs/blocks.md)."""
         if params is None:
             names = []
         elif isinstance(params, str):

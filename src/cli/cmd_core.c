@@ -267,12 +267,6 @@ static double *curv_direction(const nh_cmd *cmd, const char *path, size_t P) {
     return v;
 }
 
-/* The summary's "skipped" object (what was not computed, and why). */
-static cJSON *curv_skip_obj(cJSON *js) {
-    cJSON *sk = cJSON_GetObjectItem(js, "skipped");
-    return sk ? sk : cJSON_AddObjectToObject(js, "skipped");
-}
-
 /* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S); P: the context's dim (P_B with --params). */
 static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, size_t n, size_t m, nh_loss loss,
                        cJSON *js) {
@@ -285,23 +279,16 @@ static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, s
     nh_cli_write_npy(cmd, w, "grad.npy", buf, 1, shP);
     nh_curv_outputs(c, buf);
     nh_cli_write_npy(cmd, w, "Y.npy", buf, 2, shY);
-    double trS = NAN;
-    if (P == nh_net_nparams(nh_curv_net(c))) {
-        NH_CHECK(cmd, nh_curv_G(c, G));
-        nh_cli_write_npy(cmd, w, "G.npy", G, 2, shY);
-        nh_curv_dloss(c, E);
-        trS = 0;
-        for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
-    } else { /* --params: G sums over all of theta (nh_curv_G refuses a block) */
-        const char *why = "--params: G is not restricted to a block; estimate Tr(S_BB) with ntkhess layers or measure";
-        cJSON_AddStringToObject(curv_skip_obj(js), "G.npy", why);
-        cJSON_AddStringToObject(curv_skip_obj(js), "tr_S1", why);
-    }
+    NH_CHECK(cmd, nh_curv_G(c, G));
+    nh_cli_write_npy(cmd, w, "G.npy", G, 2, shY);
+    nh_curv_dloss(c, E);
+    double trS = 0;
+    for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
     cJSON_AddNumberToObject(js, "N", (double)n);
     cJSON_AddNumberToObject(js, "P", (double)nh_net_nparams(nh_curv_net(c)));
     cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
     cJSON_AddItemToObject(js, "loss", nh_cli_json_num(nh_curv_loss(c)));
-    if (!isnan(trS)) cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
+    cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
     free(buf); free(E); free(G);
 }
 
@@ -365,7 +352,7 @@ static void curv_skipped(size_t nm, cJSON *js) {
     char why[256];
     snprintf(why, sizeof why, "--no-ntk: the exact NTK Gram needs (N n_L)^2 = %.4g GB; estimate Tr(I^k) and the "
              "spectrum of I with ntkhess spectrum or measure", (double)nm * (double)nm * 8.0 / 1e9);
-    cJSON *sk = curv_skip_obj(js);
+    cJSON *sk = cJSON_AddObjectToObject(js, "skipped");
     cJSON_AddStringToObject(sk, "ntk.npy", why);
     cJSON_AddStringToObject(sk, "tr_I", why);
 }
@@ -417,6 +404,6 @@ const nh_cmd nh_cmd_curvature = {
     "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.\n"
     "--params W0,b0,...: the diagonal block of those tensors: grad.npy, Hv.npy, ...\n"
     "and the --hvp direction have P_B = \"dim\" entries, H.npy, I.npy, S.npy are\n"
-    "P_B x P_B, ntk.npy is the block Gram J_B J_B^T (Tr(I_BB^k) exact); G.npy and\n"
-    "tr_S1 are skipped (listed under \"skipped\").",
+    "P_B x P_B, ntk.npy is the block Gram J_B J_B^T (tr_I = Tr(I_BB^k) exact), G.npy\n"
+    "sums d^2 f/dtheta_p^2 over the block only (tr_S1 = Tr S_BB).",
     curv_opts, run_curvature};

@@ -14,9 +14,9 @@ static const nh_optspec layers_opts[] = {
     {"targets", "Y.npy", NULL, "targets (see ntkhess train --help)"},
     NH_OPT_LOSS("mse"),
     {"out", "FILE.csv", NULL, "the table: tensor,size,tr_H,tr_H_se,tr_I,tr_S,tr_S_se,lam_H,lam_I,lam_S"},
-    {"exact-max", "P", "1000", "blocks of at most P parameters get exact Tr H, Tr S (P products each); larger "
-                               "ones Hutchinson estimates with standard errors"},
-    {"probes", "M", "64", "Rademacher probes per Hutchinson estimate (>= 2)"},
+    {"no-ntk", NULL, NULL, "estimate Tr I_BB by Hutchinson instead of the exact block NTK Gram (large N n_L)"},
+    {"probes", "M", "64", "Rademacher probes of the Hutchinson Tr I_BB (--no-ntk, or the Gram over the memory "
+                          "limit; >= 2)"},
     {"seed", "S", "0", "probe and Lanczos start-vector seed"},
     {"tol", "TOL", "1e-10", "Lanczos relative residual tolerance"},
     NH_OPT_BATCH,
@@ -28,26 +28,30 @@ typedef struct layers_row {
 } layers_row;
 
 typedef struct layers_job {
-    size_t exact_max, M;
+    size_t M;
     uint64_t seed;
     double tol;
+    int no_ntk;
 } layers_job;
 
-/* Tr of op on the current block: exact (P_B unit products) when small; else
- * Hutchinson with control variates (Tr I exact from the block NTK; for "all"
- * Tr S exact from G), plain Hutchinson when the NTK does not fit. */
-static void layers_trace(const nh_cmd *cmd, nh_curv *c, const layers_job *j, nh_op op, double *tr, double *se) {
+/* Traces of the current block: Tr S_BB = G_B . dC/dY and Tr I_BB from the
+ * block NTK, both exact (the control variates of nh_curv_trace), and
+ * Tr H_BB = Tr I_BB + Tr S_BB.  Without the Gram (--no-ntk, or over the
+ * memory limit) Tr I_BB is a Hutchinson estimate; its SE is tr_H's. */
+static void layers_traces(const nh_cmd *cmd, nh_curv *c, const layers_job *j, layers_row *r) {
     nh_trace_opts o = nh_trace_opts_default();
-    nh_trace_result r;
-    if (op != NH_OP_I && nh_curv_dim(c) <= j->exact_max) o.method = NH_TRACE_EXACT;
+    nh_trace_result ts, ti;
     o.nprobes = j->M;
     o.seed = j->seed;
-    o.control = o.method != NH_TRACE_EXACT;
-    nh_status st = nh_curv_trace(c, op, 1, &o, &r);
-    if (st == NH_ETOOLARGE && o.control) { o.control = 0; st = nh_curv_trace(c, op, 1, &o, &r); }
+    o.control = 1;
+    NH_CHECK(cmd, nh_curv_trace(c, NH_OP_S, 1, &o, &ts));
+    o.control = !j->no_ntk;
+    nh_status st = nh_curv_trace(c, NH_OP_I, 1, &o, &ti);
+    if (st == NH_ETOOLARGE && o.control) { o.control = 0; st = nh_curv_trace(c, NH_OP_I, 1, &o, &ti); }
     NH_CHECK(cmd, st);
-    *tr = r.est[0];
-    *se = r.se[0];
+    r->trS = ts.est[0]; r->trS_se = ts.se[0];
+    r->trI = ti.est[0];
+    r->trH = r->trI + r->trS; r->trH_se = ti.se[0];
 }
 
 /* The extreme eigenvalue: largest (H, I) or signed largest magnitude (S), as `sharpness`. */
@@ -62,10 +66,7 @@ static double layers_lam(const nh_cmd *cmd, nh_curv *c, const layers_job *j, nh_
 }
 
 static void layers_fill(const nh_cmd *cmd, nh_curv *c, const layers_job *j, layers_row *r) {
-    double se_i;
-    layers_trace(cmd, c, j, NH_OP_H, &r->trH, &r->trH_se);
-    layers_trace(cmd, c, j, NH_OP_I, &r->trI, &se_i);
-    layers_trace(cmd, c, j, NH_OP_S, &r->trS, &r->trS_se);
+    layers_traces(cmd, c, j, r);
     r->lamH = layers_lam(cmd, c, j, NH_OP_H);
     r->lamI = layers_lam(cmd, c, j, NH_OP_I);
     r->lamS = layers_lam(cmd, c, j, NH_OP_S);
@@ -78,7 +79,7 @@ static size_t layers_line(char *p, size_t cap, const char *name, size_t size, co
 }
 
 static void layers_parse(const nh_cmd *cmd, const nh_args *a, layers_job *j) {
-    j->exact_max = (size_t)nh_arg_int(a, "exact-max", 0, (long long)1 << 40);
+    j->no_ntk = nh_arg_flag(a, "no-ntk");
     j->M = (size_t)nh_arg_int(a, "probes", 2, 1 << 24);
     j->seed = nh_arg_u64(a, "seed");
     j->tol = nh_arg_double(a, "tol");
@@ -127,14 +128,14 @@ static int run_layers(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_layers = {
     "layers", "Per-tensor table of Tr and the top eigenvalue of the blocks H_BB, I_BB, S_BB.",
-    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--exact-max P] [--probes M] --out FILE.csv",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--no-ntk [--probes M]] --out FILE.csv",
     "One row per tensor of the model (W0, b0, W1, ..., named as the model files; a\n"
     "layer without bias has no b row) and a row \"all\" (the whole Hessian): size =\n"
-    "P_B; tr_I = Tr(I_BB) exact from the block NTK Gram J_B J_B^T (Hutchinson when\n"
-    "the Gram exceeds the memory limit); tr_H, tr_S exact (P_B products) for blocks\n"
-    "of at most --exact-max parameters, else Hutchinson estimates with standard\n"
-    "errors tr_H_se, tr_S_se (0 when exact; tr_H uses the exact Tr I_BB as control\n"
-    "variate, and for \"all\" Tr S is exact from G); lam_H, lam_I = the largest\n"
+    "P_B; tr_I = Tr(I_BB) exact from the block NTK Gram J_B J_B^T; tr_S = Tr(S_BB)\n"
+    "exact from the block's G (G_B . dC/dY); tr_H = tr_I + tr_S.  With --no-ntk (or\n"
+    "when the Gram exceeds the memory limit) tr_I is a Hutchinson estimate with M\n"
+    "probes and tr_H_se its standard error (the SE columns are 0 when exact; tr_S_se\n"
+    "is always 0).  lam_H, lam_I = the largest\n"
     "eigenvalue, lam_S = the eigenvalue of largest magnitude, signed (Lanczos on each\n"
     "block).  The off-diagonal blocks are not in the table: the block traces add up\n"
     "to the row \"all\", the eigenvalues do not.  Also printed on standard output.\n"

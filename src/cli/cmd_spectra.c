@@ -291,8 +291,8 @@ const nh_cmd nh_cmd_measure = {
     "arguments and ends with the same bytes; its work folder is .FILE.csv.partial/\n"
     "beside FILE.csv.  A rerun with another model, data, targets (compared by content)\n"
     "or options is refused unless --restart is given.  --params W0,b0,...: every column\n"
-    "is of the diagonal block of those tensors (H_BB, I_BB, S_BB; tr_I exact from the\n"
-    "block NTK); tr_H1 and tr_S1 are then estimates (tr_H1_se), G not being restricted.",
+    "is of the diagonal block of those tensors (H_BB, I_BB, S_BB; tr_I from the block\n"
+    "NTK, tr_S1 from the block's G, both exact).",
     measure_opts, run_measure};
 
 /* -------------------------------------------------------------- spectrum */
