@@ -54,7 +54,7 @@ struct nh_curv {
     /* Parameter selection (nh_curv_select); nsel = 0: all of theta. */
     size_t  nsel, PB;  /* selected tensors; their total length P_B */
     size_t *sel, *idx; /* the tensors (ascending); the P_B theta indices, ascending */
-    unsigned char *lsel; /* 2 L flags: W_l, b_l selected (the block NTK), or NULL */
+    unsigned char *lsel; /* 2 L flags: W_l, b_l selected (the block NTK and G), or NULL */
     double *sbuf;      /* 3 P doubles: a scattered input and two full outputs */
 };
 
