@@ -345,7 +345,10 @@ NH_API nh_diag_opts nh_diag_opts_default(void);
 
 /* diag[P] = the diagonal of op (H, I or S); se[P] its per-entry standard
  * error (0 when exact; se may be NULL); info may be NULL.  opts NULL =
- * nh_diag_opts_default().  Streams over the context's batches.
+ * nh_diag_opts_default().  Streams over the context's batches.  With a
+ * parameter selection (nh_curv_select) P is nh_curv_dim: the diagonal of the
+ * block A_BB (exact: the full diagonals' B entries, + 3 P doubles; Hutchinson:
+ * probes on the block).
  * Errors: NH_EINVAL (NULL, op, method, M < 1, max_cost < 0 or NaN),
  * NH_ETOOLARGE / NH_ENOMEM (exact: B (3 n_L w + sum_{l=1}^{L-1} n_l + 3 w)
  * + w^2 (5 w^2 for L >= 4) reals, w = max width, B = rows per batch, + 2 P

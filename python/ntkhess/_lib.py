@@ -306,6 +306,12 @@ _PROTOS = {
     "nh_principal_angles": (_S, [_Z, _Z, _Z, _P, _P, _P], True),
     "nh_curv_rayleigh": (_S, [_P, _Z, _P, _P, _P], True),
     "nh_curv_slice": (_S, [_P, _P, _P, _P, _D, _Z, _P], True),
+    "nh_net_ntensors": (_Z, [_P], False),
+    "nh_net_tensor": (_S, [_P, _Z, POINTER(c_char_p), POINTER(c_size_t), POINTER(c_size_t)], True),
+    "nh_net_find_tensor": (_S, [_P, c_char_p, POINTER(c_size_t)], True),
+    "nh_curv_select": (_S, [_P, _Z, POINTER(c_size_t)], True),
+    "nh_curv_dim": (_Z, [_P], False),
+    "nh_curv_selection": (_Z, [_P, POINTER(POINTER(c_size_t))], False),
 }
 
 

@@ -204,6 +204,18 @@ class Net:
 
     P = nparams
 
+    @property
+    def tensors(self):
+        """The named tensors of theta, in theta order, as the model files
+        name them: a list of (name, offset, size), "W<l>" then "b<l>" (no
+        "b<l>" for a layer without bias)."""
+        out = []
+        for t in range(lib().nh_net_ntensors(self._h)):
+            name, off, size = ctypes.c_char_p(), ctypes.c_size_t(), ctypes.c_size_t()
+            lib().nh_net_tensor(self._h, t, ctypes.byref(name), ctypes.byref(off), ctypes.byref(size))
+            out.append((name.value.decode(), off.value, size.value))
+        return out
+
     def offset_W(self, l):
         """Offset of W_l in theta."""
         self._check_layer(l)
@@ -309,7 +321,7 @@ class Curvature:
     rows when they fit half the memory limit, batches otherwise.
     """
 
-    def __init__(self, net, X, T, loss="mse", batch=0):
+    def __init__(self, net, X, T, loss="mse", batch=0, params=None):
         if not isinstance(net, Net):
             raise NtkhessError(NH_EINVAL, "net must be an ntkhess.Net, got %s" % type(net).__name__)
         L = lib()
@@ -328,6 +340,41 @@ class Curvature:
         L.nh_curv_create_ex(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(opts),
                             ctypes.byref(h))
         self._h = h
+        if params is not None:
+            self.select(params)
+
+    def select(self, params=None):
+        """Restrict the context to the diagonal blocks H_BB, I_BB, S_BB of
+        the tensors ``params`` (names as in :attr:`Net.tensors`, e.g.
+        ``["W0", "b0"]``, or one comma-separated string; None or [] = all of
+        theta).  Afterwards every vector (grad, products, eigenvectors,
+        dense matrices) has :attr:`P` = P_B entries, the selected entries of
+        theta in theta order; :meth:`ntk` is the block Gram J_B J_B^T and
+        :meth:`G` sums over the block's parameters only (G_B . dC/dY =
+        Tr S_BB); the loss, outputs, gd_step and slice use all of theta
+        (docs/blocks.md)."""
+        if params is None:
+            names = []
+        elif isinstance(params, str):
+            names = [p for p in params.split(",") if p]
+        else:
+            names = [str(p) for p in params]
+        idx = (ctypes.c_size_t * max(len(names), 1))()
+        for i, name in enumerate(names):
+            t = ctypes.c_size_t()
+            lib().nh_net_find_tensor(self.net._h, name.encode(), ctypes.byref(t))
+            idx[i] = t.value
+        lib().nh_curv_select(self._h, len(names), idx)
+
+    @property
+    def params(self):
+        """Names of the selected tensors (theta order), or None for all of theta."""
+        sel = ctypes.POINTER(ctypes.c_size_t)()
+        n = lib().nh_curv_selection(self._h, ctypes.byref(sel))
+        if n == 0:
+            return None
+        names = [t[0] for t in self.net.tensors]
+        return [names[sel[i]] for i in range(n)]
 
     @property
     def batch(self):
@@ -368,7 +415,8 @@ class Curvature:
 
     @property
     def P(self):
-        return self.net.nparams
+        """Length of the vectors: P, or P_B with a parameter selection (:meth:`select`)."""
+        return lib().nh_curv_dim(self._h)
 
     @property
     def nout(self):
@@ -729,8 +777,8 @@ class Curvature:
     def slice(self, u, v, R, G):
         """Loss on the G x G grid theta + a_i u + b_j v, a, b in [-R, R]
         (nh_curv_slice); theta is restored afterwards.  Returns (G, G)."""
-        u = A.vector("u", u, self.P)
-        v = A.vector("v", v, self.P)
+        u = A.vector("u", u, self.net.nparams)  # slices move all of theta, whatever the selection
+        v = A.vector("v", v, self.net.nparams)
         out = A.empty(int(G), int(G))
         lib().nh_curv_slice(self._h, self.net._h, A.ptr(u), A.ptr(v), float(R), int(G), A.ptr(out))
         return out

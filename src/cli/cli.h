@@ -35,6 +35,9 @@ typedef struct nh_optspec {
 #define NH_OPT_BATCH {"batch", "B", "0", "rows per pass over the data (streaming: memory O(B widths) plus the " \
                       "data; results equal up to summation order); 0 = all rows when they fit half the memory " \
                       "limit, else the largest batch that does"}
+/* --params LIST: a block of parameters (nh_curv_select), applied by nh_cli_params. */
+#define NH_OPT_PARAMS {"params", "LIST", "", "restrict H, I, S to the diagonal block of these tensors, comma-" \
+                       "separated, named as in the model files (W0,b0,W1,...); vectors then have P_B entries"}
 #define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
 
 typedef struct nh_cmd {
@@ -129,6 +132,12 @@ void nh_cli_threads(const nh_args *a);
 /* The context options of a command with NH_OPT_BATCH (float64; batch from
  * --batch): a pointer to one static struct, for nh_curv_create_ex. */
 const nh_curv_opts *nh_cli_curv_opts(const nh_args *a);
+struct cJSON;
+/* --params LIST (NULL or "" = all of theta): select those tensors of c's
+ * network (nh_net_find_tensor names) on c; exits 2 naming the valid tensors
+ * for an unknown or repeated name.  With js, adds "params": [names] and
+ * "dim": P_B.  Returns nh_curv_dim(c). */
+size_t nh_cli_params(const nh_cmd *cmd, const char *list, nh_curv *c, struct cJSON *js);
 
 /* JSON number (cJSON) in the shortest round-trip text (15-17 digits), or
  * null for a non-finite value: cJSON's own printer keeps only 15 digits. */

@@ -247,6 +247,7 @@ static const nh_optspec curv_opts[] = {
     {"diag", "METHOD", "", "write diagH.npy, diagI.npy, diagS.npy: exact, hutchinson or auto"},
     {"diag-probes", "M", "64", "Hutchinson probes for --diag"},
     {"diag-seed", "S", "0", "seed of the Hutchinson probes"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
@@ -269,7 +270,7 @@ static double *curv_direction(const nh_cmd *cmd, const char *path, size_t P) {
     return v;
 }
 
-/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S). */
+/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S); P: the context's dim (P_B with --params). */
 static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, size_t n, size_t m, nh_loss loss,
                        cJSON *js) {
     const size_t nm = n * m;
@@ -287,7 +288,7 @@ static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, s
     double trS = 0;
     for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
     cJSON_AddNumberToObject(js, "N", (double)n);
-    cJSON_AddNumberToObject(js, "P", (double)P);
+    cJSON_AddNumberToObject(js, "P", (double)nh_net_nparams(nh_curv_net(c)));
     cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
     cJSON_AddItemToObject(js, "loss", nh_cli_json_num(nh_curv_loss(c)));
     cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
@@ -415,14 +416,15 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_net *net = load_model(cmd, inputs[0]);
     nh_dataset d;
     nh_cli_load_data(cmd, inputs[1], inputs[2], net, loss, &d);
-    const size_t P = nh_net_nparams(net), n = d.n, m = d.nout;
-    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
-    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const size_t n = d.n, m = d.nout;
     const nh_diag_opts dopts = curv_diag_opts(cmd, &a);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create_ex(net, d.X, d.T, n, loss, nh_cli_curv_opts(&a), &c));
-    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
+    const size_t P = nh_cli_params(cmd, nh_arg_str(&a, "params"), c, js); /* P_B with --params */
+    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
+    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     curv_basic(cmd, c, w, P, n, m, loss, js);
     cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
     if (!nh_arg_flag(&a, "no-ntk")) curv_ntk(cmd, c, w, n, m, js);
@@ -454,5 +456,9 @@ const nh_cmd nh_cmd_curvature = {
     "passes; docs/diagonals.md gives the cost), hutchinson (--diag-probes M Rademacher\n"
     "probes, + diagH_se.npy, diagI_se.npy, diagS_se.npy) or auto (exact when it costs\n"
     "at most 50 H v products); summary.json's \"diag\" says which and its cost.\n"
-    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.",
+    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.\n"
+    "--params W0,b0,...: the diagonal block of those tensors: grad.npy, Hv.npy, ...\n"
+    "and the --hvp direction have P_B = \"dim\" entries, H.npy, I.npy, S.npy are\n"
+    "P_B x P_B, ntk.npy is the block Gram J_B J_B^T (tr_I = Tr(I_BB^k) exact), G.npy\n"
+    "sums d^2 f/dtheta_p^2 over the block only (tr_S1 = Tr S_BB).",
     curv_opts, run_curvature};

@@ -31,7 +31,7 @@
 static const nh_net *est_net(const nh_curv *c) { return nh_curv_net(c); }
 
 static nh_status est_nparams(const nh_curv *c, const char *func, size_t *P) {
-    size_t p = nh_net_nparams(est_net(c));
+    size_t p = nh_curv_dim(c); /* P_B with a parameter selection */
     if (!nh__fits_int(p)) return nh__fail(NH_ETOOLARGE, func, "P = %zu exceeds the BLAS integer range", p);
     *P = p;
     return NH_OK;

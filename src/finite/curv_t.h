@@ -616,8 +616,10 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
     FN(nh__dk_seed)(c, cur);
     for (size_t l = c->L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s = FN(nh__s)(net, l), b2 = (real_t)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, s * s, e->A[l], (int)ni, e->A[l],
+        /* A parameter selection keeps only its tensors' terms (the block Gram J_B J_B^T). */
+        const real_t ws = c->lsel ? c->lsel[2 * l] : 1, bs = c->lsel ? c->lsel[2 * l + 1] : 1;
+        const real_t s = FN(nh__s)(net, l), b2 = bs * (real_t)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, ws * s * s, e->A[l], (int)ni, e->A[l],
              (int)ni, 0.0, Ga, (int)n);
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, (int)nm, (int)no, 1.0, cur, (int)no, cur, (int)no, 0.0,
              Gd, (int)nm);
@@ -638,10 +640,12 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
     return NH_OK;
 }
 
-/* Row norms: out[i] = s^2 ||A[l][i]||^2 + beta^2 (the c_l of the sheet), summed in double. */
+/* Row norms: out[i] = s^2 ||A[l][i]||^2 + beta^2 (the c_l of the sheet), summed in double.  A parameter
+ * selection keeps the terms of its tensors only (W_l: the first, b_l: the second): G of the block. */
 static void FN(nh__cl)(const nh_curv *c, size_t l, real_t *out) {
     const size_t ni = c->net->w[l];
-    const double s2 = nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bs * bs;
+    const double ws = c->lsel ? c->lsel[2 * l] : 1, bsel = c->lsel ? c->lsel[2 * l + 1] : 1;
+    const double s2 = ws * nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bsel * bs * bs;
     for (size_t i = 0; i < c->n; i++) {
         double acc = 0.0;
         const real_t *a = NH_ENG(c)->A[l] + i * ni;
