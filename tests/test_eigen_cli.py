@@ -244,6 +244,36 @@ def batched(j, c, base, s):
                                                  "summary.json"]), "--ops I: its files only")
 
 
+def params(j, c, base):
+    """--params W1,b2: the block's top eigenpairs and overlap against the dense sub-block."""
+    r = cli("eigenspace", *base, "--k", "2", "--ops", "H,I", "--params", "W1,b2", "--out", j("op"))
+    if not check(r.returncode == 0, "eigenspace --params W1,b2", r.stderr):
+        return
+    net = nh.Net.load(j("m"))
+    idx = np.concatenate([np.arange(off, off + n) for name, off, n in net.tensors if name in ("W1", "b2")])
+    s = json.load(open(j("op", "summary.json")))
+    check(s["params"] == ["W1", "b2"] and s["dim"] == len(idx) and s["P"] == len(idx), "--params: summary dim P_B",
+          str({k: s.get(k) for k in ("params", "dim", "P")}))
+    D = c.dense()
+    g = c.grad()[idx]
+    for op in "HI":
+        A = D[op][np.ix_(idx, idx)]
+        an = np.abs(np.linalg.eigvalsh(0.5 * (A + A.T))).max()
+        w, Q = dense_top(A, 3, "LA")
+        V = np.load(j("op", "vecs_%s.npy" % op))
+        check(V.shape == (2, len(idx)), "--params %s: vecs shape (k, P_B)" % op, str(V.shape))
+        # Lanczos stops at residual 1e-10 ||A_BB||: eigenvalue errors are below it.
+        check(np.abs(np.array(s[op]["eigenvalues"]) - w[:2]).max() <= 1e-10 * an,
+              "--params %s: eigenvalues == the dense sub-block's (1e-10)" % op, "%s vs %s" % (s[op]["eigenvalues"], w[:2]))
+        want = np.linalg.norm(Q[:2] @ g) / np.linalg.norm(g)
+        got = float([r for r in read_csv(j("op", "overlap.csv")) if r["op"] == op and r["i"] == "2"][0]["overlap_top_i"])
+        # the saved span is within ~1e-8 of the dense one when the gap is not tiny
+        check(abs(got - want) <= 1e-7, "--params %s: ||P_k g_B||/||g_B|| == dense block projection" % op,
+              "%r vs %r" % (got, want))
+    expect_error("--params unknown", ["eigenspace", *base, "--k", "2", "--params", "W9", "--out", j("bad")], "W9",
+                 codes=(2,))
+
+
 def main():
     for tag, near, loss in [("mse", False, "mse"), ("near-min", True, "mse"), ("ce", False, "ce")]:
         with tempfile.TemporaryDirectory() as t:
@@ -260,6 +290,7 @@ def main():
                 section("python api", python_api, j, c, s, tag)
                 section("bad input", bad_input, j, c, base)
                 section("batched", batched, j, c, base, s)
+                section("params", params, j, c, base)
     finish()
 
 

@@ -22,6 +22,7 @@ static const nh_optspec eig_opts[] = {
     {"sigma", "W", "", "Gaussian broadening of the densities (default: node range / 100)"},
     {"seed", "S", "0", "Lanczos and SLQ start-vector seed"},
     {"out", "DIR", NULL, "output directory (replaced whole)"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
@@ -95,7 +96,7 @@ static void eig_setup(const nh_cmd *cmd, eig_job *j) {
     NH_CHECK(cmd, nh_model_load(j->in[0], &j->net));
     nh_cli_load_data(cmd, j->in[1], j->in[2], j->net, j->loss, &j->d);
     NH_CHECK(cmd, nh_curv_create_ex(j->net, j->d.X, j->d.T, j->d.n, j->loss, nh_cli_curv_opts(&j->a), &j->c));
-    j->P = nh_net_nparams(nh_curv_net(j->c));
+    j->P = nh_cli_params(cmd, nh_arg_str(&j->a, "params"), j->c, j->js); /* P_B with --params */
     const size_t P = j->P, k = j->k;
     if (k > P) nh_die_usage(cmd, "--k %zu exceeds the number of parameters P = %zu", k, P);
     if (k == P) nh_die_usage(cmd, "--k %zu leaves no bulk to deflate (P = %zu): use K < P", k, P);
@@ -293,8 +294,8 @@ static int run_eigenspace(const nh_cmd *cmd, int argc, char **argv) {
     eig_job j;
     memset(&j, 0, sizeof j);
     eig_parse(cmd, argc, argv, &j);
-    eig_setup(cmd, &j);
     j.js = cJSON_CreateObject();
+    eig_setup(cmd, &j);
     cJSON_AddNumberToObject(j.js, "P", (double)j.P);
     cJSON_AddNumberToObject(j.js, "N", (double)j.d.n);
     cJSON_AddNumberToObject(j.js, "k", (double)j.k);
