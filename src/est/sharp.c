@@ -105,14 +105,14 @@ static nh_status sh_work_alloc(sh_work *w, size_t dim, size_t mx, size_t P) {
     double need = ((double)(mx + 1) * (double)dim + 2.0 * (double)mx * (double)mx + (double)P) * 8.0;
     if (need > (double)nh_get_mem_limit())
         NH_FAIL(NH_ETOOLARGE, "a Krylov basis of %zu x %zu doubles exceeds the memory limit", mx + 1, dim);
-    w->V = malloc((mx + 1) * dim * sizeof *w->V);
-    w->alpha = malloc(mx * sizeof *w->alpha);
-    w->beta = malloc(mx * sizeof *w->beta);
-    w->T = malloc(mx * mx * sizeof *w->T);
-    w->Z = malloc(mx * mx * sizeof *w->Z);
-    w->theta = malloc(mx * sizeof *w->theta);
-    w->tmpP = malloc(P * sizeof *w->tmpP);
-    w->idx = malloc(mx * sizeof *w->idx);
+    w->V = nh__malloc((mx + 1) * dim * sizeof *w->V);
+    w->alpha = nh__malloc(mx * sizeof *w->alpha);
+    w->beta = nh__malloc(mx * sizeof *w->beta);
+    w->T = nh__malloc(mx * mx * sizeof *w->T);
+    w->Z = nh__malloc(mx * mx * sizeof *w->Z);
+    w->theta = nh__malloc(mx * sizeof *w->theta);
+    w->tmpP = nh__malloc(P * sizeof *w->tmpP);
+    w->idx = nh__malloc(mx * sizeof *w->idx);
     if (!w->V || !w->alpha || !w->beta || !w->T || !w->Z || !w->theta || !w->tmpP || !w->idx) {
         sh_work_free(w);
         NH_FAIL(NH_ENOMEM, "out of memory for a Krylov basis of %zu x %zu doubles", mx + 1, dim);
@@ -236,16 +236,16 @@ nh_status nh_sharp_create(const nh_curv *c, const nh_sharp_opts *o, nh_sharp **o
     size_t total = nh__add(nh__mul(3, nh__mul(o->top, P, &ok), &ok), nm, &ok);
     if (!ok || (double)(total + 3 * P) * 8.0 > (double)nh_get_mem_limit())
         NH_FAIL(NH_ETOOLARGE, "warm-start vectors (%zu doubles) exceed the memory limit", total);
-    nh_sharp *s = calloc(1, sizeof *s);
+    nh_sharp *s = nh__calloc(1, sizeof *s);
     if (!s) NH_FAIL(NH_ENOMEM, "out of memory");
     s->o = *o;
     s->P = P; s->nm = nm; s->n = nh_curv_nsamples(c); s->total = total;
     s->len[NH_SHARP_H] = s->len[NH_SHARP_I] = s->len[NH_SHARP_S] = o->top * P;
     s->len[NH_SHARP_NTK] = nm;
-    s->buf = calloc(total, sizeof *s->buf);
-    s->grad = malloc(P * sizeof *s->grad);
-    s->iv = malloc(P * sizeof *s->iv);
-    s->sv = malloc(P * sizeof *s->sv);
+    s->buf = nh__calloc(total, sizeof *s->buf);
+    s->grad = nh__malloc(P * sizeof *s->grad);
+    s->iv = nh__malloc(P * sizeof *s->iv);
+    s->sv = nh__malloc(P * sizeof *s->sv);
     if (!s->buf || !s->grad || !s->iv || !s->sv) { nh_sharp_free(s); NH_FAIL(NH_ENOMEM, "out of memory"); }
     size_t off = 0;
     for (int op = 0; op < NH_SHARP_NOPS; op++) { s->vec[op] = s->buf + off; off += s->len[op]; }
