@@ -151,6 +151,21 @@ class PredictDiag(Structure):
                 ("ode_steps", c_size_t), ("ode_rejected", c_size_t), ("ode_evals", c_size_t)]
 
 
+class SharpOpts(Structure):
+    _fields_ = [("top", c_size_t), ("tol", c_double), ("maxit", c_size_t), ("min_steps", c_size_t),
+                ("cold", c_int), ("ntk", c_int)]
+
+
+NH_SHARP_MAXTOP = 16
+
+
+class SharpRow(Structure):
+    _fields_ = [("loss", c_double), ("grad_norm", c_double), ("lam_H", c_double), ("lam_I", c_double),
+                ("lam_S", c_double), ("lam_NTK", c_double), ("grad_overlap", c_double), ("uIu", c_double),
+                ("uSu", c_double), ("top", c_double * (3 * NH_SHARP_MAXTOP)), ("matvecs", c_size_t * 4),
+                ("unconverged", c_int)]
+
+
 class Rng(Structure):
     _fields_ = [("s", c_uint64 * 4), ("spare", c_double), ("has_spare", c_int)]
 
@@ -167,7 +182,7 @@ STRUCTS = {
     "nh_lanczos_info": LanczosInfo, "nh_slq_opts": SlqOpts, "nh_slq_result": SlqResult,
     "nh_kernel_opts": KernelOpts, "nh_grams": Grams, "nh_predict_opts": PredictOpts,
     "nh_moments": Moments, "nh_predict_diag": PredictDiag, "nh_rng": Rng,
-    "nh_gmoments": GMoments,
+    "nh_gmoments": GMoments, "nh_sharp_opts": SharpOpts, "nh_sharp_row": SharpRow,
 }
 
 # Enumerations that the binding names itself (the C library parses act and
@@ -305,6 +320,13 @@ _PROTOS = {
     "nh_subspace_overlap": (_S, [_Z, _Z, _P, _P, _P, _P], True),
     "nh_principal_angles": (_S, [_Z, _Z, _Z, _P, _P, _P], True),
     "nh_curv_rayleigh": (_S, [_P, _Z, _P, _P, _P], True),
+    "nh_sharp_opts_default": (SharpOpts, [], False),
+    "nh_sharp_create": (_S, [_P, POINTER(SharpOpts), _PP], True),
+    "nh_sharp_free": (None, [_P], False),
+    "nh_sharp_record": (_S, [_P, _P, c_uint64, POINTER(SharpRow)], True),
+    "nh_sharp_state_len": (_Z, [_P], False),
+    "nh_sharp_state_get": (_S, [_P, _P], True),
+    "nh_sharp_state_set": (_S, [_P, _P], True),
     "nh_curv_slice": (_S, [_P, _P, _P, _P, _D, _Z, _P], True),
     "nh_net_ntensors": (_Z, [_P], False),
     "nh_net_tensor": (_S, [_P, _Z, POINTER(c_char_p), POINTER(c_size_t), POINTER(c_size_t)], True),

@@ -24,8 +24,9 @@ import os
 import numpy as np
 
 from . import _arrays as A
-from ._lib import (DIAG_METHODS, NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, CurvOpts,
-                   DiagInfo, LanczosInfo, NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
+from ._lib import (DIAG_METHODS, NH_EDIVERGED, NH_EINVAL, NH_ESHAPE, NH_SHARP_MAXTOP, OPS, PARAMS, PROBES,
+                   TRACE_METHODS, WHICH, CurvOpts, DiagInfo, LanczosInfo, NtkhessError, OrthoResult, SharpRow,
+                   SlqResult, TraceResult, lib)
 
 __all__ = ["Net", "Curvature"]
 
@@ -567,6 +568,79 @@ class Curvature:
         NH_EDIVERGED (theta restored) when the result is not finite."""
         lib().nh_curv_gd_step(self._h, self.net._h, float(eta))
         return self.loss
+
+    # ------------------------------------------------------ sharpness
+    SHARP_COLUMNS = ("step", "t", "loss", "grad_norm", "lam_H", "lam_I", "lam_S", "lam_NTK", "grad_overlap",
+                     "uIu", "uSu", "matvecs_H", "matvecs_I", "matvecs_S", "matvecs_NTK")
+
+    def sharpness(self, lr, steps, every=1, top=1, tol=1e-7, cold=False, ntk=True, maxit=100, min_steps=4):
+        """Sharpness along full-batch gradient descent, as ``ntkhess sharpness``
+        (nh_sharp_record, docs/beyond-lazy.md): trains ``self.net`` in place by
+        ``steps`` GD steps of size ``lr`` (the same steps as :meth:`gd_step`)
+        and records at steps 0, every, 2 every, ..., steps the top eigenvalues
+        of H, I, S and the NTK Gram / N, warm-started from the previous record.
+
+        top: eigenvalues of H, I and S per record (1..16; > 1 adds H_1..H_k,
+        I_1..I_k, S_1..S_k); tol: relative Ritz residual; cold: no warm
+        starts; ntk: compute lam_NTK (else NaN); maxit, min_steps: products
+        per solve at most / before the first convergence test.
+
+        Returns a dict of numpy arrays, one per CSV column of the CLI (step, t,
+        loss, grad_norm, lam_H, lam_I, lam_S, lam_NTK, grad_overlap, uIu, uSu,
+        matvecs_H, matvecs_I, matvecs_S, matvecs_NTK[, H_1.., I_1.., S_1..]),
+        equal to the CLI's records bit for bit on the same model, data, batch
+        and threads; plus "diverged_at": the step whose GD update was not
+        finite (records stop before it; the network keeps the last finite
+        theta), or None.  A solve that reached maxit unconverged warns."""
+        import warnings
+        lr, steps, every, top = float(lr), int(steps), int(every), int(top)
+        if not lr > 0 or steps < 0 or every < 1 or not 1 <= top <= NH_SHARP_MAXTOP:
+            raise NtkhessError(NH_EINVAL, "sharpness: need lr > 0, steps >= 0, every >= 1, top in 1..%d"
+                               % NH_SHARP_MAXTOP)
+        L = lib()
+        o = L.nh_sharp_opts_default()
+        o.top, o.tol, o.maxit, o.min_steps = top, float(tol), int(maxit), int(min_steps)
+        o.cold, o.ntk = (1 if cold else 0), (1 if ntk else 0)
+        h = ctypes.c_void_p()
+        L.nh_sharp_create(self._h, ctypes.byref(o), ctypes.byref(h))
+        names = list(self.SHARP_COLUMNS)
+        if top > 1:
+            names += ["%s_%d" % (op, j + 1) for op in "HIS" for j in range(top)]
+        recs, diverged = [], None
+        row = SharpRow()
+
+        def record(k):
+            L.nh_sharp_record(h, self._h, k, ctypes.byref(row))
+            if row.unconverged:
+                warnings.warn("sharpness: step %d: %d eigen-solve(s) not converged in maxit %d products"
+                              % (k, row.unconverged, maxit), RuntimeWarning, stacklevel=3)
+            r = [k, k * lr, row.loss, row.grad_norm, row.lam_H, row.lam_I, row.lam_S, row.lam_NTK,
+                 row.grad_overlap, row.uIu, row.uSu] + list(row.matvecs)
+            if top > 1:
+                r += [row.top[op * NH_SHARP_MAXTOP + j] for op in range(3) for j in range(top)]
+            recs.append(r)
+
+        try:
+            record(0)
+            for k in range(1, steps + 1):
+                try:
+                    self.gd_step(lr)
+                except NtkhessError as e:
+                    if e.status != NH_EDIVERGED:
+                        raise
+                    diverged = k
+                    break
+                if k % every == 0 or k == steps:
+                    record(k)
+        finally:
+            L.nh_sharp_free(h)
+        out = {}
+        for j, n in enumerate(names):
+            col = [r[j] for r in recs]
+            ints = n == "step" or n.startswith("matvecs_")
+            out[n] = np.array(col, dtype=np.int64 if ints else np.float64)
+        out["diverged_at"] = diverged
+        return out
 
     # -------------------------------------------------- spectral toolkit
     @staticmethod
