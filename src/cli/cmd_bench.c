@@ -25,7 +25,7 @@ static const nh_optspec bench_opts[] = {
     {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
     NH_OPT_ACT("softplus"),
     NH_OPT_LOSS("mse"),
-    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's)"},
+    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's before issue 15)"},
     {"anchor", "n", "2000", "size of the square dgemm timed as the rate anchor (0: skip)"},
     {"anchor-reps", "R", "5", "repetitions of the anchor dgemm (median)"},
     {"seed", "S", "0", "seed of the network, data and vectors"},
@@ -507,7 +507,7 @@ static void bench_emit(const bcfg *b, const bres *s) {
 typedef struct btrial {
     int R;
     size_t nv, M;
-    double *t, *step, *trh, *tri; /* per trial */
+    double *t, *step, *trh, *tri, *hv; /* per trial; hv: a single f64 H v timed right after it */
     double *H, *se;               /* R x nv: Tr(H^k) and its within-trial Hutchinson SE */
     size_t products;
 } btrial;
@@ -541,15 +541,17 @@ static nh_fig1_bench *bench_trial_open(const nh_cmd *cmd, const bcfg *b) {
 static void bench_trial_run(const nh_cmd *cmd, nh_fig1_bench *fb, btrial *x) {
     const size_t nv = x->nv, R = (size_t)x->R;
     double *trI = malloc(nv * sizeof *trI);
-    x->t = calloc(4 * R + 2 * R * nv, sizeof *x->t);
+    x->t = calloc(5 * R + 2 * R * nv, sizeof *x->t);
     if (!trI || !x->t) nh_die(cmd, "out of memory");
-    x->step = x->t + R, x->trh = x->step + R, x->tri = x->trh + R, x->H = x->tri + R, x->se = x->H + R * nv;
+    x->step = x->t + R, x->trh = x->step + R, x->tri = x->trh + R, x->hv = x->tri + R;
+    x->H = x->hv + R, x->se = x->H + R * nv;
     for (size_t r = 0; r < R; r++) {
         nh_fig1_cost c;
         nh_fig1_bench_trial(cmd, fb, r, x->H + r * nv, trI, x->se + r * nv, &c);
         x->t[r] = c.total_s, x->step[r] = c.step_s, x->trh[r] = c.trace_h_s, x->tri[r] = c.trace_i_s;
         x->products = c.products;
-        fprintf(stderr, "ntkhess bench trial: trial %zu: %.3f s\n", r, c.total_s);
+        x->hv[r] = nh_fig1_bench_hv(cmd, fb, 3); /* the unit, under the load the trial saw */
+        fprintf(stderr, "ntkhess bench trial: trial %zu: %.3f s, H v %.4f s\n", r, c.total_s, x->hv[r]);
     }
     free(trI);
 }
@@ -584,10 +586,18 @@ static double med_of(const double *v, int R) {
     return median(t, n);
 }
 
-static void bench_trial_emit(const bcfg *b, const btrial *x, double hv, double dgemm, int f32, nh_act act) {
+/* The breakdown is the median trial's own (lower median for even R), so that its parts add up. */
+static void bench_trial_emit(const bcfg *b, const btrial *x, double dgemm, int f32, nh_act act) {
     char line[4096], *p = line, *end = line + sizeof line;
-    const double med = med_of(x->t, x->R), st = med_of(x->step, x->R), th = med_of(x->trh, x->R),
-                 ti = med_of(x->tri, x->R);
+    const double med = med_of(x->t, x->R), hv = med_of(x->hv, x->R);
+    size_t im = 0, below = (size_t)-1;
+    for (int r = 0; r < x->R; r++) { /* the trial closest below the median */
+        size_t cnt = 0;
+        for (int q = 0; q < x->R; q++) cnt += x->t[q] < x->t[r];
+        if (cnt == (size_t)(x->R - 1) / 2 && below == (size_t)-1) below = (size_t)r;
+    }
+    im = below == (size_t)-1 ? 0 : below;
+    const double st = x->step[im], th = x->trh[im], ti = x->tri[im], tt = x->t[im];
     double tmin = x->t[0];
     for (int r = 1; r < x->R; r++) tmin = x->t[r] < tmin ? x->t[r] : tmin;
     bput(&p, end, "{\"op\":\"trial\",\"widths\":[%zu,%zu,%zu,1],\"N\":%zu,\"act\":\"%s\",\"data\":\"%s\",", b->w[0],
@@ -596,8 +606,8 @@ static void bench_trial_emit(const bcfg *b, const btrial *x, double hv, double d
          f32 ? "f32" : "f64", x->M, x->R);
     bput(&p, end, "\"median_s\":%.6g,\"min_s\":%.6g,\"hv_s\":%.6g,\"hv_equivalents\":%.1f,\"products\":%zu,", med,
          tmin, hv, med / hv, x->products);
-    bput(&p, end, "\"breakdown\":{\"gd_steps_s\":%.4g,\"trace_H_s\":%.4g,\"trace_I_s\":%.4g,\"other_s\":%.4g,",
-         st, th, ti, med - st - th - ti);
+    bput(&p, end, "\"breakdown\":{\"trial_s\":%.4g,\"gd_steps_s\":%.4g,\"trace_H_s\":%.4g,\"trace_I_s\":%.4g,\"other_s\":%.4g,",
+         tt, st, th, ti, tt - st - th - ti);
     bput(&p, end, "\"ntk_s_est\":%.4g,\"products_s_est\":%.4g},", 2 * ti, th - ti);
     bput(&p, end, "\"hutchinson\":{");
     bench_trial_stats(&p, end, x);
@@ -621,10 +631,9 @@ static int run_bench_trial(const nh_cmd *cmd, const bcfg *b) {
     nh_fig1_bench_info(fb, &x.M, &f32, &act, &d);
     x.R = b->reps, x.nv = nh_fig1_bench_nvalues(fb);
     bench_trial_run(cmd, fb, &x);
-    const double hv = nh_fig1_bench_hv(cmd, fb, 7);
     double dg, sg;
     gemm_anchor(cmd, b->an, b->areps, 0, &dg, &sg);
-    bench_trial_emit(b, &x, hv, dg, f32, act);
+    bench_trial_emit(b, &x, dg, f32, act);
     free(x.t);
     nh_fig1_bench_close(fb);
     return 0;

@@ -151,8 +151,8 @@ static const nh_optspec fig1_opts[] = {
     {"lr", "ETA", "0.25", "learning rate; t = step * eta"},
     {"steps", "K", "64", "gradient-descent steps"},
     {"every", "E", "4", "record every E steps"},
-    {"probes", "M", "4", "probes per record for the remainder Tr(H^k) - Tr(I^k)"},
-    {"precision", "f64|f32", "f64", "curvature engine of the trials (f32: the float32 engine, theta kept float64)"},
+    {"probes", "M", "2", "probes per record for the remainder Tr(H^k) - Tr(I^k) (docs/figures.md: cost of a trial)"},
+    {"precision", "f64|f32", "f32", "curvature engine of the trials (f32: the float32 engine, theta kept float64)"},
     {"seed", "S", "0", "seed of the data selection, the networks and the probes"},
     {"restart", NULL, NULL, "discard the unfinished trials of an earlier run into --out instead of resuming"},
     {"out", "DIR", "", "output directory (fig1.png, fig1.svg, fig1.csv, summary.json, trials_*.csv)"},
@@ -653,6 +653,7 @@ static cJSON *fig1_params_json(const fig1_cfg *f, double elapsed) {
     cJSON_AddNumberToObject(par, "steps", (double)f->steps);
     cJSON_AddNumberToObject(par, "every", (double)f->every);
     cJSON_AddNumberToObject(par, "probes", (double)f->M);
+    cJSON_AddStringToObject(par, "precision", f->f32 ? "f32" : "f64");
     cJSON_AddNumberToObject(par, "seed", (double)f->seed);
     cJSON_AddStringToObject(par, "loss", "mse");
     cJSON_AddItemToObject(par, "seconds", fnum(elapsed));
