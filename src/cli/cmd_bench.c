@@ -571,9 +571,13 @@ static void bench_trial_stats(char **p, char *end, const btrial *x) {
         }
         se /= (double)(R * nrec), sd /= (double)nrec;
         bput(p, end, "\"k%d\":{", q + 1);
+        /* se = sd1 / sqrt(M): sd1, one probe's SD, is what M = 1 adds to a trial (not measurable at M = 1) */
+        const double sd1 = se * sqrt((double)x->M);
         bput_num(p, end, "hutch_se", "%.4g", x->M > 1 ? se : NAN);
+        bput_num(p, end, "probe_sd", "%.4g", x->M > 1 ? sd1 : NAN);
         bput_num(p, end, "trial_sd", "%.4g", sd);
         bput_num(p, end, "ratio", "%.3f", x->M > 1 ? se / sd : NAN);
+        bput_num(p, end, "ratio_1probe", "%.3f", x->M > 1 ? sd1 / sd : NAN);
         (*p)[-1] = '}'; /* the last comma closes the object */
         bput(p, end, ",");
     }

@@ -151,7 +151,7 @@ static const nh_optspec fig1_opts[] = {
     {"lr", "ETA", "0.25", "learning rate; t = step * eta"},
     {"steps", "K", "64", "gradient-descent steps"},
     {"every", "E", "4", "record every E steps"},
-    {"probes", "M", "2", "probes per record for the remainder Tr(H^k) - Tr(I^k) (docs/figures.md: cost of a trial)"},
+    {"probes", "M", "1", "probes per record for the remainder Tr(H^k) - Tr(I^k) (docs/figures.md: cost of a trial)"},
     {"precision", "f64|f32", "f32", "curvature engine of the trials (f32: the float32 engine, theta kept float64)"},
     {"seed", "S", "0", "seed of the data selection, the networks and the probes"},
     {"restart", NULL, NULL, "discard the unfinished trials of an earlier run into --out instead of resuming"},
