@@ -37,9 +37,10 @@ def cost(rows):
                                                              b["median_s"], p))
     a, b = scal[-2], scal[-1]
     p = math.log(b["median_s"] / a["median_s"]) / math.log(b["widths"][1] / a["widths"][1])
+    t_meas = b["median_s"] * (5000 / b["widths"][1]) ** p
     t5000 = b["median_s"] * (5000 / b["widths"][1]) ** max(p, 2.0)
-    print("  projected trial at width 5000: %.0f s (exponent max(%.2f, 2): the W x W layer's flops grow as W^2)"
-          % (t5000, p))
+    print("  projected trial at width 5000: %.0f s with the measured exponent %.2f; %.0f s with exponent"
+          " max(p, 2) (the W x W layer's flops grow as W^2), used below" % (t_meas, p, t5000))
     total = 500 * t5000
     print("  paper's Figure 1 (500 trials): %.1f h on this machine (2 threads, one process)" % (total / 3600))
     print("  64-core node, 32 two-thread processes: ceil(500/32) = 16 waves x %.0f s = %.1f h"
@@ -53,14 +54,16 @@ def cost(rows):
 def fracs(rows):
     key = {}
     for r in rows:
-        key.setdefault((r["op"], r["threads"]), []).append(r)
-    print("| op | threads | median s | frac_dgemm (median) | frac range | dgemm GFLOP/s (median) | rounds |")
-    print("|---|---|---|---|---|---|---|")
-    for (op, t), rs in sorted(key.items()):
-        f = [r["frac_dgemm"] for r in rs]
-        print("| %s | %d | %.4f | %.2f | %.2f-%.2f | %.1f | %d |" % (
-            op, t, statistics.median(r["median_s"] for r in rs), statistics.median(f), min(f), max(f),
-            statistics.median(r["dgemm_gflops"] for r in rs), len(rs)))
+        key.setdefault((r["op"], r["precision"], r["threads"]), []).append(r)
+    print("| op | precision | threads | median s | fraction of the gemm rate (median) | range | gemm GFLOP/s (median) |"
+          " rounds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (op, prec, t), rs in sorted(key.items()):
+        fk, gk = ("frac_sgemm", "sgemm_gflops") if prec == "f32" else ("frac_dgemm", "dgemm_gflops")
+        f = [r[fk] for r in rs]
+        print("| %s | %s | %d | %.4f | %.2f | %.2f-%.2f | %.1f | %d |" % (
+            op, prec, t, statistics.median(r["median_s"] for r in rs), statistics.median(f), min(f), max(f),
+            statistics.median(r[gk] for r in rs), len(rs)))
 
 
 if __name__ == "__main__":
