@@ -7,7 +7,10 @@ text.  Rows are written with %.17g, which round-trips a double, so equal text
 is equal bits.  The stored rows come from this machine's BLAS at 1 thread
 (results/fig1-small/README.md); another CPU's kernels may round differently.
 Also: a replay with another option is refused naming it, and a trial that
-the run did not finish is refused.  About 10 s.  Prints 'N passed, N failed'."""
+the run did not finish is refused.  And `ntkhess bench trial` (which times
+fig1's own trial function) on a tiny network: fig1's defaults, its
+product count, and fields that agree with one another.  About 10 s.  Prints
+'N passed, N failed'."""
 import glob
 import json
 import os
@@ -74,7 +77,34 @@ def test_refusals():
           r.stderr[-300:])
 
 
+def test_bench_trial():
+    base = ["bench", "trial", "--widths", "196,20,20,1", "--N", "8", "--data", "sphere", "--anchor", "0"]
+    r = cli(*base, "--reps", "3", "--probes", "2")
+    check(r.returncode == 0, "bench trial runs", r.stderr[-300:])
+    j = json.loads(r.stdout)
+    # 17 records x (3 products per probe for k <= 4 with control variates) x 2 probes; Tr(I^k) needs none
+    check(j["products"] == 17 * 3 * 2, "bench trial: 102 products with 2 probes", str(j["products"]))
+    check(abs(j["hv_equivalents"] - j["median_s"] / j["hv_s"]) <= 0.05 + 1e-3 * j["hv_equivalents"],
+          "hv_equivalents = median_s / hv_s (printed to 0.1)", r.stdout)
+    b = j["breakdown"]
+    parts = b["gd_steps_s"] + b["trace_H_s"] + b["trace_I_s"] + b["other_s"]
+    check(abs(parts - b["trial_s"]) <= 1e-3 * b["trial_s"] + 1e-4 and b["other_s"] >= 0,
+          "the breakdown adds up to the median trial (4 significant digits printed)", str(b))
+    for k in ("k2", "k3", "k4"):
+        h = j["hutchinson"][k]
+        ok = h["trial_sd"] > 0 and abs(h["probe_sd"] - h["hutch_se"] * 2 ** 0.5) <= 2e-3 * h["probe_sd"]
+        check(ok, "%s: probe SD = SE sqrt(M), trial SD > 0" % k, str(h))
+    r = cli(*base, "--reps", "1")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(j.get("probes") == 1 and j.get("precision") == "f32" and j.get("products") == 17 * 3,
+          "bench trial takes fig1's defaults (1 probe, f32) when not given", r.stdout + r.stderr[-200:])
+    r = cli("bench", "trial", "--widths", "196,20,30,1", "--N", "8", "--data", "sphere")
+    check(r.returncode == 2 and "n_0,W,W,1" in r.stderr, "bench trial refuses a network fig1 does not train",
+          r.stderr[-200:])
+
+
 if __name__ == "__main__":
     section("replay of stored trials", test_replay)
     section("replay refusals", test_refusals)
+    section("bench trial", test_bench_trial)
     finish()
