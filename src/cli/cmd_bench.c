@@ -25,7 +25,8 @@ static const nh_optspec bench_opts[] = {
     {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
     NH_OPT_ACT("softplus"),
     NH_OPT_LOSS("mse"),
-    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's before issue 15)"},
+    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 "
+                            "(fig1's before issue 15)"},
     {"anchor", "n", "2000", "size of the square dgemm timed as the rate anchor (0: skip)"},
     {"anchor-reps", "R", "5", "repetitions of the anchor dgemm (median)"},
     {"seed", "S", "0", "seed of the network, data and vectors"},
@@ -564,7 +565,10 @@ static void bench_trial_stats(char **p, char *end, const btrial *x) {
         double se = 0, sd = 0;
         for (size_t i = 0; i < nrec; i++) {
             double m = 0, v = 0;
-            for (size_t r = 0; r < R; r++) { m += x->H[r * nv + i * 4 + (size_t)q]; se += x->se[r * nv + i * 4 + (size_t)q]; }
+            for (size_t r = 0; r < R; r++) {
+                m += x->H[r * nv + i * 4 + (size_t)q];
+                se += x->se[r * nv + i * 4 + (size_t)q];
+            }
             m /= (double)R;
             for (size_t r = 0; r < R; r++) { double d = x->H[r * nv + i * 4 + (size_t)q] - m; v += d * d; }
             sd += R > 1 ? sqrt(v / (double)(R - 1)) : NAN;
@@ -610,8 +614,9 @@ static void bench_trial_emit(const bcfg *b, const btrial *x, double dgemm, int f
          f32 ? "f32" : "f64", x->M, x->R);
     bput(&p, end, "\"median_s\":%.6g,\"min_s\":%.6g,\"hv_s\":%.6g,\"hv_equivalents\":%.1f,\"products\":%zu,", med,
          tmin, hv, med / hv, x->products);
-    bput(&p, end, "\"breakdown\":{\"trial_s\":%.4g,\"gd_steps_s\":%.4g,\"trace_H_s\":%.4g,\"trace_I_s\":%.4g,\"other_s\":%.4g,",
-         tt, st, th, ti, tt - st - th - ti);
+    bput(&p, end, "\"breakdown\":{\"trial_s\":%.4g,\"gd_steps_s\":%.4g,\"trace_H_s\":%.4g,", tt, st, th);
+    bput(&p, end, "\"trace_I_s\":%.4g,\"other_s\":%.4g,",
+         ti, tt - st - th - ti);
     bput(&p, end, "\"ntk_s_est\":%.4g,\"products_s_est\":%.4g},", 2 * ti, th - ti);
     bput(&p, end, "\"hutchinson\":{");
     bench_trial_stats(&p, end, x);

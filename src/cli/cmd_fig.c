@@ -323,10 +323,12 @@ static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t 
 /* trials_<act>.csv in the work folder.  Line 1, written atomically with the
  * file (nh_file_write), names the run:
  *   # ntkhess fig1 trials v2 id=SHA256 act=... data=... n=... width=...
- *     beta=... lr=... steps=... every=... probes=... seed=...
- * (one line), id = SHA-256 of the key=value text after it: every option that
- * changes a trial's numbers (--trials does not: trial r is the same in any
- * run, rows past --trials are ignored).  Then one row per finished trial:
+ *     beta=... lr=... steps=... every=... probes=... seed=... [precision=f32]
+ * (one line; precision=f32 only for the float32 engine, so that float64
+ * runs keep the identity they had before --precision existed), id = SHA-256
+ * of the key=value text after it: every option that changes a trial's
+ * numbers (--trials does not: trial r is the same in any run, rows past
+ * --trials are ignored).  Then one row per finished trial:
  *   r,Tr(H^k) x nrec*4,Tr(I^k) x nrec*4,c=CHECK
  * CHECK = the first 16 hex digits of SHA-256(id "," row), so a torn, edited
  * or foreign row is never used (the trial is computed again). */
