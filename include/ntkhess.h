@@ -39,6 +39,7 @@
 #include "ntkhess/net.h"
 #include "ntkhess/curv.h"
 #include "ntkhess/est.h"
+#include "ntkhess/sharp.h"
 #include "ntkhess/theory.h"
 #include "ntkhess/io.h"
 #include "ntkhess/plot.h"

@@ -127,7 +127,8 @@ def warm_cold(t):
 
 def kill_resume(t, kills=3):
     """kill -9 mid-run, rerun: the record file equals an uninterrupted run's
-    byte for byte, and the checkpoint folders are gone at the end."""
+    byte for byte, and the checkpoint folders are gone at the end.  Until
+    then the records grow in FILE.csv.partial: a killed run leaves no FILE.csv."""
     d = setup(t, "kr", "10,64,64,3", "tanh", "mse", 200, 10, 3, seed=7)
     args = ["sharpness", "--model", os.path.join(d, "m0"), "--data", os.path.join(d, "X.npy"), "--targets",
             os.path.join(d, "T.npy"), "--lr", 2.0, "--steps", 120, "--every", 2, "--top", 2,
@@ -135,8 +136,9 @@ def kill_resume(t, kills=3):
     ref, out = os.path.join(d, "ref.csv"), os.path.join(d, "b.csv")
     r = cli(*args, "--out", ref)
     check(r.returncode == 0, "kill/resume: reference run", r.stderr)
-    killed = 0
-    count = lambda: open(out).read().count("\n") if os.path.exists(out) else 0
+    killed, leaked = 0, 0
+    part = out + ".partial"
+    count = lambda: open(part).read().count("\n") if os.path.exists(part) else 0
     for i in range(kills):
         before = count()
         p = subprocess.Popen([BIN, *map(str, args), "--out", out], stdout=subprocess.DEVNULL,
@@ -149,8 +151,12 @@ def kill_resume(t, kills=3):
             p.send_signal(signal.SIGKILL)
             killed += 1
         p.wait()
+        leaked += os.path.exists(out)
+    check(leaked == 0 and os.path.exists(part), "kill/resume: killed runs leave FILE.csv.partial, never FILE.csv",
+          leaked)
     r = cli(*args, "--out", out)
     check(r.returncode == 0, "kill/resume: final rerun", r.stderr)
+    check(not os.path.exists(part), "kill/resume: FILE.csv.partial renamed at the end")
     check("resuming from step" in r.stderr, "kill/resume: the final rerun resumed from a checkpoint", r.stderr)
     check(killed >= 2, "kill/resume: at least 2 runs really killed mid-way", killed)
     check(open(ref).read() == open(out).read(), "kill/resume: records == uninterrupted run, byte for byte")
@@ -163,8 +169,22 @@ def bad_inputs(t):
     d = setup(t, "bad", "5,6,1", "tanh", "mse", 8, 5, 1)
     base = ["sharpness", "--model", os.path.join(d, "m0"), "--data", os.path.join(d, "X.npy"), "--targets",
             os.path.join(d, "T.npy"), "--lr", 0.1, "--steps", 2, "--out", os.path.join(d, "s.csv")]
-    expect_error("--batch 4 (streaming is issue 12)", base + ["--batch", 4], "issue 12")
     check(cli(*base, "--batch", 8).returncode == 0, "--batch N (the full batch) is accepted")
+    check(cli(*base, "--batch", "all").returncode == 0, "--batch all is accepted")
+    expect_error("--batch -1", base + ["--batch", -1], "--batch")
+    # a fresh run over an older FILE.csv removes it first: a run killed before its end leaves none
+    old = os.path.join(d, "old.csv")
+    open(old, "w").write("step\n0\n")
+    long = [a if a != os.path.join(d, "s.csv") else old for a in base]
+    long[long.index("--steps") + 1] = 100000
+    p = subprocess.Popen([BIN, *map(str, long)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not os.path.exists(old + ".partial") and time.time() < deadline:
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    check(not os.path.exists(old) and os.path.exists(old + ".partial"),
+          "a fresh run removes an older FILE.csv; killed, it leaves only FILE.csv.partial")
     expect_error("--top 0", base + ["--top", 0], "--top")
     nolr = [a for i, a in enumerate(base) if a != "--lr" and (i == 0 or base[i - 1] != "--lr")]
     expect_error("--lr 0", nolr + ["--lr", 0], "--lr must be > 0")
@@ -191,6 +211,41 @@ def bad_inputs(t):
     r = cli(*[a if a != 100000 else 3 for a in run2], "--lr", 0.1, "--restart")
     check(r.returncode == 0 and "resuming" not in r.stderr and not os.path.exists(os.path.join(d2, "s.csv.ckpt")),
           "--restart drops the corrupt checkpoint and runs from step 0", r.stderr)
+
+
+def batched(t):
+    """--batch B streams the passes (docs/streaming.md): the records equal the
+    unbatched run's.  Each product differs from the unbatched one only in the
+    order of the sums over rows (~1e-16 relative); 12 GD steps and Lanczos
+    solves to a 1e-12 residual keep the eigenvalues within ~1e-13, so 1e-10
+    relative on the lam columns is far above rounding yet catches any real
+    error (a missing batch, a wrong scale: >= 1e-3)."""
+    d = setup(t, "bat", "5,16,12,2", "tanh", "mse", 22, 5, 2, seed=9)
+    base = ["sharpness", "--model", os.path.join(d, "m0"), "--data", os.path.join(d, "X.npy"), "--targets",
+            os.path.join(d, "T.npy"), "--lr", 0.8, "--steps", 12, "--every", 3, "--top", 2, "--tol", "1e-12",
+            "--threads", 1]
+    ref = os.path.join(d, "all.csv")
+    check(cli(*base, "--batch", "all", "--out", ref).returncode == 0, "batch: unbatched run")
+    R = rows(ref)
+    for B in (1, 5, 8):  # 5 and 8 do not divide N = 22
+        out = os.path.join(d, "b%d.csv" % B)
+        r = cli(*base, "--batch", B, "--out", out)
+        check(r.returncode == 0, "batch %d: runs" % B, r.stderr)
+        got = rows(out)
+        check(len(got) == len(R) == 5, "batch %d: 5 records" % B)
+        for col in ("loss", "grad_norm", "lam_H", "lam_I", "lam_S", "lam_NTK", "uIu", "H_2", "I_2", "S_2"):
+            close([x[col] for x in got], [x[col] for x in R], "batch %d: %s == unbatched" % (B, col), 1e-10)
+    # eos --batch: the same records as without (tiny network)
+    env = dict(os.environ, NTKHESS_DATA=os.environ.get("NTKHESS_DATA", os.path.join(os.path.dirname(BIN), "..", "data")))
+    args = ["eos", "--n", 24, "--size", 7, "--hidden", "8,8,8", "--steps", 12, "--every", 4, "--lrs", "5", "--tol", "1e-12",
+            "--threads", 1]
+    a, b = os.path.join(t, "eos_all"), os.path.join(t, "eos_b7")
+    ra, rb = cli(*args, "--out", a, env=env), cli(*args, "--batch", 7, "--out", b, env=env)
+    check(ra.returncode == 0 and rb.returncode == 0, "eos --batch 7: runs", ra.stderr + rb.stderr)
+    if ra.returncode == 0 and rb.returncode == 0:
+        A, Bb = rows(os.path.join(a, "eta0.csv")), rows(os.path.join(b, "eta0.csv"))
+        for col in ("loss", "lam_H", "lam_I", "lam_S"):
+            close([x[col] for x in Bb], [x[col] for x in A], "eos --batch 7: %s == unbatched" % col, 1e-10)
 
 
 def catapult_smoke(t):
@@ -245,6 +300,7 @@ def main():
         section("warm vs cold", warm_cold, t)
         section("kill -9 resume", kill_resume, t)
         section("bad inputs", bad_inputs, t)
+        section("batched", batched, t)
         section("catapult", catapult_smoke, t)
         section("eos", eos_smoke, t)
     finish()

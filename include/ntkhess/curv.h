@@ -78,7 +78,8 @@ NH_API size_t nh_curv_nsamples(const nh_curv *c);
 /* Rows per batch (= nsamples when unbatched). */
 NH_API size_t nh_curv_batch(const nh_curv *c);
 /* Bytes the context holds (its arenas, the streaming accumulator and the
- * step buffers once allocated); excludes the borrowed network. */
+ * step buffers once allocated, a parameter selection's 3 P doubles and P_B
+ * indices); excludes the borrowed network. */
 NH_API size_t nh_curv_bytes(const nh_curv *c);
 /* The network the context is bound to (borrowed). */
 NH_API const nh_net *nh_curv_net(const nh_curv *c);
@@ -152,6 +153,30 @@ NH_API void nh_curv_set_progress(nh_curv *c, nh_progress_fn fn, void *user);
 /* For estimators (est.h calls it; user code may too): products of the
  * context count towards the estimator est, planned at most; est NULL ends it. */
 NH_API void nh_curv_progress_plan(nh_curv *c, const char *est, size_t planned);
+
+/* ------------------------------------------------------ parameter blocks */
+
+/* Restrict the context to the diagonal blocks H_BB, I_BB, S_BB of the
+ * tensors tensors[0..nsel-1] (indices of nh_net_tensor; any order, no
+ * duplicates: NH_EINVAL).  nsel = 0 (the default), or every tensor, selects
+ * all of theta.  With a selection, nh_curv_grad, hvp, ivp, svp, isvp,
+ * hvp_block, jvp, vjp, jacobian and dense take and return P_B-vectors
+ * (P_B = nh_curv_dim): the selected entries of theta in theta order.  Each
+ * block product is exact and costs one full product (the input is scattered
+ * into a zero P-vector and the product's entries of the block gathered);
+ * nh_curv_dense builds the P_B x P_B blocks from P_B products each.
+ * nh_curv_ntk returns the block Gram J_B J_B^T (only the selected tensors'
+ * terms), so nh_ntk_trace_powers on it gives Tr(I_BB^k) exactly, and
+ * nh_curv_G returns G_B[i][k] = sum_{p in B} d^2 f_k(x_i)/dtheta_p^2 (the
+ * selected layers' terms of the per-sample kernels), so Tr S_BB = G_B . dC/dY
+ * exactly (the trace estimators' control variates use both).  The loss, outputs, GD
+ * steps and slices always use all of theta.  Every estimator of est.h works
+ * on the block through these products, with vectors of length P_B. */
+NH_API nh_status nh_curv_select(nh_curv *c, size_t nsel, const size_t *tensors);
+/* P_B: the length of the vectors the products take (P without a selection). */
+NH_API size_t    nh_curv_dim(const nh_curv *c);
+/* The selected tensors (ascending; NULL and 0 when all of theta). */
+NH_API size_t    nh_curv_selection(const nh_curv *c, const size_t **tensors);
 
 /* --------------------------------------------------------------- training */
 

@@ -185,9 +185,29 @@ NH_API nh_status nh_curv_lanczos(nh_curv *c, nh_op op, size_t k,
 
 typedef struct nh_slq_opts {
     size_t   nvec;   /* M random start vectors, >= 1; default 16           */
-    size_t   nsteps; /* m Lanczos steps per vector, 1 <= m <= P; default 30 */
+    size_t   nsteps; /* m Lanczos steps per vector, 1 <= m <= P - ndeflate;
+                        default 30                                         */
     nh_probe probe;  /* start vector j: probe from stream j, normalized     */
     uint64_t seed;
+    /* Deflation (default 0 and NULL: none).  deflate: ndeflate x P rows,
+     * orthonormal (to 1e-6; NH_EINVAL otherwise), 0 <= ndeflate < P, e.g.
+     * the top-k eigenvectors from nh_curv_lanczos.  SLQ then runs on the
+     * operator restricted to the orthogonal complement, with P_perp = Id -
+     * D^T D: start vectors P_perp z / |P_perp z|, every product
+     * P_perp A P_perp v, and the Lanczos basis reorthogonalized against D
+     * too.  The weights sum to 1 over the complement: nodes, weights,
+     * density and moments describe the P - ndeflate remaining eigenvalues
+     * (the bulk), moments[k-1] ~ Tr_perp(A^k) / (P - ndeflate).  When the
+     * rows of D are eigenvectors with eigenvalues lambda_1..lambda_q
+     * (q = ndeflate), the bulk is exactly the rest of the spectrum and
+     *   Tr(A^k) = sum_i lambda_i^k + (P - q) moments[k-1]
+     * up to the SLQ error (moments_se).  With approximate eigenvectors
+     * (Ritz residuals r_i) the deflated part leaks O(r_i) into the bulk.
+     * Gaussian probes make the projected start vectors exactly uniform on
+     * the complement's sphere; projected Rademacher probes are not of
+     * constant norm, a ratio bias of relative order q / (P - q)^2. */
+    size_t        ndeflate;
+    const double *deflate;
 } nh_slq_opts;
 
 NH_API nh_slq_opts nh_slq_opts_default(void);
@@ -212,13 +232,48 @@ typedef struct nh_slq_result {
  *     probability density (multiply by P for eigenvalues per unit);
  *     ngrid may be 0 (grid, density unused), else sigma > 0.
  * Reorthogonalization as in nh_curv_lanczos.  Products: M m (fewer after
- * breakdowns), plus O(M m^2 P) flops.  Memory: (m + 1) P doubles.  res
+ * breakdowns), plus O(M m^2 P) flops (O(M m q P) more with q deflated
+ * vectors).  Memory: (m + 1) P doubles.  res
  * may be NULL.
  * Errors: NH_EINVAL, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK. */
 NH_API nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts,
                              double *nodes, double *weights, size_t ngrid,
                              const double *grid, double sigma,
                              double *density, nh_slq_result *res);
+
+/* density[g] = sum_i weights[i] N(grid[g]; nodes[i], sigma^2) over the nn
+ * nodes (slots with weight 0 skipped): the broadened density of
+ * nh_curv_slq's nodes and weights, for grids chosen after seeing the nodes
+ * (no second SLQ run).  Errors: NH_EINVAL (NULL with nn or ngrid > 0,
+ * sigma not finite and > 0), NH_ENONFINITE (grid, nodes or weights). */
+NH_API nh_status nh_slq_density(size_t nn, const double *nodes, const double *weights, size_t ngrid,
+                                const double *grid, double sigma, double *density);
+
+/* ------------------------------------------------------------- eigenspaces */
+
+/* Overlap of g (P entries, not zero) with the span of the k orthonormal rows
+ * of U (k x P, orthonormal to 1e-6, else NH_EINVAL; e.g. eigenvectors from
+ * nh_curv_lanczos):  *overlap = ||U g|| / ||g|| = ||P_k g|| / ||g|| in
+ * [0, 1], and comp[i] = |u_i . g| / ||g|| (comp may be NULL), so that
+ * overlap^2 = sum_i comp[i]^2.  1 <= k <= P.  O(k^2 P) flops for the check.
+ * Errors: NH_EINVAL (NULL, k, zero g, rows not orthonormal), NH_ENONFINITE,
+ * NH_ETOOLARGE, NH_ENOMEM. */
+NH_API nh_status nh_subspace_overlap(size_t k, size_t P, const double *U, const double *g, double *overlap,
+                                     double *comp);
+
+/* Principal angles between the row spaces of U (k1 x P) and V (k2 x P),
+ * 1 <= k1, k2 <= P, rows linearly independent (any basis: each is
+ * orthonormalized by Householder QR, LAPACK dgeqrf/dorgqr; NH_EINVAL when a
+ * diagonal of R is below 1e-10 of the largest row norm).  angles[min(k1,
+ * k2)] in radians, ascending, in [0, pi/2].  With Qa, Qb the orthonormal
+ * bases (ka >= kb) and M = Qa Qb^T, the cosines are the singular values of M
+ * and the sines those of Qb - M^T Qa (LAPACK dgesvd); an angle below pi/4
+ * is taken from its sine, the others from their cosine (Knyazev & Argentati
+ * 2002), so small angles keep full relative accuracy instead of the
+ * sqrt(eps) of acos near 1.  Memory (max(k1, k2) + 2 min(k1, k2)) P doubles.
+ * Errors: NH_EINVAL, NH_ENONFINITE, NH_ETOOLARGE, NH_ENOMEM, NH_ELAPACK. */
+NH_API nh_status nh_principal_angles(size_t k1, size_t k2, size_t P, const double *U, const double *V,
+                                     double *angles);
 
 /* ---------------------------------------------------- Rayleigh quotients */
 
@@ -245,6 +300,66 @@ NH_API nh_status nh_curv_rayleigh(nh_curv *c, size_t nvec, const double *V,
 NH_API nh_status nh_curv_slice(nh_curv *c, nh_net *net, const double *u,
                                const double *v, double R, size_t G,
                                double *out);
+
+/* ------------------------------------------------------------- diagonals
+ * diag(H), diag(I), diag(S) (P entries each) of the loss Hessian, exactly or
+ * by the Hutchinson estimator (docs/diagonals.md).
+ * EXACT: per-sample second derivatives w.r.t. the pre-activations,
+ *   diag I from the n_L per-output backward passes (d f/dZ[l]) and HC,
+ *   diag S from the recursion Rz_k = M_k^T Rz_{k+1} M_k + diag(sigma'' dC/dA)
+ *   (only diagonals, i.e. GEMMs with squared weights, for L <= 3; dense
+ *   n_k x n_k matrices per sample for L >= 4), diag H = diag I + diag S.
+ *   Cost per sample, in flops (W2 = sum_{l=0}^{L-1} n_l n_{l+1}):
+ *     2 n_L sum_{l=1}^{L-1} n_l n_{l+1} + n_L (n_L + 1) sum_{l=1}^{L} n_l + 4 W2
+ *     + [L >= 3] 2 n_{L-2} n_{L-1}
+ *     + [L >= 4] (2 n_{L-2}^2 n_{L-1} + sum_{k=1}^{L-3} 2 n_{k+1}^2 n_k
+ *                 + sum_{k=2}^{L-3} 2 n_k^2 n_{k+1}),
+ *   against ~12 W2 per sample for one H v.  se = 0.
+ * HUTCHINSON: M Rademacher probes v_j (stream j of seed, as nh_curv_trace),
+ *   diag(A) ~ mean_j v_j o (A v_j), se = per-entry sample SD / sqrt(M)
+ *   (NaN when M = 1).  One nh_curv_isvp per probe gives H, I and S.
+ *   Unbiased; Var = sum_{q != p} A_pq^2 / M per entry.
+ * AUTO: EXACT when its cost is at most max_cost H v products, else
+ *   HUTCHINSON. */
+typedef enum nh_diag_method {
+    NH_DIAG_AUTO = 0, NH_DIAG_EXACT, NH_DIAG_HUTCHINSON, NH_DIAG_METHOD_COUNT
+} nh_diag_method;
+
+typedef struct nh_diag_opts {
+    nh_diag_method method; /* default NH_DIAG_AUTO                          */
+    size_t   nprobes;      /* Hutchinson probes M >= 1; default 64            */
+    uint64_t seed;         /* default 0                                       */
+    double   max_cost;     /* AUTO bound in H v products; default 50          */
+} nh_diag_opts;
+
+typedef struct nh_diag_info {
+    nh_diag_method method; /* NH_DIAG_EXACT or NH_DIAG_HUTCHINSON, as used    */
+    size_t nprobes;        /* probes averaged (0 when exact)                  */
+    size_t nproducts;      /* isvp products used (0 when exact)               */
+    double exact_flops;    /* the exact method's cost, flops (all samples)    */
+    double hvp_flops;      /* one H v's cost by the same count                */
+    double exact_cost;     /* exact_flops / hvp_flops, in H v products        */
+} nh_diag_info;
+
+NH_API nh_diag_opts nh_diag_opts_default(void);
+
+/* diag[P] = the diagonal of op (H, I or S); se[P] its per-entry standard
+ * error (0 when exact; se may be NULL); info may be NULL.  opts NULL =
+ * nh_diag_opts_default().  Streams over the context's batches.  With a
+ * parameter selection (nh_curv_select) P is nh_curv_dim: the diagonal of the
+ * block A_BB (exact: the full diagonals' B entries, + 3 P doubles; Hutchinson:
+ * probes on the block).
+ * Errors: NH_EINVAL (NULL, op, method, M < 1, max_cost < 0 or NaN),
+ * NH_ETOOLARGE / NH_ENOMEM (exact: B (3 n_L w + sum_{l=1}^{L-1} n_l + 3 w)
+ * + w^2 (5 w^2 for L >= 4) reals, w = max width, B = rows per batch, + 2 P
+ * floats in float32, + 2 P doubles when batched; Hutchinson: 9 P doubles),
+ * NH_ENUMERIC (overflow), errors of the products. */
+NH_API nh_status nh_curv_diag(nh_curv *c, nh_op op, const nh_diag_opts *opts,
+                              double *diag, double *se, nh_diag_info *info);
+/* All three at once: D[3 x P] rows diag H, diag I, diag S; SE[3 x P] (may
+ * be NULL) likewise; the cost of one nh_curv_diag call. */
+NH_API nh_status nh_curv_diag_all(nh_curv *c, const nh_diag_opts *opts,
+                                  double *D, double *SE, nh_diag_info *info);
 
 /* ---- mean and standard error: the one rule used by every estimator and
  * command (traces, SLQ moments, sampled predictions, fig1 trials, measure).

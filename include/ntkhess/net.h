@@ -81,6 +81,16 @@ NH_API nh_param      nh_net_param(const nh_net *net);
 NH_API size_t nh_net_offset_W(const nh_net *net, size_t l);
 NH_API size_t nh_net_offset_b(const nh_net *net, size_t l);
 NH_API int    nh_net_has_bias(const nh_net *net, size_t l); /* 0 for l >= L */
+/* Named tensors (blocks of theta), as the model files name them: for
+ * l = 0..L-1, "W<l>" (n_{l+1} x n_l) then "b<l>" if layer l has a bias, in
+ * theta order; t indexes them (0 .. nh_net_ntensors - 1).  nh_net_tensor
+ * gives its name (static storage until the network is freed; may be NULL),
+ * offset in theta and length (either may be NULL); NH_EINVAL for t out of
+ * range.  nh_net_find_tensor: NH_EINVAL naming the valid names when there
+ * is no tensor of that name. */
+NH_API size_t    nh_net_ntensors(const nh_net *net);
+NH_API nh_status nh_net_tensor(const nh_net *net, size_t t, const char **name, size_t *offset, size_t *len);
+NH_API nh_status nh_net_find_tensor(const nh_net *net, const char *name, size_t *t);
 /* Borrowed pointer to theta[P]; writes through it change the network. */
 NH_API double       *nh_net_params(nh_net *net);
 NH_API const double *nh_net_params_const(const nh_net *net);

@@ -40,6 +40,7 @@ from .misc import (ACTIVATIONS, LOSSES, act_eval, check_targets, data_synth, eig
                    gauss_hermite, get_mem_limit, library_path, library_version, loss_eval,
                    rng_normal, set_mem_limit, set_threads)
 from .network import Curvature, Net
+from .eigen import principal_angles, subspace_overlap
 from .theory import (GRAM_KEYS, KERNEL_NAMES, kernel_names, kernel_opts, kernels_gram, kernels_pair,
                      predict_draw_init, predict_meanfield, predict_mse, predict_mse_expect,
                      predict_ode, predict_opts, predict_sample, predict_spectrum_i)
@@ -69,6 +70,7 @@ __all__ = [
     "ACTIVATIONS", "LOSSES", "act_eval", "loss_eval", "check_targets", "eigvalsh", "eigh",
     "data_synth", "gauss_hermite", "rng_normal",
     "Net", "Curvature", "from_torch", "to_torch",
+    "subspace_overlap", "principal_angles",
     "KERNEL_NAMES", "GRAM_KEYS", "kernel_names", "kernel_opts", "kernels_pair", "kernels_gram",
     "predict_opts", "predict_mse", "predict_mse_expect", "predict_ode", "predict_draw_init",
     "predict_sample", "predict_spectrum_i", "predict_meanfield",

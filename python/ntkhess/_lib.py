@@ -89,6 +89,16 @@ class TraceResult(Structure):
                 ("nproducts", c_size_t)]
 
 
+class DiagOpts(Structure):
+    """nh_diag_opts: method (0 auto, 1 exact, 2 hutchinson), nprobes, seed, max_cost (H v products)."""
+    _fields_ = [("method", c_int), ("nprobes", c_size_t), ("seed", c_uint64), ("max_cost", c_double)]
+
+
+class DiagInfo(Structure):
+    _fields_ = [("method", c_int), ("nprobes", c_size_t), ("nproducts", c_size_t),
+                ("exact_flops", c_double), ("hvp_flops", c_double), ("exact_cost", c_double)]
+
+
 class OrthoResult(Structure):
     _fields_ = [("is_fro", c_double), ("i_fro", c_double), ("s_fro", c_double),
                 ("s_fro_se", c_double), ("ratio", c_double), ("ratio_se", c_double),
@@ -106,7 +116,8 @@ class LanczosInfo(Structure):
 
 
 class SlqOpts(Structure):
-    _fields_ = [("nvec", c_size_t), ("nsteps", c_size_t), ("probe", c_int), ("seed", c_uint64)]
+    _fields_ = [("nvec", c_size_t), ("nsteps", c_size_t), ("probe", c_int), ("seed", c_uint64),
+                ("ndeflate", c_size_t), ("deflate", c_void_p)]
 
 
 class SlqResult(Structure):
@@ -140,6 +151,21 @@ class PredictDiag(Structure):
                 ("ode_steps", c_size_t), ("ode_rejected", c_size_t), ("ode_evals", c_size_t)]
 
 
+class SharpOpts(Structure):
+    _fields_ = [("top", c_size_t), ("tol", c_double), ("maxit", c_size_t), ("min_steps", c_size_t),
+                ("cold", c_int), ("ntk", c_int)]
+
+
+NH_SHARP_MAXTOP = 16
+
+
+class SharpRow(Structure):
+    _fields_ = [("loss", c_double), ("grad_norm", c_double), ("lam_H", c_double), ("lam_I", c_double),
+                ("lam_S", c_double), ("lam_NTK", c_double), ("grad_overlap", c_double), ("uIu", c_double),
+                ("uSu", c_double), ("top", c_double * (3 * NH_SHARP_MAXTOP)), ("matvecs", c_size_t * 4),
+                ("unconverged", c_int)]
+
+
 class Rng(Structure):
     _fields_ = [("s", c_uint64 * 4), ("spare", c_double), ("has_spare", c_int)]
 
@@ -156,7 +182,7 @@ STRUCTS = {
     "nh_lanczos_info": LanczosInfo, "nh_slq_opts": SlqOpts, "nh_slq_result": SlqResult,
     "nh_kernel_opts": KernelOpts, "nh_grams": Grams, "nh_predict_opts": PredictOpts,
     "nh_moments": Moments, "nh_predict_diag": PredictDiag, "nh_rng": Rng,
-    "nh_gmoments": GMoments,
+    "nh_gmoments": GMoments, "nh_sharp_opts": SharpOpts, "nh_sharp_row": SharpRow,
 }
 
 # Enumerations that the binding names itself (the C library parses act and
@@ -165,6 +191,7 @@ OPS = {"H": 0, "I": 1, "S": 2}
 WHICH = {"LA": 0, "SA": 1, "LM": 2}
 PROBES = {"rademacher": 0, "gaussian": 1}
 TRACE_METHODS = {"hutchinson": 0, "hutchpp": 1, "exact": 2}
+DIAG_METHODS = {"auto": 0, "exact": 1, "hutchinson": 2}
 PARAMS = {"ntk": 0, "mf": 1, "standard": 2}
 DATASETS = {"sphere": 0, "disk": 1}
 NH_K_COUNT = 8
@@ -280,6 +307,9 @@ _PROTOS = {
     "nh_predict_meanfield": (_S, [POINTER(Grams), _S, _Z, _P, _P, _P, _P], True),
     "nh_trace_opts_default": (TraceOpts, [], False),
     "nh_curv_trace": (_S, [_P, _S, c_int, POINTER(TraceOpts), POINTER(TraceResult)], True),
+    "nh_diag_opts_default": (DiagOpts, [], False),
+    "nh_curv_diag": (_S, [_P, _S, POINTER(DiagOpts), _P, _P, POINTER(DiagInfo)], True),
+    "nh_curv_diag_all": (_S, [_P, POINTER(DiagOpts), _P, _P, POINTER(DiagInfo)], True),
     "nh_curv_orthogonality": (_S, [_P, POINTER(TraceOpts), POINTER(OrthoResult)], True),
     "nh_lanczos_opts_default": (LanczosOpts, [], False),
     "nh_curv_lanczos": (_S, [_P, _S, _Z, POINTER(LanczosOpts), _P, _P, _P, POINTER(LanczosInfo)],
@@ -287,8 +317,24 @@ _PROTOS = {
     "nh_slq_opts_default": (SlqOpts, [], False),
     "nh_curv_slq": (_S, [_P, _S, POINTER(SlqOpts), _P, _P, _Z, _P, _D, _P, POINTER(SlqResult)],
                     True),
+    "nh_slq_density": (_S, [_Z, _P, _P, _Z, _P, _D, _P], True),
+    "nh_subspace_overlap": (_S, [_Z, _Z, _P, _P, _P, _P], True),
+    "nh_principal_angles": (_S, [_Z, _Z, _Z, _P, _P, _P], True),
     "nh_curv_rayleigh": (_S, [_P, _Z, _P, _P, _P], True),
+    "nh_sharp_opts_default": (SharpOpts, [], False),
+    "nh_sharp_create": (_S, [_P, POINTER(SharpOpts), _PP], True),
+    "nh_sharp_free": (None, [_P], False),
+    "nh_sharp_record": (_S, [_P, _P, c_uint64, POINTER(SharpRow)], True),
+    "nh_sharp_state_len": (_Z, [_P], False),
+    "nh_sharp_state_get": (_S, [_P, _P], True),
+    "nh_sharp_state_set": (_S, [_P, _P], True),
     "nh_curv_slice": (_S, [_P, _P, _P, _P, _D, _Z, _P], True),
+    "nh_net_ntensors": (_Z, [_P], False),
+    "nh_net_tensor": (_S, [_P, _Z, POINTER(c_char_p), POINTER(c_size_t), POINTER(c_size_t)], True),
+    "nh_net_find_tensor": (_S, [_P, c_char_p, POINTER(c_size_t)], True),
+    "nh_curv_select": (_S, [_P, _Z, POINTER(c_size_t)], True),
+    "nh_curv_dim": (_Z, [_P], False),
+    "nh_curv_selection": (_Z, [_P, POINTER(POINTER(c_size_t))], False),
 }
 
 

@@ -24,8 +24,9 @@ import os
 import numpy as np
 
 from . import _arrays as A
-from ._lib import (NH_EINVAL, NH_ESHAPE, OPS, PARAMS, PROBES, TRACE_METHODS, WHICH, CurvOpts, LanczosInfo,
-                   NtkhessError, OrthoResult, SlqResult, TraceResult, lib)
+from ._lib import (DIAG_METHODS, NH_EDIVERGED, NH_EINVAL, NH_ESHAPE, NH_SHARP_MAXTOP, OPS, PARAMS, PROBES,
+                   TRACE_METHODS, WHICH, CurvOpts, DiagInfo, LanczosInfo, NtkhessError, OrthoResult, SharpRow,
+                   SlqResult, TraceResult, lib)
 
 __all__ = ["Net", "Curvature"]
 
@@ -204,6 +205,18 @@ class Net:
 
     P = nparams
 
+    @property
+    def tensors(self):
+        """The named tensors of theta, in theta order, as the model files
+        name them: a list of (name, offset, size), "W<l>" then "b<l>" (no
+        "b<l>" for a layer without bias)."""
+        out = []
+        for t in range(lib().nh_net_ntensors(self._h)):
+            name, off, size = ctypes.c_char_p(), ctypes.c_size_t(), ctypes.c_size_t()
+            lib().nh_net_tensor(self._h, t, ctypes.byref(name), ctypes.byref(off), ctypes.byref(size))
+            out.append((name.value.decode(), off.value, size.value))
+        return out
+
     def offset_W(self, l):
         """Offset of W_l in theta."""
         self._check_layer(l)
@@ -311,7 +324,7 @@ class Curvature:
     ``X.astype(float64)`` bit for bit).
     """
 
-    def __init__(self, net, X, T, loss="mse", batch=0):
+    def __init__(self, net, X, T, loss="mse", batch=0, params=None):
         if not isinstance(net, Net):
             raise NtkhessError(NH_EINVAL, "net must be an ntkhess.Net, got %s" % type(net).__name__)
         L = lib()
@@ -332,6 +345,41 @@ class Curvature:
         create = L.nh_curv_create_x32 if x32 else L.nh_curv_create_ex
         create(net._h, A.ptr(X), A.ptr(T), X.shape[0], self.loss_id, ctypes.byref(opts), ctypes.byref(h))
         self._h = h
+        if params is not None:
+            self.select(params)
+
+    def select(self, params=None):
+        """Restrict the context to the diagonal blocks H_BB, I_BB, S_BB of
+        the tensors ``params`` (names as in :attr:`Net.tensors`, e.g.
+        ``["W0", "b0"]``, or one comma-separated string; None or [] = all of
+        theta).  Afterwards every vector (grad, products, eigenvectors,
+        dense matrices) has :attr:`P` = P_B entries, the selected entries of
+        theta in theta order; :meth:`ntk` is the block Gram J_B J_B^T and
+        :meth:`G` sums over the block's parameters only (G_B . dC/dY =
+        Tr S_BB); the loss, outputs, gd_step and slice use all of theta
+        (docs/blocks.md)."""
+        if params is None:
+            names = []
+        elif isinstance(params, str):
+            names = [p for p in params.split(",") if p]
+        else:
+            names = [str(p) for p in params]
+        idx = (ctypes.c_size_t * max(len(names), 1))()
+        for i, name in enumerate(names):
+            t = ctypes.c_size_t()
+            lib().nh_net_find_tensor(self.net._h, name.encode(), ctypes.byref(t))
+            idx[i] = t.value
+        lib().nh_curv_select(self._h, len(names), idx)
+
+    @property
+    def params(self):
+        """Names of the selected tensors (theta order), or None for all of theta."""
+        sel = ctypes.POINTER(ctypes.c_size_t)()
+        n = lib().nh_curv_selection(self._h, ctypes.byref(sel))
+        if n == 0:
+            return None
+        names = [t[0] for t in self.net.tensors]
+        return [names[sel[i]] for i in range(n)]
 
     @property
     def batch(self):
@@ -372,7 +420,8 @@ class Curvature:
 
     @property
     def P(self):
-        return self.net.nparams
+        """Length of the vectors: P, or P_B with a parameter selection (:meth:`select`)."""
+        return lib().nh_curv_dim(self._h)
 
     @property
     def nout(self):
@@ -524,6 +573,79 @@ class Curvature:
         lib().nh_curv_gd_step(self._h, self.net._h, float(eta))
         return self.loss
 
+    # ------------------------------------------------------ sharpness
+    SHARP_COLUMNS = ("step", "t", "loss", "grad_norm", "lam_H", "lam_I", "lam_S", "lam_NTK", "grad_overlap",
+                     "uIu", "uSu", "matvecs_H", "matvecs_I", "matvecs_S", "matvecs_NTK")
+
+    def sharpness(self, lr, steps, every=1, top=1, tol=1e-7, cold=False, ntk=True, maxit=100, min_steps=4):
+        """Sharpness along full-batch gradient descent, as ``ntkhess sharpness``
+        (nh_sharp_record, docs/beyond-lazy.md): trains ``self.net`` in place by
+        ``steps`` GD steps of size ``lr`` (the same steps as :meth:`gd_step`)
+        and records at steps 0, every, 2 every, ..., steps the top eigenvalues
+        of H, I, S and the NTK Gram / N, warm-started from the previous record.
+
+        top: eigenvalues of H, I and S per record (1..16; > 1 adds H_1..H_k,
+        I_1..I_k, S_1..S_k); tol: relative Ritz residual; cold: no warm
+        starts; ntk: compute lam_NTK (else NaN); maxit, min_steps: products
+        per solve at most / before the first convergence test.
+
+        Returns a dict of numpy arrays, one per CSV column of the CLI (step, t,
+        loss, grad_norm, lam_H, lam_I, lam_S, lam_NTK, grad_overlap, uIu, uSu,
+        matvecs_H, matvecs_I, matvecs_S, matvecs_NTK[, H_1.., I_1.., S_1..]),
+        equal to the CLI's records bit for bit on the same model, data, batch
+        and threads; plus "diverged_at": the step whose GD update was not
+        finite (records stop before it; the network keeps the last finite
+        theta), or None.  A solve that reached maxit unconverged warns."""
+        import warnings
+        lr, steps, every, top = float(lr), int(steps), int(every), int(top)
+        if not lr > 0 or steps < 0 or every < 1 or not 1 <= top <= NH_SHARP_MAXTOP:
+            raise NtkhessError(NH_EINVAL, "sharpness: need lr > 0, steps >= 0, every >= 1, top in 1..%d"
+                               % NH_SHARP_MAXTOP)
+        L = lib()
+        o = L.nh_sharp_opts_default()
+        o.top, o.tol, o.maxit, o.min_steps = top, float(tol), int(maxit), int(min_steps)
+        o.cold, o.ntk = (1 if cold else 0), (1 if ntk else 0)
+        h = ctypes.c_void_p()
+        L.nh_sharp_create(self._h, ctypes.byref(o), ctypes.byref(h))
+        names = list(self.SHARP_COLUMNS)
+        if top > 1:
+            names += ["%s_%d" % (op, j + 1) for op in "HIS" for j in range(top)]
+        recs, diverged = [], None
+        row = SharpRow()
+
+        def record(k):
+            L.nh_sharp_record(h, self._h, k, ctypes.byref(row))
+            if row.unconverged:
+                warnings.warn("sharpness: step %d: %d eigen-solve(s) not converged in maxit %d products"
+                              % (k, row.unconverged, maxit), RuntimeWarning, stacklevel=3)
+            r = [k, k * lr, row.loss, row.grad_norm, row.lam_H, row.lam_I, row.lam_S, row.lam_NTK,
+                 row.grad_overlap, row.uIu, row.uSu] + list(row.matvecs)
+            if top > 1:
+                r += [row.top[op * NH_SHARP_MAXTOP + j] for op in range(3) for j in range(top)]
+            recs.append(r)
+
+        try:
+            record(0)
+            for k in range(1, steps + 1):
+                try:
+                    self.gd_step(lr)
+                except NtkhessError as e:
+                    if e.status != NH_EDIVERGED:
+                        raise
+                    diverged = k
+                    break
+                if k % every == 0 or k == steps:
+                    record(k)
+        finally:
+            L.nh_sharp_free(h)
+        out = {}
+        for j, n in enumerate(names):
+            col = [r[j] for r in recs]
+            ints = n == "step" or n.startswith("matvecs_")
+            out[n] = np.array(col, dtype=np.int64 if ints else np.float64)
+        out["diverged_at"] = diverged
+        return out
+
     # -------------------------------------------------- spectral toolkit
     @staticmethod
     def _trace_opts(method=None, probe=None, nprobes=None, sketch=None, first_probe=None, seed=None,
@@ -561,6 +683,38 @@ class Curvature:
         k = int(kmax)
         return {"est": np.array(r.est[:k]), "se": np.array(r.se[:k]), "nprobes": r.nprobes,
                 "nproducts": r.nproducts}
+
+    def diag(self, op="H", method="auto", probes=None, seed=None, max_cost=None):
+        """The diagonal of A = op in {"H", "I", "S"}, or of all three for
+        op="all" (nh_curv_diag, nh_curv_diag_all; docs/diagonals.md).
+
+        method: "auto" (exact when it costs at most max_cost H v products,
+        default 50), "exact" or "hutchinson" (probes Rademacher vectors,
+        default 64, from seed, default 0).  Returns (diag, se): (P,) arrays,
+        or (3, P) rows H, I, S for op="all"; se is 0 when exact, NaN for one
+        probe.  self.diag_info then holds the nh_diag_info fields (method
+        used, probes, products, exact_flops, hvp_flops, exact_cost).
+        """
+        o = lib().nh_diag_opts_default()
+        o.method = A.enum(DIAG_METHODS, "diagonal method", method)
+        for k, v in (("nprobes", probes), ("seed", seed)):
+            if v is not None:
+                if int(v) < 0:
+                    raise NtkhessError(NH_EINVAL, "%s must be >= 0, got %r" % (k, v))
+                setattr(o, k, int(v))
+        if max_cost is not None:
+            o.max_cost = float(max_cost)
+        info = DiagInfo()
+        if str(op).lower() == "all":
+            d, se = A.empty(3, self.P), A.empty(3, self.P)
+            lib().nh_curv_diag_all(self._h, ctypes.byref(o), A.ptr(d), A.ptr(se), ctypes.byref(info))
+        else:
+            d, se = A.empty(self.P), A.empty(self.P)
+            lib().nh_curv_diag(self._h, _op(op), ctypes.byref(o), A.ptr(d), A.ptr(se), ctypes.byref(info))
+        names = {v: k for k, v in DIAG_METHODS.items()}
+        self.diag_info = {f: getattr(info, f) for f, _ in DiagInfo._fields_}
+        self.diag_info["method"] = names.get(info.method, info.method)
+        return d, se
 
     def orthogonality(self, method=None, probe=None, nprobes=None, sketch=None, first_probe=None,
                       seed=None):
@@ -607,18 +761,27 @@ class Curvature:
         out.update({f: getattr(info, f) for f, _ in LanczosInfo._fields_})
         return out
 
-    def slq(self, op="H", nvec=16, nsteps=30, probe="rademacher", seed=0, grid=None, sigma=None):
+    def slq(self, op="H", nvec=16, nsteps=30, probe="rademacher", seed=0, grid=None, sigma=None, deflate=None):
         """Spectral density of A = op by stochastic Lanczos quadrature
         (nh_curv_slq): nvec start vectors, nsteps Lanczos steps each.
 
         Returns {"nodes": (nvec, nsteps), "weights": (nvec, nsteps) (summing to
         1), "moments": Tr(A^k)/P estimates (4,), "moments_se", "nproducts",
         "nbreakdowns"} and, when ``grid`` is given (sigma > 0 required),
-        "grid" and "density" (a probability density on the grid)."""
+        "grid" and "density" (a probability density on the grid).
+
+        deflate: (q, P) orthonormal rows (e.g. ``top_eigenvectors``), or None:
+        the density of the bulk, A restricted to their orthogonal complement
+        (nsteps <= P - q); moments ~ Tr_perp(A^k) / (P - q), and with exact
+        eigenvectors Tr(A^k) = sum_i lambda_i^k + (P - q) moments[k-1]."""
         o = lib().nh_slq_opts_default()
         o.nvec, o.nsteps = int(nvec), int(nsteps)
         o.probe = A.enum(PROBES, "probe", probe)
         o.seed = int(seed)
+        if deflate is not None:
+            deflate = A.f64("deflate", deflate)
+            deflate = A.matrix("deflate", deflate.reshape(1, -1) if deflate.ndim == 1 else deflate, None, self.P)
+            o.ndeflate, o.deflate = deflate.shape[0], A.ptr(deflate)
         if o.nvec < 1 or o.nsteps < 1:
             raise NtkhessError(NH_EINVAL, "nvec and nsteps must be >= 1")
         nodes, weights = A.empty(o.nvec, o.nsteps), A.empty(o.nvec, o.nsteps)
@@ -639,6 +802,45 @@ class Curvature:
             out["grid"], out["density"] = grid.copy(), den
         return out
 
+    def top_eigenvectors(self, op="H", k=1, which=None, tol=1e-10, seed=0):
+        """The k top eigenpairs of op by Lanczos: (eigenvalues (k,), eigenvectors
+        (k, P) orthonormal rows).  which: None = "LA" for H and I (largest),
+        "LM" for S (largest magnitude: S is indefinite); or "LA", "SA", "LM"."""
+        if which is None:
+            which = "LM" if str(op).upper() == "S" else "LA"
+        r = self.lanczos(k, op=op, which=which, tol=tol, seed=seed, residuals=False)
+        return r["eigenvalues"], r["eigenvectors"]
+
+    def eigenspace(self, k, ops="HIS", tol=1e-10, seed=0, slq_vectors=16, slq_steps=30):
+        """What ``ntkhess eigenspace`` computes, as arrays: for each op in ops
+        (a string or list of "H", "I", "S") a dict {"eigenvalues" (k,),
+        "eigenvectors" (k, P), "residuals", "overlap" (||P_k grad|| /
+        ||grad||), "overlap_components" (k,), "slq_full", "slq_bulk" (the
+        :meth:`slq` results without and with the k eigenvectors deflated,
+        slq_steps capped at P - k)}, and "angles": {"H-I": principal angles
+        (k,) radians, ...} for each pair in ops order."""
+        from .eigen import principal_angles, subspace_overlap
+        k = int(k)
+        if not 1 <= k < self.P:
+            raise NtkhessError(NH_EINVAL, "eigenspace: need 1 <= k < P = %d, got %d" % (self.P, k))
+        names = [str(o).upper() for o in (ops.replace(",", "") if isinstance(ops, str) else ops)]
+        g = self.grad()
+        m = min(int(slq_steps), self.P - k)
+        out = {"angles": {}}
+        for op in names:
+            which = "LM" if op == "S" else "LA"
+            r = self.lanczos(k, op=op, which=which, tol=tol, seed=seed)
+            ov, comp = subspace_overlap(r["eigenvectors"], g)
+            out[op] = {"eigenvalues": r["eigenvalues"], "eigenvectors": r["eigenvectors"],
+                       "residuals": r["residuals"], "overlap": ov, "overlap_components": comp,
+                       "slq_full": self.slq(op, slq_vectors, m, seed=seed),
+                       "slq_bulk": self.slq(op, slq_vectors, m, seed=seed, deflate=r["eigenvectors"])}
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                out["angles"]["%s-%s" % (names[a], names[b])] = principal_angles(
+                    out[names[a]]["eigenvectors"], out[names[b]]["eigenvectors"])
+        return out
+
     def rayleigh(self, V):
         """Rayleigh quotients (v^T I v / v^T v, v^T S v / v^T v) of the rows of
         V (m, P) or of one vector (P,) (nh_curv_rayleigh)."""
@@ -653,8 +855,8 @@ class Curvature:
     def slice(self, u, v, R, G):
         """Loss on the G x G grid theta + a_i u + b_j v, a, b in [-R, R]
         (nh_curv_slice); theta is restored afterwards.  Returns (G, G)."""
-        u = A.vector("u", u, self.P)
-        v = A.vector("v", v, self.P)
+        u = A.vector("u", u, self.net.nparams)  # slices move all of theta, whatever the selection
+        v = A.vector("v", v, self.net.nparams)
         out = A.empty(int(G), int(G))
         lib().nh_curv_slice(self._h, self.net._h, A.ptr(u), A.ptr(v), float(R), int(G), A.ptr(out))
         return out

@@ -294,6 +294,36 @@ const nh_curv_opts *nh_cli_curv_opts(const nh_args *a) {
     return &o;
 }
 
+size_t nh_cli_params(const nh_cmd *cmd, const char *list, nh_curv *c, struct cJSON *js) {
+    if (!list || !*list) return nh_curv_dim(c);
+    const nh_net *net = nh_curv_net(c);
+    const size_t nt = nh_net_ntensors(net);
+    size_t *sel = malloc(nt * sizeof *sel), n = 0;
+    char *copy = strdup(list);
+    if (!sel || !copy) nh_die(cmd, "out of memory");
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        size_t t;
+        if (nh_net_find_tensor(net, tok, &t) != NH_OK) nh_die_usage(cmd, "--params: %s", nh_last_error_detail());
+        for (size_t i = 0; i < n; i++)
+            if (sel[i] == t) nh_die_usage(cmd, "--params: %s given twice", tok);
+        sel[n++] = t; /* n <= nt: a name repeats otherwise */
+    }
+    if (n == 0) nh_die_usage(cmd, "--params: no tensor named in '%s'", list);
+    NH_CHECK(cmd, nh_curv_select(c, n, sel));
+    if (js) {
+        cJSON *arr = cJSON_AddArrayToObject(js, "params");
+        for (size_t i = 0; i < n; i++) {
+            const char *name = NULL;
+            nh_net_tensor(net, sel[i], &name, NULL, NULL);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+        }
+        cJSON_AddNumberToObject(js, "dim", (double)nh_curv_dim(c));
+    }
+    free(sel);
+    free(copy);
+    return nh_curv_dim(c);
+}
+
 void nh_dataset_free(nh_dataset *d) {
     free(d->X);
     free(d->X32);

@@ -37,6 +37,9 @@ typedef struct nh_optspec {
                       "limit, else the largest batch that does"}, \
                      {"progress", NULL, NULL, "print a progress line on stderr (batches, products, time left) even " \
                       "when stderr is not a terminal"}
+/* --params LIST: a block of parameters (nh_curv_select), applied by nh_cli_params. */
+#define NH_OPT_PARAMS {"params", "LIST", "", "restrict H, I, S to the diagonal block of these tensors, comma-" \
+                       "separated, named as in the model files (W0,b0,W1,...); vectors then have P_B entries"}
 #define NH_OPT_ACTS(def) {"acts", "LIST", (def), "nonlinearities, comma-separated, one panel each: {acts}"}
 
 typedef struct nh_cmd {
@@ -141,6 +144,12 @@ const nh_curv_opts *nh_cli_curv_opts(const nh_args *a);
  * --progress was given (nh_cli_curv_opts reads it); exits on error. */
 nh_curv *nh_cli_curv(const nh_cmd *cmd, const nh_net *net, const nh_dataset *d, nh_loss loss, const nh_curv_opts *o);
 void nh_cli_progress_ask(int on);
+struct cJSON;
+/* --params LIST (NULL or "" = all of theta): select those tensors of c's
+ * network (nh_net_find_tensor names) on c; exits 2 naming the valid tensors
+ * for an unknown or repeated name.  With js, adds "params": [names] and
+ * "dim": P_B.  Returns nh_curv_dim(c). */
+size_t nh_cli_params(const nh_cmd *cmd, const char *list, nh_curv *c, struct cJSON *js);
 
 /* JSON number (cJSON) in the shortest round-trip text (15-17 digits), or
  * null for a non-finite value: cJSON's own printer keeps only 15 digits. */

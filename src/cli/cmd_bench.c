@@ -3,6 +3,7 @@
  * network and batch, against this machine's dgemm rate measured in the same
  * process.  Prints one JSON line.  Speed is measured here, never asserted. */
 #include "cli.h"
+#include "fig1.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -24,10 +25,12 @@ static const nh_optspec bench_opts[] = {
     {"block", "B", "1", "hvp only: B vectors per call (nh_curv_hvp_block); times are per call, per_vector_s too"},
     NH_OPT_ACT("softplus"),
     NH_OPT_LOSS("mse"),
-    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 (fig1's)"},
+    {"probes", "M", "32", "moments: probes per record (ntkhess measure's default); fig1rec, fig1trial use 4 "
+                            "(fig1's before issue 15)"},
     {"anchor", "n", "2000", "size of the square dgemm timed as the rate anchor (0: skip)"},
     {"anchor-reps", "R", "5", "repetitions of the anchor dgemm (median)"},
     {"seed", "S", "0", "seed of the network, data and vectors"},
+    {"data", "NAME", "mnist", "trial only: fig1's --data (mnist needs n_0 = 196)"},
     {NULL, NULL, NULL, NULL}};
 
 static double now_s(void) {
@@ -183,13 +186,14 @@ static double rel2(const double *a, const double *b, const double *c2, size_t n)
 }
 
 static const char *const bench_ops[] = {"hvp", "hvp_scratch", "ivp", "svp", "ntk", "grad", "step", "moments",
-                                        "fig1rec", "fig1trial", NULL};
+                                        "fig1rec", "fig1trial", "trial", NULL};
 
 /* The run's options. */
 typedef struct bcfg {
     const char *op;
     size_t w[NH_BENCH_MAXW], L, nout, N, B, M, an;
-    int reps, areps, f32, is_rec;
+    int reps, areps, f32, is_rec, probes_given, prec_given, act_given;
+    const char *data, *threads;
     nh_act act;
     nh_loss loss;
     uint64_t seed;
@@ -230,6 +234,12 @@ static void bench_parse(const nh_cmd *cmd, int argc, char **argv, bcfg *b) {
     b->an = (size_t)nh_arg_int(&a, "anchor", 0, 20000);
     b->areps = (int)nh_arg_int(&a, "anchor-reps", 1, 1000);
     b->seed = nh_arg_u64(&a, "seed");
+    b->probes_given = nh_arg_flag(&a, "probes");
+    b->prec_given = nh_arg_flag(&a, "precision");
+    b->act_given = nh_arg_flag(&a, "act");
+    b->data = nh_arg_req(&a, "data");
+    b->threads = nh_arg_req(&a, "threads");
+    if (!strcmp(op, "trial") && !strcmp(rs, "auto")) b->reps = 3;
 }
 
 /* Forward-pass flops 2 N sum n_l n_{l+1} and the parameter count. */
@@ -492,9 +502,156 @@ static void bench_emit(const bcfg *b, const bres *s) {
     fflush(stdout);
 }
 
+/* ------------------------------------------------- bench trial: fig1's trial */
+
+/* Trials 0..R-1 of fig1 (its trial function, its defaults) and what they cost. */
+typedef struct btrial {
+    int R;
+    size_t nv, M;
+    double *t, *step, *trh, *tri, *hv; /* per trial; hv: a single f64 H v timed right after it */
+    double *H, *se;               /* R x nv: Tr(H^k) and its within-trial Hutchinson SE */
+    size_t products;
+} btrial;
+
+/* fig1's own parse of the options that bench passes on (the rest: fig1's defaults). */
+static nh_fig1_bench *bench_trial_open(const nh_cmd *cmd, const bcfg *b) {
+    if (b->L != 3 || b->w[1] != b->w[2] || b->nout != 1)
+        nh_die_usage(cmd, "trial: --widths must be n_0,W,W,1 (fig1's network)");
+    char n[32], w[32], m[32], seed[32];
+    snprintf(n, sizeof n, "%zu", b->N);
+    snprintf(w, sizeof w, "%zu", b->w[1]);
+    snprintf(m, sizeof m, "%zu", b->M);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)b->seed);
+    char *argv[20];
+    int argc = 0;
+    const char *kv[][2] = {{"--data", b->data}, {"--n", n}, {"--width", w}, {"--threads", b->threads},
+                           {"--seed", seed}, {"--acts", b->act_given ? nh_act_name(b->act) : NULL},
+                           {"--probes", b->probes_given ? m : NULL},
+                           {"--precision", b->prec_given ? (b->f32 ? "f32" : "f64") : NULL}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (kv[i][1]) { argv[argc++] = (char *)kv[i][0]; argv[argc++] = (char *)kv[i][1]; }
+    nh_fig1_bench *fb = nh_fig1_bench_open(cmd, argc, argv);
+    size_t d, M;
+    int f32;
+    nh_act act;
+    nh_fig1_bench_info(fb, &M, &f32, &act, &d);
+    if (d != b->w[0]) nh_die_usage(cmd, "trial: n_0 = %zu but --data %s has %zu inputs", b->w[0], b->data, d);
+    return fb;
+}
+
+static void bench_trial_run(const nh_cmd *cmd, nh_fig1_bench *fb, btrial *x) {
+    const size_t nv = x->nv, R = (size_t)x->R;
+    double *trI = malloc(nv * sizeof *trI);
+    x->t = calloc(5 * R + 2 * R * nv, sizeof *x->t);
+    if (!trI || !x->t) nh_die(cmd, "out of memory");
+    x->step = x->t + R, x->trh = x->step + R, x->tri = x->trh + R, x->hv = x->tri + R;
+    x->H = x->hv + R, x->se = x->H + R * nv;
+    for (size_t r = 0; r < R; r++) {
+        nh_fig1_cost c;
+        nh_fig1_bench_trial(cmd, fb, r, x->H + r * nv, trI, x->se + r * nv, &c);
+        x->t[r] = c.total_s, x->step[r] = c.step_s, x->trh[r] = c.trace_h_s, x->tri[r] = c.trace_i_s;
+        x->products = c.products;
+        x->hv[r] = nh_fig1_bench_hv(cmd, fb, 3); /* the unit, under the load the trial saw */
+        fprintf(stderr, "ntkhess bench trial: trial %zu: %.3f s, H v %.4f s\n", r, c.total_s, x->hv[r]);
+    }
+    free(trI);
+}
+
+/* Per k = 2..4: the within-trial Hutchinson SE (mean over trials and
+ * records) against the trial-to-trial SD of Tr(H^k) (mean over records). */
+static void bench_trial_stats(char **p, char *end, const btrial *x) {
+    const size_t nv = x->nv, R = (size_t)x->R, nrec = nv / 4;
+    for (int q = 1; q < 4; q++) {
+        double se = 0, sd = 0;
+        for (size_t i = 0; i < nrec; i++) {
+            double m = 0, v = 0;
+            for (size_t r = 0; r < R; r++) {
+                m += x->H[r * nv + i * 4 + (size_t)q];
+                se += x->se[r * nv + i * 4 + (size_t)q];
+            }
+            m /= (double)R;
+            for (size_t r = 0; r < R; r++) { double d = x->H[r * nv + i * 4 + (size_t)q] - m; v += d * d; }
+            sd += R > 1 ? sqrt(v / (double)(R - 1)) : NAN;
+        }
+        se /= (double)(R * nrec), sd /= (double)nrec;
+        bput(p, end, "\"k%d\":{", q + 1);
+        /* se = sd1 / sqrt(M): sd1, one probe's SD, is what M = 1 adds to a trial (not measurable at M = 1) */
+        const double sd1 = se * sqrt((double)x->M);
+        bput_num(p, end, "hutch_se", "%.4g", x->M > 1 ? se : NAN);
+        bput_num(p, end, "probe_sd", "%.4g", x->M > 1 ? sd1 : NAN);
+        bput_num(p, end, "trial_sd", "%.4g", sd);
+        bput_num(p, end, "ratio", "%.3f", x->M > 1 ? se / sd : NAN);
+        bput_num(p, end, "ratio_1probe", "%.3f", x->M > 1 ? sd1 / sd : NAN);
+        (*p)[-1] = '}'; /* the last comma closes the object */
+        bput(p, end, ",");
+    }
+}
+
+static double med_of(const double *v, int R) {
+    double t[256];
+    const int n = R < 256 ? R : 256;
+    memcpy(t, v, (size_t)n * sizeof *t);
+    return median(t, n);
+}
+
+/* The breakdown is the median trial's own (lower median for even R), so that its parts add up. */
+static void bench_trial_emit(const bcfg *b, const btrial *x, double dgemm, int f32, nh_act act) {
+    char line[4096], *p = line, *end = line + sizeof line;
+    const double med = med_of(x->t, x->R), hv = med_of(x->hv, x->R);
+    size_t im = 0, below = (size_t)-1;
+    for (int r = 0; r < x->R; r++) { /* the trial closest below the median */
+        size_t cnt = 0;
+        for (int q = 0; q < x->R; q++) cnt += x->t[q] < x->t[r];
+        if (cnt == (size_t)(x->R - 1) / 2 && below == (size_t)-1) below = (size_t)r;
+    }
+    im = below == (size_t)-1 ? 0 : below;
+    const double st = x->step[im], th = x->trh[im], ti = x->tri[im], tt = x->t[im];
+    double tmin = x->t[0];
+    for (int r = 1; r < x->R; r++) tmin = x->t[r] < tmin ? x->t[r] : tmin;
+    bput(&p, end, "{\"op\":\"trial\",\"widths\":[%zu,%zu,%zu,1],\"N\":%zu,\"act\":\"%s\",\"data\":\"%s\",", b->w[0],
+         b->w[1], b->w[2], b->N, nh_act_name(act), b->data);
+    bput(&p, end, "\"threads\":%d,\"precision\":\"%s\",\"probes\":%zu,\"reps\":%d,", openblas_get_num_threads(),
+         f32 ? "f32" : "f64", x->M, x->R);
+    bput(&p, end, "\"median_s\":%.6g,\"min_s\":%.6g,\"hv_s\":%.6g,\"hv_equivalents\":%.1f,\"products\":%zu,", med,
+         tmin, hv, med / hv, x->products);
+    bput(&p, end, "\"breakdown\":{\"trial_s\":%.4g,\"gd_steps_s\":%.4g,\"trace_H_s\":%.4g,", tt, st, th);
+    bput(&p, end, "\"trace_I_s\":%.4g,\"other_s\":%.4g,",
+         ti, tt - st - th - ti);
+    bput(&p, end, "\"ntk_s_est\":%.4g,\"products_s_est\":%.4g},", 2 * ti, th - ti);
+    bput(&p, end, "\"hutchinson\":{");
+    bench_trial_stats(&p, end, x);
+    p[-1] = '}';
+    bput(&p, end, ",");
+    bput_num(&p, end, "dgemm_gflops", "%.4g", dgemm);
+    p[-1] = '}';
+    bput(&p, end, "\n");
+    fwrite(line, 1, (size_t)(p - line), stdout);
+    fflush(stdout);
+}
+
+/* bench trial: R trials (0..R-1), then R single f64 H v on trial 0's network. */
+static int run_bench_trial(const nh_cmd *cmd, const bcfg *b) {
+    nh_fig1_bench *fb = bench_trial_open(cmd, b);
+    btrial x;
+    memset(&x, 0, sizeof x);
+    int f32;
+    nh_act act;
+    size_t d;
+    nh_fig1_bench_info(fb, &x.M, &f32, &act, &d);
+    x.R = b->reps, x.nv = nh_fig1_bench_nvalues(fb);
+    bench_trial_run(cmd, fb, &x);
+    double dg, sg;
+    gemm_anchor(cmd, b->an, b->areps, 0, &dg, &sg);
+    bench_trial_emit(b, &x, dg, f32, act);
+    free(x.t);
+    nh_fig1_bench_close(fb);
+    return 0;
+}
+
 static int run_bench(const nh_cmd *cmd, int argc, char **argv) {
     bcfg b;
     bench_parse(cmd, argc, argv, &b);
+    if (!strcmp(b.op, "trial")) return run_bench_trial(cmd, &b);
     bres s;
     memset(&s, 0, sizeof s);
     s.bytes = bench_memory(cmd, &b);
@@ -537,6 +694,13 @@ const nh_cmd nh_cmd_bench = {
     "  fig1rec      one record of `ntkhess fig1` (Tr(H^k), Tr(I^k), k <= 4, 4 probes)\n"
     "  fig1trial    one trial of `ntkhess fig1` at its defaults (64 GD steps, eta 0.25,\n"
     "               a record every 4 steps: 17 records); products counts the records' only\n"
+    "  trial        fig1's own trial function at fig1's own defaults (docs/figures.md):\n"
+    "               trials 0..R-1 (--reps, default 3) of the first nonlinearity, with\n"
+    "               median_s, hv_s (a float64 H v after each trial), hv_equivalents, the\n"
+    "               breakdown of the median trial and, per k = 2..4, the Hutchinson SE,\n"
+    "               the single-probe SD and the trial-to-trial SD of Tr(H^k); --precision,\n"
+    "               --probes and --act go to fig1 only when given; --data is fig1's\n"
+    "               (mnist: n_0 = 196)\n"
     "The network (iid N(0,1) parameters) and the batch (X, targets N(0,1)) are random,\n"
     "seeded by --seed.  Before timing, the result is validated (H v == I v + S v;\n"
     "u^T K u == |J^T u|^2 for ntk; grad . v == dC/dY . J v for grad and step; the block\n"

@@ -244,6 +244,10 @@ static const nh_optspec curv_opts[] = {
     {"dense", NULL, NULL, "also write dense H.npy, I.npy, S.npy and their eigenvalues (small P only)"},
     {"hvp", "V.npy", "", "a direction v (P,): write Hv.npy, Iv.npy, Sv.npy"},
     {"no-ntk", NULL, NULL, "skip ntk.npy (the (N n_L)^2 Gram matrix)"},
+    {"diag", "METHOD", "", "write diagH.npy, diagI.npy, diagS.npy: exact, hutchinson or auto"},
+    {"diag-probes", "M", "64", "Hutchinson probes for --diag"},
+    {"diag-seed", "S", "0", "seed of the Hutchinson probes"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
@@ -266,7 +270,7 @@ static double *curv_direction(const nh_cmd *cmd, const char *path, size_t P) {
     return v;
 }
 
-/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S). */
+/* grad.npy, Y.npy, G.npy and the summary's loss and Tr(S); P: the context's dim (P_B with --params). */
 static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, size_t n, size_t m, nh_loss loss,
                        cJSON *js) {
     const size_t nm = n * m;
@@ -284,7 +288,7 @@ static void curv_basic(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P, s
     double trS = 0;
     for (size_t i = 0; i < nm; i++) trS += G[i] * E[i];
     cJSON_AddNumberToObject(js, "N", (double)n);
-    cJSON_AddNumberToObject(js, "P", (double)P);
+    cJSON_AddNumberToObject(js, "P", (double)nh_net_nparams(nh_curv_net(c)));
     cJSON_AddStringToObject(js, "loss_name", nh_loss_name(loss));
     cJSON_AddItemToObject(js, "loss", nh_cli_json_num(nh_curv_loss(c)));
     cJSON_AddItemToObject(js, "tr_S1", nh_cli_json_num(trS));
@@ -337,6 +341,52 @@ static void curv_dense(const nh_cmd *cmd, nh_curv *c, const char *w, size_t P) {
     free(H); free(Im); free(S); free(ev);
 }
 
+/* --diag METHOD, --diag-probes, --diag-seed, checked before any output is written. */
+static nh_diag_opts curv_diag_opts(const nh_cmd *cmd, const nh_args *a) {
+    static const char *const names[3] = {"auto", "exact", "hutchinson"}; /* the enum's order */
+    const char *m = nh_arg_str(a, "diag");
+    nh_diag_opts o = nh_diag_opts_default();
+    int k = 0;
+    while (m && k < 3 && strcmp(m, names[k]) != 0) k++;
+    if (m && k == 3) nh_die_usage(cmd, "--diag must be exact, hutchinson or auto (got '%s')", m);
+    o.method = (nh_diag_method)k;
+    o.nprobes = (size_t)nh_arg_int(a, "diag-probes", 1, 100000000);
+    o.seed = nh_arg_u64(a, "diag-seed");
+    return o;
+}
+
+/* diagH/I/S.npy (+ _se when estimated) and summary.json's "diag". */
+static void curv_diag(const nh_cmd *cmd, const char *req, const nh_diag_opts *po, nh_curv *c, const char *w,
+                      size_t P, cJSON *js) {
+    const nh_diag_opts o = *po;
+    double *D = malloc(6 * P * sizeof *D);
+    if (!D) nh_die(cmd, "out of memory for the diagonals (P = %zu)", P);
+    nh_diag_info info;
+    NH_CHECK(cmd, nh_curv_diag_all(c, &o, D, D + 3 * P, &info));
+    const int est = info.method == NH_DIAG_HUTCHINSON;
+    size_t shP[1] = {P};
+    const char *ops[3] = {"H", "I", "S"};
+    for (int t = 0; t < 3; t++) {
+        char nm1[32];
+        snprintf(nm1, sizeof nm1, "diag%s.npy", ops[t]);
+        nh_cli_write_npy(cmd, w, nm1, D + (size_t)t * P, 1, shP);
+        if (!est) continue;
+        snprintf(nm1, sizeof nm1, "diag%s_se.npy", ops[t]);
+        nh_cli_write_npy(cmd, w, nm1, D + (size_t)(3 + t) * P, 1, shP);
+    }
+    cJSON *dj = cJSON_AddObjectToObject(js, "diag");
+    cJSON_AddStringToObject(dj, "requested", req);
+    cJSON_AddStringToObject(dj, "method", est ? "hutchinson" : "exact");
+    cJSON_AddNumberToObject(dj, "probes", (double)info.nprobes);
+    cJSON_AddNumberToObject(dj, "products", (double)info.nproducts);
+    if (est) cJSON_AddNumberToObject(dj, "seed", (double)o.seed);
+    cJSON_AddNumberToObject(dj, "exact_flops", info.exact_flops);
+    cJSON_AddNumberToObject(dj, "hvp_flops", info.hvp_flops);
+    cJSON_AddNumberToObject(dj, "exact_cost_hvp", info.exact_cost);
+    cJSON_AddNumberToObject(dj, "max_cost_hvp", o.max_cost);
+    free(D);
+}
+
 static void curv_check_dense_memory(const nh_cmd *cmd, size_t P, size_t nm) {
     /* Three P x P matrices, a copy for the eigensolver and the Jacobian. */
     size_t lim = nh_get_mem_limit();
@@ -379,19 +429,22 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
     nh_net *net = load_model(cmd, inputs[0]);
     nh_dataset d;
     nh_cli_load_data_f32(cmd, inputs[1], inputs[2], net, loss, &d);
-    const size_t P = nh_net_nparams(net), n = d.n, m = d.nout;
-    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
-    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const size_t n = d.n, m = d.nout;
+    const nh_diag_opts dopts = curv_diag_opts(cmd, &a);
     if (!nh_arg_flag(&a, "no-ntk")) curv_check_ntk_memory(cmd, n, m);
     nh_curv *c = nh_cli_curv(cmd, net, &d, loss, nh_cli_curv_opts(&a));
-    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     cJSON *js = cJSON_CreateObject();
+    const size_t P = nh_cli_params(cmd, nh_arg_str(&a, "params"), c, js); /* P_B with --params */
+    double *v = inputs[3] ? curv_direction(cmd, inputs[3], P) : NULL;
+    if (nh_arg_flag(&a, "dense")) curv_check_dense_memory(cmd, P, n * m);
+    const char *w = nh_out_open(cmd, out, 0, inputs, 4);
     curv_basic(cmd, c, w, P, n, m, loss, js);
     cJSON_AddNumberToObject(js, "batch", (double)nh_curv_batch(c));
     if (!nh_arg_flag(&a, "no-ntk")) curv_ntk(cmd, c, w, n, m, js);
     else curv_skipped(n * m, js);
     if (v) curv_hvp(cmd, c, w, v, P);
     if (nh_arg_flag(&a, "dense")) curv_dense(cmd, c, w, P);
+    if (nh_arg_str(&a, "diag")) curv_diag(cmd, nh_arg_str(&a, "diag"), &dopts, c, w, P, js);
     char *txt = cJSON_Print(js), path[4200];
     nh_cli_write_result(cmd, nh_cli_path(path, sizeof path, w, "summary.json"), txt);
     nh_out_commit(cmd);
@@ -406,11 +459,19 @@ static int run_curvature(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_curvature = {
     "curvature", "Exact curvature of the loss at the model's parameters.",
-    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--dense] [--hvp V.npy] --out DIR",
+    "--model DIR --data X.npy --targets Y.npy [--loss NAME] [--dense] [--hvp V.npy] [--diag METHOD] --out DIR",
     "Writes grad.npy (P), Y.npy (network outputs, N x n_L), G.npy (N x n_L, G[i][k] =\n"
     "Tr Hess_theta f_k(x_i)), ntk.npy ((N n_L) x (N n_L), index i*n_L + k) and\n"
     "summary.json (loss, exact Tr(I^k) for k = 1..4 from the NTK, Tr(S) = G . dC/dY).\n"
     "--hvp adds Hv.npy, Iv.npy, Sv.npy (H = I + S, I = J^T HC J); --dense adds H.npy,\n"
     "I.npy, S.npy and their ascending eigenvalues eigH.npy, eigI.npy, eigS.npy.\n"
-    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.",
+    "--diag adds diagH.npy, diagI.npy, diagS.npy (P,): exact (per-output backward\n"
+    "passes; docs/diagonals.md gives the cost), hutchinson (--diag-probes M Rademacher\n"
+    "probes, + diagH_se.npy, diagI_se.npy, diagS_se.npy) or auto (exact when it costs\n"
+    "at most 50 H v products); summary.json's \"diag\" says which and its cost.\n"
+    "theta order: for l = 0..L-1, W_l (n_{l+1} x n_l, row-major) then b_l.\n"
+    "--params W0,b0,...: the diagonal block of those tensors: grad.npy, Hv.npy, ...\n"
+    "and the --hvp direction have P_B = \"dim\" entries, H.npy, I.npy, S.npy are\n"
+    "P_B x P_B, ntk.npy is the block Gram J_B J_B^T (tr_I = Tr(I_BB^k) exact), G.npy\n"
+    "sums d^2 f/dtheta_p^2 over the block only (tr_S1 = Tr S_BB).",
     curv_opts, run_curvature};

@@ -85,12 +85,12 @@ static void eos_plain(const char *in, char *out, size_t cap) {
 }
 
 /* Top eigenvalue of op at the context's theta, cold (seeded) start. */
-static double eos_top(const nh_cmd *cmd, nh_curv *c, int op) {
-    sh_eig_opts eo = {1, 0, 1e-8, 200, 1, 7};
+static double eos_top(const nh_cmd *cmd, nh_curv *c, nh_sharp_op op) {
+    nh_sharp_eig_opts eo = {1, 0, 1e-8, 200, 1, 7};
     double lam, *v = malloc(nh_net_nparams(nh_curv_net(c)) * sizeof *v);
     if (!v) nh_die(cmd, "out of memory");
-    sh_eig_res r;
-    sh_eigs(cmd, c, op, &eo, NULL, 0, &lam, v, &r);
+    nh_sharp_eig_res r;
+    NH_CHECK(cmd, nh_sharp_eigs(c, op, &eo, NULL, 0, &lam, v, &r));
     free(v);
     return lam;
 }
@@ -129,6 +129,7 @@ static const nh_optspec eos_opts[] = {
     {"every", "E", "", "a record every E steps (default 10; quick 5)"},
     {"tol", "TOL", "1e-5", "relative Ritz residual of the eigen-solves"},
     {"seed", "S", "0", "seed of the image selection and of the initial parameters"},
+    NH_OPT_BATCH,
     {"restart", NULL, NULL, "drop an unfinished run's checkpoints and start over"},
     {"threads", "T", "auto", "threads for BLAS and OpenMP"},
     {NULL, NULL, NULL, NULL}};
@@ -140,6 +141,7 @@ typedef struct eos_cfg {
     nh_param param;
     uint64_t seed;
     int quick;
+    nh_curv_opts curv; /* --batch */
 } eos_cfg;
 
 static void eos_parse(const nh_cmd *cmd, const nh_args *a, eos_cfg *f) {
@@ -156,6 +158,7 @@ static void eos_parse(const nh_cmd *cmd, const nh_args *a, eos_cfg *f) {
     f->tol = nh_arg_double(a, "tol");
     if (!(f->tol > 0 && f->tol < 1)) nh_die_usage(cmd, "--tol must be in (0, 1)");
     f->seed = nh_arg_u64(a, "seed");
+    f->curv = *nh_cli_curv_opts(a);
     if (nh_arg_str(a, "lrs")) {
         double *v;
         f->neta = nh_arg_doubles(a, "lrs", &v);
@@ -180,6 +183,8 @@ static void eos_id(const eos_cfg *f, size_t i, nh_ckpt_id *id) {
     nh_ckpt_id_add(id, "steps", "%lld,%lld", f->steps, f->every);
     nh_ckpt_id_add(id, "tol", "%.17g", f->tol);
     nh_ckpt_id_add(id, "run", "%zu", i);
+    /* the batch changes the sums' order (records equal to rounding); 0 keeps older identities */
+    if (f->curv.batch) nh_ckpt_id_add(id, "batch", "%zu", f->curv.batch);
 }
 
 /* Per step size: where lam_H first reaches 2/eta, and the mean and SD of
@@ -323,8 +328,8 @@ static void eos_note(char *note, size_t cap, const eos_cfg *f) {
 static double eos_default_lrs(const nh_cmd *cmd, eos_cfg *f, const nh_dataset *d) {
     nh_net *net = eos_net(cmd, d->n0, f->hidden, f->nh, 10, NH_ACT_TANH, f->param, f->seed);
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, d->X, d->T, d->n, NH_LOSS_MSE, &c));
-    double lam0 = eos_top(cmd, c, SH_H), fac[3] = {2.2, 1.6, 1.3};
+    NH_CHECK(cmd, nh_curv_create_ex(net, d->X, d->T, d->n, NH_LOSS_MSE, &f->curv, &c));
+    double lam0 = eos_top(cmd, c, NH_SHARP_H), fac[3] = {2.2, 1.6, 1.3};
     nh_curv_free(c);
     nh_net_free(net);
     if (f->neta == 0) {
@@ -353,9 +358,9 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
     for (size_t i = 0; i < f.neta; i++) {
         nh_net *net = eos_net(cmd, d.n0, f.hidden, f.nh, 10, NH_ACT_TANH, f.param, f.seed);
         /* lam_NTK is skipped: for MSE it equals lam_I (tested), at N x 10 dimensions. */
-        sh_opts o = {.eta = f.eta[i], .steps = f.steps, .every = f.every, .ckev = 100, .top = 1, .maxit = 200,
-                     .minsteps = 4, .tol = f.tol, .cold = 0, .ntk = 0, .quiet = 1,
-                     .restart = nh_arg_flag(&a, "restart")};
+        sh_opts o = {.eta = f.eta[i], .steps = f.steps, .every = f.every, .ckev = 100,
+                     .rec = {.top = 1, .tol = f.tol, .maxit = 200, .min_steps = 4, .cold = 0, .ntk = 0},
+                     .curv = f.curv, .quiet = 1, .restart = nh_arg_flag(&a, "restart")};
         char csv[4096], name[64];
         snprintf(name, sizeof name, "eta%zu.csv", i);
         long long kend;
@@ -387,7 +392,7 @@ static int run_eos(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_eos = {
     "eos", "Edge-of-stability figure: sharpness of H, I, S along full-batch GD at three step sizes.",
-    "--out DIR [--quick] [--param standard|mf|ntk] [--lrs LIST] [--steps K] [--every E]",
+    "--out DIR [--quick] [--param standard|mf|ntk] [--lrs LIST] [--steps K] [--every E] [--batch B]",
     "A tanh MLP (hidden 200,200,200) with 10 outputs, MSE on one-hot targets, trained by\n"
     "full-batch GD on a 5,000-image subset of Fashion-MNIST (the train split; CIFAR-10, used by\n"
     "Cohen et al. 2021, is not available here) at each step size, recorded as 'ntkhess sharpness'\n"
@@ -397,7 +402,8 @@ const nh_cmd nh_cmd_eos = {
     "first step where lam_H >= 2/eta, the mean and SD of x eta/2 (x = lam_H, lam_I, lam_S, uIu,\n"
     "uSu) over the records from there on, and which of I and S carries the instability: I when\n"
     "mean uIu >= 0.75 mean lam_H, S when <= 0.25, else both (lam_H = uIu + uSu).\n"
-    "See docs/beyond-lazy.md.",
+    "--batch B streams every pass over batches of B rows (full-batch GD all the same; records\n"
+    "equal up to the order of the sums).  See docs/beyond-lazy.md.",
     eos_opts, run_eos};
 
 /* ------------------------------------------------------------ catapult */
@@ -472,8 +478,8 @@ static void cat_one(const nh_cmd *cmd, const nh_net *net0, const nh_dataset *d, 
     for (; k <= K; k++) loss[k] = NAN;
     r->final_loss = loss[K];
     if (!r->diverged && !(loss[K] < loss[0])) r->diverged = 1;
-    r->lam_H = r->diverged ? NAN : eos_top(cmd, c, SH_H);
-    r->lam_I = r->diverged ? NAN : eos_top(cmd, c, SH_I);
+    r->lam_H = r->diverged ? NAN : eos_top(cmd, c, NH_SHARP_H);
+    r->lam_I = r->diverged ? NAN : eos_top(cmd, c, NH_SHARP_I);
     nh_curv_free(c);
     nh_net_free(net);
 }
@@ -603,7 +609,7 @@ static int run_catapult(const nh_cmd *cmd, int argc, char **argv) {
     nh_net *net0 = eos_net(cmd, d.n0, f.hidden, f.nh, 1, f.act, f.param, f.seed);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net0, d.X, d.T, d.n, NH_LOSS_MSE, &c));
-    double lam0 = eos_top(cmd, c, SH_I), lamH0 = eos_top(cmd, c, SH_H), t0 = nh_cli_now();
+    double lam0 = eos_top(cmd, c, NH_SHARP_I), lamH0 = eos_top(cmd, c, NH_SHARP_H), t0 = nh_cli_now();
     nh_curv_free(c);
     size_t K1 = (size_t)f.steps + 1;
     double *L = malloc(f.nr * K1 * sizeof *L);

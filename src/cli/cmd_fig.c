@@ -6,6 +6,7 @@
  * work folder and resumes after a kill; trials are independent (seed, act,
  * trial index), so they can be split across processes. */
 #include "cli.h"
+#include "fig1.h"
 #include "par.h"
 
 #include <cjson/cJSON.h>
@@ -150,10 +151,14 @@ static const nh_optspec fig1_opts[] = {
     {"lr", "ETA", "0.25", "learning rate; t = step * eta"},
     {"steps", "K", "64", "gradient-descent steps"},
     {"every", "E", "4", "record every E steps"},
-    {"probes", "M", "4", "probes per record for the remainder Tr(H^k) - Tr(I^k)"},
+    {"probes", "M", "1", "probes per record for the remainder Tr(H^k) - Tr(I^k) (docs/figures.md: cost of a trial)"},
+    {"precision", "f64|f32", "f32", "curvature engine of the trials (f32: the float32 engine, theta kept float64)"},
     {"seed", "S", "0", "seed of the data selection, the networks and the probes"},
     {"restart", NULL, NULL, "discard the unfinished trials of an earlier run into --out instead of resuming"},
-    {"out", "DIR", NULL, "output directory (fig1.png, fig1.svg, fig1.csv, summary.json, trials_*.csv)"},
+    {"out", "DIR", "", "output directory (fig1.png, fig1.svg, fig1.csv, summary.json, trials_*.csv)"},
+    {"replay", "DIR", "", "instead of a run: recompute the trials of --trials-list of the finished run DIR "
+                          "(same options) and print their rows as trials_<act>.csv:ROW"},
+    {"trials-list", "LIST", "", "with --replay: trial indices, comma-separated (0-based)"},
     FIG_OPT_THREADS,
     FIG_OPT_END};
 
@@ -162,9 +167,11 @@ typedef struct fig1_cfg {
     long long steps, every;
     double lr, beta;
     uint64_t seed;
-    int quick, restart;
+    int quick, restart, f32;
     nh_act acts[NH_MAXACT];
     const char *data, *out, *dir; /* dir: the work folder (rank 0) */
+    const char *replay;           /* --replay DIR, or NULL */
+    size_t nlist, list[64];       /* --trials-list */
 } fig1_cfg;
 
 /* Per nonlinearity ai and value k = i*4 + (q-1) (record i, power q), at
@@ -173,6 +180,21 @@ typedef struct fig1_res {
     double *tt; /* nrec record times */
     double *thH, *thI, *thS, *mH, *sH, *mI, *sI;
 } fig1_res;
+
+/* --trials-list: indices below --trials, at most 64. */
+static void fig1_parse_list(const nh_cmd *cmd, const nh_args *a, fig1_cfg *f) {
+    const char *s = nh_arg_req(a, "trials-list");
+    for (const char *p = s; *p;) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || *p == '-' || *p == '+' || (*end && *end != ',') || (*end == ',' && !end[1]))
+            nh_die_usage(cmd, "--trials-list: '%s' is not a list of trial indices", s);
+        if (v >= f->trials) nh_die_usage(cmd, "--trials-list: trial %llu is not below --trials %zu", v, f->trials);
+        if (f->nlist == sizeof f->list / sizeof f->list[0]) nh_die_usage(cmd, "--trials-list: more than 64 trials");
+        f->list[f->nlist++] = (size_t)v;
+        p = *end ? end + 1 : end;
+    }
+}
 
 static void fig1_parse(const nh_cmd *cmd, int argc, char **argv, fig1_cfg *f) {
     nh_args a;
@@ -195,8 +217,15 @@ static void fig1_parse(const nh_cmd *cmd, int argc, char **argv, fig1_cfg *f) {
     f->nrec = (size_t)(f->steps / f->every) + 1;
     f->nv = f->nrec * 4;
     f->nact = parse_acts(cmd, nh_arg_req(&a, "acts"), f->acts);
-    f->out = nh_arg_req(&a, "out");
+    const char *prec = nh_arg_req(&a, "precision");
+    if (!strcmp(prec, "f32")) f->f32 = 1;
+    else if (strcmp(prec, "f64")) nh_die_usage(cmd, "--precision must be f64 or f32, got '%s'", prec);
     f->data = nh_arg_req(&a, "data");
+    f->replay = nh_arg_str(&a, "replay");
+    if (f->replay && !*f->replay) f->replay = NULL;
+    if (f->replay) fig1_parse_list(cmd, &a, f);
+    else if (nh_arg_flag(&a, "trials-list")) nh_die_usage(cmd, "--trials-list needs --replay DIR");
+    f->out = nh_arg_str(&a, "out"); /* required for a run (run_fig1), not for --replay or bench trial */
 }
 
 /* Theory: Corollary 1 in expectation over the initialization, for
@@ -227,14 +256,44 @@ static void fig1_theory(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, const d
     for (int q = 0; q < NH_K_COUNT; q++) free(mats[q]);
 }
 
-/* One trial: train a fresh network and record Tr(H^k) (control variates:
- * exact Tr(I^k) + estimated remainder) and the exact Tr(I^k) at each record. */
+/* One record at the current step: Tr(H^k) (control variates: exact
+ * Tr(I^k) + estimated remainder; its within-trial Hutchinson SE into hse)
+ * and the exact Tr(I^k), timed into cost. */
+static void fig1_record(const nh_cmd *cmd, nh_curv *c, const nh_trace_opts *to, double *trH, double *trI,
+                        double *hse, nh_fig1_cost *cost) {
+    nh_trace_result th, ti;
+    double t0 = nh_cli_now();
+    NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, to, &th));
+    double t1 = nh_cli_now();
+    NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, to, &ti));
+    cost->trace_h_s += t1 - t0;
+    cost->trace_i_s += nh_cli_now() - t1;
+    cost->products += th.nproducts + ti.nproducts;
+    cost->records++;
+    for (int q = 0; q < 4; q++) {
+        trH[q] = th.est[q];
+        trI[q] = ti.est[q];
+        if (hse) hse[q] = th.se[q];
+    }
+}
+
+/* One trial: train a fresh network and record Tr(H^k) and the exact
+ * Tr(I^k) every E steps.  The record at step k uses the passes that the
+ * step left cached (nh_curv_gd_step ends with the forward and backward
+ * pass at the new theta), so nothing is computed twice.  hse (NULL or
+ * nrec*4): the within-trial Hutchinson SE; cost (NULL or zeroed): timers. */
 static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t r, const double *X, const double *T,
-                       double *trH, double *trI) {
+                       double *trH, double *trI, double *hse, nh_fig1_cost *cost) {
+    nh_fig1_cost spare;
+    if (!cost) cost = &spare;
+    memset(cost, 0, sizeof *cost);
+    const double t_start = nh_cli_now();
     size_t w[4] = {f->d, f->width, f->width, 1};
     nh_net *net = make_net(cmd, 3, w, act, f->beta, trial_seed(f->seed, act, r));
     nh_curv *c = NULL;
-    NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
+    nh_curv_opts co = nh_curv_opts_default();
+    co.precision = f->f32 ? NH_PREC_SINGLE : NH_PREC_DOUBLE;
+    NH_CHECK(cmd, nh_curv_create_ex(net, X, T, f->n, NH_LOSS_MSE, &co, &c));
     nh_trace_opts to = nh_trace_opts_default();
     to.nprobes = f->M;
     to.control = 1;
@@ -242,23 +301,21 @@ static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t 
     size_t rec = 0;
     for (long long k = 0; k <= f->steps; k++) {
         if (k > 0) {
+            const double t0 = nh_cli_now();
             nh_status st = nh_curv_gd_step(c, net, f->lr);
+            cost->step_s += nh_cli_now() - t0;
+            cost->steps++;
             if (st != NH_OK)
                 nh_die(cmd, "trial %zu (%s) %s at step %lld: %s; lower --lr", r, nh_act_name(act), nh_strerror(st), k,
                        nh_last_error());
         }
         if (k % f->every) continue;
-        nh_trace_result th, ti;
-        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_H, 4, &to, &th));
-        NH_CHECK(cmd, nh_curv_trace(c, NH_OP_I, 4, &to, &ti));
-        for (int q = 0; q < 4; q++) {
-            trH[rec * 4 + (size_t)q] = th.est[q];
-            trI[rec * 4 + (size_t)q] = ti.est[q];
-        }
+        fig1_record(cmd, c, &to, trH + rec * 4, trI + rec * 4, hse ? hse + rec * 4 : NULL, cost);
         rec++;
     }
     nh_curv_free(c);
     nh_net_free(net);
+    cost->total_s = nh_cli_now() - t_start;
 }
 
 /* ----------------------------------------------- fig1: the trial files */
@@ -266,10 +323,12 @@ static void fig1_trial(const nh_cmd *cmd, const fig1_cfg *f, nh_act act, size_t 
 /* trials_<act>.csv in the work folder.  Line 1, written atomically with the
  * file (nh_file_write), names the run:
  *   # ntkhess fig1 trials v2 id=SHA256 act=... data=... n=... width=...
- *     beta=... lr=... steps=... every=... probes=... seed=...
- * (one line), id = SHA-256 of the key=value text after it: every option that
- * changes a trial's numbers (--trials does not: trial r is the same in any
- * run, rows past --trials are ignored).  Then one row per finished trial:
+ *     beta=... lr=... steps=... every=... probes=... seed=... [precision=f32]
+ * (one line; precision=f32 only for the float32 engine, so that float64
+ * runs keep the identity they had before --precision existed), id = SHA-256
+ * of the key=value text after it: every option that changes a trial's
+ * numbers (--trials does not: trial r is the same in any run, rows past
+ * --trials are ignored).  Then one row per finished trial:
  *   r,Tr(H^k) x nrec*4,Tr(I^k) x nrec*4,c=CHECK
  * CHECK = the first 16 hex digits of SHA-256(id "," row), so a torn, edited
  * or foreign row is never used (the trial is computed again). */
@@ -287,6 +346,10 @@ static void fig1_ident(const fig1_cfg *f, nh_act act, fig1_file *tf) {
              "act=%s data=%s n=%zu width=%zu beta=%.17g lr=%.17g steps=%lld every=%lld probes=%zu seed=%llu",
              nh_act_name(act), f->data, f->n, f->width, f->beta, f->lr, f->steps, f->every, f->M,
              (unsigned long long)f->seed);
+    if (f->f32) { /* appended only for f32, so that float64 runs keep their identity */
+        const size_t k = strlen(tf->kv);
+        snprintf(tf->kv + k, sizeof tf->kv - k, " precision=f32");
+    }
     nh_sha256 h;
     unsigned char dg[32];
     nh_sha256_init(&h);
@@ -430,15 +493,23 @@ static size_t fig1_open_trials(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, 
     return (size_t)have;
 }
 
-static void fig1_append(const nh_cmd *cmd, fig1_file *tf, const fig1_cfg *f, size_t r, const double *h,
-                        const double *i) {
-    size_t cap = 32 + 2 * f->nv * 26, k = 0;
+/* Row r of a trial file, as fig1 appends it: "r,H...,I...,c=CHECK" (malloc'ed, no newline). */
+static char *fig1_format_row(const nh_cmd *cmd, const fig1_file *tf, const fig1_cfg *f, size_t r, const double *h,
+                             const double *i) {
+    size_t cap = 64 + 2 * f->nv * 26, k = 0;
     char *row = xmalloc(cmd, cap, 1), chk[17];
     k += (size_t)snprintf(row + k, cap - k, "%zu", r);
     for (size_t q = 0; q < f->nv; q++) k += (size_t)snprintf(row + k, cap - k, ",%.17g", h[q]);
     for (size_t q = 0; q < f->nv; q++) k += (size_t)snprintf(row + k, cap - k, ",%.17g", i[q]);
     fig1_row_check(tf->id, row, k, chk);
-    if (fprintf(tf->fp, "%s,c=%s\n", row, chk) < 0 || fflush(tf->fp) != 0) nh_die(cmd, "cannot write %s", tf->path);
+    snprintf(row + k, cap - k, ",c=%s", chk);
+    return row;
+}
+
+static void fig1_append(const nh_cmd *cmd, fig1_file *tf, const fig1_cfg *f, size_t r, const double *h,
+                        const double *i) {
+    char *row = fig1_format_row(cmd, tf, f, r, h, i);
+    if (fprintf(tf->fp, "%s\n", row) < 0 || fflush(tf->fp) != 0) nh_die(cmd, "cannot write %s", tf->path);
     free(row);
 }
 
@@ -509,7 +580,7 @@ static void fig1_run_trials(const nh_cmd *cmd, const fig1_cfg *f, size_t ai, con
     for (size_t b = 0; b < ntodo; b += nranks) {
         sbuf[0] = -1.0;
         if (b + me < ntodo) {
-            fig1_trial(cmd, f, f->acts[ai], todo[b + me], X, T, sbuf + 1, sbuf + 1 + nv);
+            fig1_trial(cmd, f, f->acts[ai], todo[b + me], X, T, sbuf + 1, sbuf + 1 + nv, NULL, NULL);
             sbuf[0] = (double)todo[b + me];
         }
         nh_par_gather(sbuf, rlen, rbuf);
@@ -584,6 +655,7 @@ static cJSON *fig1_params_json(const fig1_cfg *f, double elapsed) {
     cJSON_AddNumberToObject(par, "steps", (double)f->steps);
     cJSON_AddNumberToObject(par, "every", (double)f->every);
     cJSON_AddNumberToObject(par, "probes", (double)f->M);
+    cJSON_AddStringToObject(par, "precision", f->f32 ? "f32" : "f64");
     cJSON_AddNumberToObject(par, "seed", (double)f->seed);
     cJSON_AddStringToObject(par, "loss", "mse");
     cJSON_AddItemToObject(par, "seconds", fnum(elapsed));
@@ -696,12 +768,53 @@ static void fig1_open(const nh_cmd *cmd, fig1_cfg *f) {
     fig1_clean_work(cmd, f);
 }
 
+/* --replay DIR: the trials of --trials-list of the finished run in DIR,
+ * computed again from their seeds (the options must be that run's: its
+ * trial files' identity is checked), printed as trials_<act>.csv:ROW in
+ * the file's own format, so that a test compares them with the stored
+ * rows as text: %.17g round-trips, so equal text is equal bits. */
+static void fig1_replay(const nh_cmd *cmd, fig1_cfg *f, const double *X, const double *T) {
+    double *H = xmalloc(cmd, f->trials * f->nv, sizeof *H), *I = xmalloc(cmd, f->trials * f->nv, sizeof *I);
+    double *h = xmalloc(cmd, 2 * f->nv, sizeof *h);
+    int *done = xmalloc(cmd, f->trials, sizeof *done);
+    for (size_t ai = 0; ai < f->nact; ai++) {
+        fig1_file tf;
+        char name[80];
+        size_t bad = 0;
+        int torn = 0;
+        memset(&tf, 0, sizeof tf);
+        memset(done, 0, f->trials * sizeof *done);
+        snprintf(name, sizeof name, "trials_%s.csv", nh_act_name(f->acts[ai]));
+        nh_cli_path(tf.path, sizeof tf.path, f->replay, name);
+        fig1_ident(f, f->acts[ai], &tf);
+        if (fig1_load(cmd, f, &tf, H, I, done, &bad, &torn) < 0) nh_die(cmd, "--replay: no trials in %s", tf.path);
+        for (size_t j = 0; j < f->nlist; j++) {
+            const size_t r = f->list[j];
+            if (!done[r]) nh_die(cmd, "--replay: trial %zu is not a finished trial of %s", r, tf.path);
+            fig1_trial(cmd, f, f->acts[ai], r, X, T, h, h + f->nv, NULL, NULL);
+            char *row = fig1_format_row(cmd, &tf, f, r, h, h + f->nv);
+            printf("%s:%s\n", name, row);
+            free(row);
+        }
+    }
+    if (fflush(stdout) != 0) nh_die(cmd, "cannot write to stdout");
+    free(H); free(I); free(h); free(done);
+}
+
 static int run_fig1(const nh_cmd *cmd, int argc, char **argv) {
     /* MPI (when built with it): trials spread over the ranks, rank 0 writes. */
     nh_par_init(&argc, &argv);
     const int root = nh_par_is_root();
     fig1_cfg f;
     fig1_parse(cmd, argc, argv, &f);
+    if (f.replay) {
+        double *T, *X = load_fig_data(cmd, f.data, f.n, f.seed, &f.d, &T);
+        if (root) fig1_replay(cmd, &f, X, T);
+        free(X); free(T);
+        nh_par_finalize();
+        return 0;
+    }
+    if (!f.out || !*f.out) nh_die_usage(cmd, "missing required option --out");
     check_plotting(cmd);
     double *T, *X = load_fig_data(cmd, f.data, f.n, f.seed, &f.d, &T);
     if (root) fig1_open(cmd, &f);
@@ -749,6 +862,60 @@ const nh_cmd nh_cmd_fig1 = {
     "take; progress goes to stderr when it is a terminal.  Defaults are the paper's\n"
     "(N = 256, width 5000, 250 trials); --quick runs in about two minutes on 2 cores.",
     fig1_opts, run_fig1};
+
+/* ------------------------------------ fig1's trial for `ntkhess bench trial` */
+
+struct nh_fig1_bench {
+    fig1_cfg f;
+    double *X, *T;
+};
+
+nh_fig1_bench *nh_fig1_bench_open(const nh_cmd *cmd, int argc, char **argv) {
+    nh_fig1_bench *b = xmalloc(cmd, 1, sizeof *b);
+    fig1_parse(&nh_cmd_fig1, argc, argv, &b->f);
+    b->X = load_fig_data(cmd, b->f.data, b->f.n, b->f.seed, &b->f.d, &b->T);
+    return b;
+}
+
+size_t nh_fig1_bench_nvalues(const nh_fig1_bench *b) { return b->f.nv; }
+
+void nh_fig1_bench_info(const nh_fig1_bench *b, size_t *probes, int *f32, nh_act *act, size_t *d) {
+    *probes = b->f.M, *f32 = b->f.f32, *act = b->f.acts[0], *d = b->f.d;
+}
+
+void nh_fig1_bench_trial(const nh_cmd *cmd, nh_fig1_bench *b, size_t r, double *trH, double *trI, double *hse,
+                         nh_fig1_cost *cost) {
+    fig1_trial(cmd, &b->f, b->f.acts[0], r, b->X, b->T, trH, trI, hse, cost);
+}
+
+double nh_fig1_bench_hv(const nh_cmd *cmd, nh_fig1_bench *b, int reps) {
+    const fig1_cfg *f = &b->f;
+    size_t w[4] = {f->d, f->width, f->width, 1};
+    nh_net *net = make_net(cmd, 3, w, f->acts[0], f->beta, trial_seed(f->seed, f->acts[0], 0));
+    nh_curv *c = NULL;
+    NH_CHECK(cmd, nh_curv_create(net, b->X, b->T, f->n, NH_LOSS_MSE, &c));
+    const size_t P = nh_net_nparams(net);
+    double *v = xmalloc(cmd, 2 * P, sizeof *v), *t = xmalloc(cmd, (size_t)reps, sizeof *t);
+    for (size_t p = 0; p < P; p++) v[p] = (double)(p % 7) - 3.0;
+    NH_CHECK(cmd, nh_curv_hvp(c, v, v + P)); /* warm-up */
+    for (int k = 0; k < reps; k++) {
+        const double t0 = nh_cli_now();
+        NH_CHECK(cmd, nh_curv_hvp(c, v, v + P));
+        t[k] = nh_cli_now() - t0;
+    }
+    for (int i = 1; i < reps; i++) /* median: insertion sort of a few values */
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double s = t[j]; t[j] = t[j - 1]; t[j - 1] = s; }
+    const double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    free(v); free(t);
+    nh_curv_free(c);
+    nh_net_free(net);
+    return med;
+}
+
+void nh_fig1_bench_close(nh_fig1_bench *b) {
+    if (!b) return;
+    free(b->X); free(b->T); free(b);
+}
 
 /* ------------------------------------------------------------------ fig2 */
 static const nh_optspec fig2_opts[] = {

@@ -35,6 +35,7 @@ static const nh_optspec measure_opts[] = {
     {"seed", "S", "0", "probe seed (the same probes at every record)"},
     {"out", "FILE.csv", NULL, "CSV of records, written when the run completes (work folder: .FILE.csv.partial/)"},
     {"restart", NULL, NULL, "discard an unfinished run's checkpoint and start over"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
@@ -177,6 +178,7 @@ typedef struct measure_job {
     nh_net *net;
     nh_dataset d;
     const nh_curv_opts *copts; /* --batch */
+    const char *params;        /* --params */
 } measure_job;
 
 static void measure_parse(const nh_cmd *cmd, int argc, char **argv, measure_job *j) {
@@ -194,6 +196,7 @@ static void measure_parse(const nh_cmd *cmd, int argc, char **argv, measure_job 
     j->out = nh_arg_req(&a, "out");
     j->model = nh_arg_req(&a, "model"), j->xp = nh_arg_req(&a, "data"), j->tp = nh_arg_req(&a, "targets");
     j->restart = nh_arg_flag(&a, "restart");
+    j->params = nh_arg_str(&a, "params");
     NH_CHECK(cmd, nh_model_load(j->model, &j->net));
     nh_cli_load_data_f32(cmd, j->xp, j->tp, j->net, j->loss, &j->d);
 }
@@ -214,6 +217,7 @@ static long long measure_begin(const nh_cmd *cmd, measure_job *j, nh_run *r) {
         nh_ckpt_id_add(&sp.id, "every", "%lld", j->every);
         nh_ckpt_id_add(&sp.id, "probes", "%zu", j->M);
         nh_ckpt_id_add(&sp.id, "seed", "%llu", (unsigned long long)j->seed);
+        if (j->params) nh_ckpt_id_add(&sp.id, "params", "%s", j->params);
         start = nh_run_begin(r, &sp, &j->net);
     }
     if (nh_par_size() > 1) {
@@ -252,6 +256,7 @@ static int run_measure(const nh_cmd *cmd, int argc, char **argv) {
     long long start = measure_begin(cmd, &j, &run);
     nh_curv *c = NULL;
     c = nh_cli_curv(cmd, j.net, &j.d, j.loss, j.copts);
+    nh_cli_params(cmd, j.params, c, NULL);
     if (start < 0) {
         measure_record(cmd, c, j.M, j.seed, 0, j.eta, r);
         if (r && j.steps > 0) nh_run_checkpoint(r, 0, j.net);
@@ -285,7 +290,9 @@ const nh_cmd nh_cmd_measure = {
     "128+signal) resumes from its last record when started again with the same\n"
     "arguments and ends with the same bytes; its work folder is .FILE.csv.partial/\n"
     "beside FILE.csv.  A rerun with another model, data, targets (compared by content)\n"
-    "or options is refused unless --restart is given.",
+    "or options is refused unless --restart is given.  --params W0,b0,...: every column\n"
+    "is of the diagonal block of those tensors (H_BB, I_BB, S_BB; tr_I from the block\n"
+    "NTK, tr_S1 from the block's G, both exact).",
     measure_opts, run_measure};
 
 /* -------------------------------------------------------------- spectrum */
@@ -308,6 +315,7 @@ static const nh_optspec spectrum_opts[] = {
     {"json", NULL, NULL, "print one JSON object on standard output"},
     {"out", "DIR", "", "write eigenvalues.npy (+ eigenvectors.npy) or density.csv here"},
     {"save-vectors", NULL, NULL, "with --top and --out: also write eigenvectors.npy (K x P)"},
+    NH_OPT_PARAMS,
     NH_OPT_BATCH,
     {"threads", "T", "auto", "threads"},
     {NULL, NULL, NULL, NULL}};
@@ -459,6 +467,7 @@ static int run_spectrum(const nh_cmd *cmd, int argc, char **argv) {
     memset(&j, 0, sizeof j);
     spectrum_parse(cmd, argc, argv, &j);
     j.c = nh_cli_curv(cmd, j.net, &j.d, j.loss, nh_cli_curv_opts(&j.a));
+    j.P = nh_cli_params(cmd, nh_arg_str(&j.a, "params"), j.c, j.js); /* P_B with --params */
     if (j.top) spectrum_top(cmd, &j);
     else spectrum_density(cmd, &j);
     if (j.json) {
@@ -483,7 +492,9 @@ const nh_cmd nh_cmd_spectrum = {
     "--density: stochastic Lanczos quadrature, a Gaussian-broadened density that\n"
     "integrates to 1 (multiply by P for eigenvalues per unit), and the moments\n"
     "Tr(A^k)/P with standard errors.  --json prints one JSON object (\"eigenvalues\",\n"
-    "\"residuals\", ...).",
+    "\"residuals\", ...).  --params W0,b0,...: of the diagonal block of those tensors\n"
+    "(H_BB, I_BB or S_BB; eigenvectors and moments over P_B = \"dim\" entries; the\n"
+    "JSON names them in \"params\").  Per-tensor tables: ntkhess layers.",
     spectrum_opts, run_spectrum};
 
 /* ------------------------------------------------------------- landscape */

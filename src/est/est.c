@@ -31,7 +31,7 @@
 static const nh_net *est_net(const nh_curv *c) { return nh_curv_net(c); }
 
 static nh_status est_nparams(const nh_curv *c, const char *func, size_t *P) {
-    size_t p = nh_net_nparams(est_net(c));
+    size_t p = nh_curv_dim(c); /* P_B with a parameter selection */
     if (!nh__fits_int(p)) return nh__fail(NH_ETOOLARGE, func, "P = %zu exceeds the BLAS integer range", p);
     *P = p;
     return NH_OK;
@@ -59,6 +59,36 @@ static nh_status est_apply(nh_curv *c, nh_op op, const double *v, double *out) {
 
 static double est_dot(size_t P, const double *a, const double *b) { return cblas_ddot((int)P, a, 1, b, 1); }
 static double est_nrm(size_t P, const double *a) { return cblas_dnrm2((int)P, a, 1); }
+
+/* Rows of U (k x P) orthonormal to within this, entrywise in U U^T - Id:
+ * looser than rounding (Lanczos vectors reach ~1e-14) so that vectors saved
+ * and reloaded, or orthonormalized in another library, pass; the overlap
+ * and the deflated products then err by about as much. */
+#define EST_ORTHO_TOL 1e-6
+
+/* NH_EINVAL unless the k rows of U (k x P, finite) are orthonormal. */
+static nh_status est_check_orthonormal(size_t k, size_t P, const double *U, const char *what, const char *func) {
+    int ok = 1;
+    const size_t kP = nh__mul(k, P, &ok);
+    if (!ok || !nh__fits_int(k) || !nh__fits_int(P)) return nh__fail(NH_ETOOLARGE, func, "%s: %zu x %zu too large", what, k, P);
+    size_t first = 0, bad = nh__count_nonfinite(U, kP, &first);
+    if (bad) return nh__fail(NH_ENONFINITE, func, "%s has %zu non-finite entries (first at %zu)", what, bad, first);
+    double *G = NULL;
+    NH_TRY(est_alloc(func, "the Gram matrix", k, k, &G));
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)k, (int)P, 1.0, U, (int)P, 0.0, G, (int)k);
+    double worst = 0.0;
+    size_t wi = 0, wj = 0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i; j < k; j++) {
+            const double e = fabs(G[i * k + j] - (i == j ? 1.0 : 0.0));
+            if (!(e <= worst)) { worst = e; wi = i; wj = j; }
+        }
+    free(G);
+    if (worst > EST_ORTHO_TOL)
+        return nh__fail(NH_EINVAL, func, "%s: rows must be orthonormal (|u_%zu . u_%zu - %d| = %.3g > %g)", what, wi, wj,
+                        wi == wj, worst, EST_ORTHO_TOL);
+    return NH_OK;
+}
 
 /* Random vector of stream j (ntkhess.h: seed ^ (golden * (j + 1))). */
 static void est_probe(nh_probe kind, uint64_t seed, uint64_t j, size_t P, double *v) {
@@ -730,6 +760,8 @@ nh_slq_opts nh_slq_opts_default(void) {
     o.nsteps = 30;
     o.probe = NH_PROBE_RADEMACHER;
     o.seed = 0;
+    o.ndeflate = 0;
+    o.deflate = NULL;
     return o;
 }
 
@@ -741,6 +773,9 @@ typedef struct est_slq {
     nh_op op;
     size_t P, m, M, nprod, nbreak;
     double *V, *w, *small, *alpha, *beta, *d, *e, *h, *hsum, *Z, *nd, *wt, *mom;
+    const double *D; /* q deflated rows (opts.deflate) or NULL            */
+    size_t q;
+    double *hd;      /* q coefficients                                     */
 } est_slq;
 
 static nh_status est_slq_check(const nh_curv *c, nh_op op, const nh_slq_opts *o, size_t ngrid, const double *grid,
@@ -750,7 +785,14 @@ static nh_status est_slq_check(const nh_curv *c, nh_op op, const nh_slq_opts *o,
         return nh__fail(NH_EINVAL, func, "unknown probe distribution %d", (int)o->probe);
     if (o->nvec < 1) return nh__fail(NH_EINVAL, func, "need at least one start vector (got 0)");
     NH_TRY(est_nparams(c, func, P));
-    const size_t m = o->nsteps;
+    const size_t m = o->nsteps, q = o->ndeflate;
+    if (q) {
+        if (q >= *P) return nh__fail(NH_EINVAL, func, "ndeflate = %zu must be below P = %zu", q, *P);
+        if (!o->deflate) return nh__fail(NH_EINVAL, func, "NULL deflate with ndeflate = %zu", q);
+        NH_TRY(est_check_orthonormal(q, *P, o->deflate, "deflate", func));
+        if (m < 1 || m > *P - q)
+            return nh__fail(NH_EINVAL, func, "nsteps = %zu must be in 1..P - ndeflate = %zu", m, *P - q);
+    }
     if (m < 1 || m > *P) return nh__fail(NH_EINVAL, func, "nsteps = %zu must be in 1..P = %zu", m, *P);
     if (ngrid && (!grid || !density)) return nh__fail(NH_EINVAL, func, "NULL grid or density with ngrid = %zu", ngrid);
     if (ngrid && (!(sigma > 0) || !isfinite(sigma)))
@@ -769,12 +811,13 @@ static nh_status est_slq_alloc(est_slq *q, const char *func) {
     int ok = 1;
     NH_TRY(est_alloc(func, "the Lanczos basis", m + 1, q->P, &q->V));
     size_t cnt = nh__add(nh__mul(m, m + 6, &ok), nh__mul(M, nh__add(nh__mul(2, m, &ok), 4, &ok), &ok), &ok);
+    cnt = nh__add(cnt, q->q, &ok);
     NH_TRY(nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), func, "the SLQ nodes"));
     if (!(q->small = nh__calloc(cnt, sizeof *q->small))) return nh__fail(NH_ENOMEM, func, "out of memory");
     q->w = q->V + m * q->P;
     q->alpha = q->small; q->beta = q->alpha + m; q->d = q->beta + m; q->e = q->d + m;
     q->h = q->e + m; q->hsum = q->h + m; q->Z = q->hsum + m;
-    q->nd = q->Z + m * m; q->wt = q->nd + M * m; q->mom = q->wt + M * m;
+    q->nd = q->Z + m * m; q->wt = q->nd + M * m; q->mom = q->wt + M * m; q->hd = q->mom + 4 * M;
     return NH_OK;
 }
 
@@ -785,9 +828,14 @@ static nh_status est_slq_lanczos(est_slq *q, size_t *mm) {
     double *V = q->V, *w = q->w, anorm = 0.0;
     *mm = m;
     for (size_t j = 0; j < m; j++) {
+        /* Deflated: P_perp A P_perp v.  v is in the complement up to
+         * rounding already; projecting it again keeps that rounding from
+         * reaching A's outliers, and projecting A v removes them. */
+        if (q->q) est_orth_pass(q->D, q->q, P, V + j * P, q->hd, NULL);
         const nh_status st = est_apply(q->c, q->op, V + j * P, w);
         q->nprod++;
         if (st != NH_OK) return st;
+        if (q->q) est_reorth(q->D, q->q, P, w, q->hd, NULL);
         anorm = fmax(anorm, est_nrm(P, w));
         if (j > 0) cblas_daxpy((int)P, -q->beta[j - 1], V + (j - 1) * P, 1, w, 1);
         const double a = est_dot(P, V + j * P, w);
@@ -809,7 +857,11 @@ static nh_status est_slq_lanczos(est_slq *q, size_t *mm) {
 static nh_status est_slq_vector(est_slq *q, const nh_slq_opts *o, size_t r, const char *func) {
     const size_t P = q->P, m = q->m;
     est_probe(o->probe, o->seed, r, P, q->V);
+    if (q->q) est_reorth(q->D, q->q, P, q->V, q->hd, NULL); /* P_perp z */
     const double n0 = est_nrm(P, q->V);
+    if (!(n0 > 1e-10 * sqrt((double)P)))
+        return nh__fail(NH_EINVAL, func, "start vector %zu lies in the deflated space (seed %llu)", r,
+                        (unsigned long long)o->seed);
     cblas_dscal((int)P, 1.0 / n0, q->V, 1);
     size_t mm = m;
     NH_TRY(est_slq_lanczos(q, &mm));
@@ -829,18 +881,23 @@ static nh_status est_slq_vector(est_slq *q, const nh_slq_opts *o, size_t r, cons
     return NH_OK;
 }
 
-/* density[g] = sum_i wt_i N(grid[g]; nd_i, sigma^2). */
-static void est_slq_density(const est_slq *q, size_t ngrid, const double *grid, double sigma, double *density) {
+/* density[g] = sum_i wt_i N(grid[g]; nd_i, sigma^2) over nn nodes. */
+static void est_density(size_t nn, const double *nd, const double *wt, size_t ngrid, const double *grid, double sigma,
+                        double *density) {
     const double cst = 1.0 / (sigma * sqrt(2.0 * 3.14159265358979323846));
     for (size_t g = 0; g < ngrid; g++) {
         double s = 0.0;
-        for (size_t i = 0; i < q->M * q->m; i++) {
-            if (q->wt[i] == 0.0) continue;
-            const double z = (grid[g] - q->nd[i]) / sigma;
-            s += q->wt[i] * exp(-0.5 * z * z);
+        for (size_t i = 0; i < nn; i++) {
+            if (wt[i] == 0.0) continue;
+            const double z = (grid[g] - nd[i]) / sigma;
+            s += wt[i] * exp(-0.5 * z * z);
         }
         density[g] = cst * s;
     }
+}
+
+static void est_slq_density(const est_slq *q, size_t ngrid, const double *grid, double sigma, double *density) {
+    est_density(q->M * q->m, q->nd, q->wt, ngrid, grid, sigma, density);
 }
 
 nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nodes, double *weights, size_t ngrid,
@@ -852,6 +909,7 @@ nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nod
     memset(&q, 0, sizeof q);
     NH_TRY(est_slq_check(c, op, &o, ngrid, grid, sigma, density, &q.P, __func__));
     q.c = c; q.op = op; q.m = o.nsteps; q.M = o.nvec;
+    q.q = o.ndeflate; q.D = q.q ? o.deflate : NULL;
     nh_status st = est_slq_alloc(&q, __func__);
     nh_curv_progress_plan(c, "SLQ", q.M * q.m);
     for (size_t r = 0; r < q.M && st == NH_OK; r++) st = est_slq_vector(&q, &o, r, __func__);
@@ -867,6 +925,118 @@ nh_status nh_curv_slq(nh_curv *c, nh_op op, const nh_slq_opts *opts, double *nod
         }
     }
     free(q.V); free(q.small);
+    return st;
+}
+
+nh_status nh_slq_density(size_t nn, const double *nodes, const double *weights, size_t ngrid, const double *grid,
+                         double sigma, double *density) {
+    if ((nn && (!nodes || !weights)) || (ngrid && (!grid || !density))) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (!(sigma > 0) || !isfinite(sigma)) NH_FAIL(NH_EINVAL, "sigma must be finite and > 0 (got %g)", sigma);
+    size_t first = 0, bad = 0;
+    if ((bad = nh__count_nonfinite(grid, ngrid, &first)))
+        NH_FAIL(NH_ENONFINITE, "grid has %zu non-finite entries (first at %zu)", bad, first);
+    if ((bad = nh__count_nonfinite(nodes, nn, &first)))
+        NH_FAIL(NH_ENONFINITE, "nodes have %zu non-finite entries (first at %zu)", bad, first);
+    if ((bad = nh__count_nonfinite(weights, nn, &first)))
+        NH_FAIL(NH_ENONFINITE, "weights have %zu non-finite entries (first at %zu)", bad, first);
+    est_density(nn, nodes, weights, ngrid, grid, sigma, density);
+    return NH_OK;
+}
+
+/* ----------------------------------------------------------- eigenspaces */
+
+nh_status nh_subspace_overlap(size_t k, size_t P, const double *U, const double *g, double *overlap, double *comp) {
+    if (!U || !g || !overlap) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (k < 1 || k > P) NH_FAIL(NH_EINVAL, "k = %zu rows, need 1 <= k <= P = %zu", k, P);
+    NH_TRY(est_check_orthonormal(k, P, U, "U", __func__));
+    size_t first = 0, bad = nh__count_nonfinite(g, P, &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "g has %zu non-finite entries (first at %zu)", bad, first);
+    const double gn = est_nrm(P, g);
+    if (!(gn > 0)) NH_FAIL(NH_EINVAL, "g is zero: the overlap is undefined");
+    double *h = NULL;
+    NH_TRY(est_alloc(__func__, "the projection", 1, k, &h));
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)k, (int)P, 1.0, U, (int)P, g, 1, 0.0, h, 1);
+    /* |U g| / |g| without forming P_k g; clamped: rounding may exceed 1. */
+    *overlap = fmin(1.0, cblas_dnrm2((int)k, h, 1) / gn);
+    if (comp) for (size_t i = 0; i < k; i++) comp[i] = fabs(h[i]) / gn;
+    free(h);
+    return NH_OK;
+}
+
+/* Q (k x P rows, in place) = an orthonormal basis of the rows of Q by
+ * Householder QR (the row-major k x P array is the column-major P x k
+ * matrix); NH_EINVAL when a diagonal of R is below 1e-10 of the largest row
+ * norm (linearly dependent rows).  tau: k scratch. */
+static nh_status est_orth_rows(size_t k, size_t P, double *Q, double *tau, const char *what, const char *func) {
+    double rmax = 0.0;
+    for (size_t i = 0; i < k; i++) rmax = fmax(rmax, est_nrm(P, Q + i * P));
+    lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)k, Q, (lapack_int)P, tau);
+    if (info != 0) return nh__fail(NH_ELAPACK, func, "QR of %s failed (info = %d)", what, (int)info);
+    for (size_t i = 0; i < k; i++)
+        if (!(fabs(Q[i * P + i]) > 1e-10 * rmax))
+            return nh__fail(NH_EINVAL, func, "the rows of %s are linearly dependent (row %zu)", what, i);
+    info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)P, (lapack_int)k, (lapack_int)k, Q, (lapack_int)P, tau);
+    if (info != 0) return nh__fail(NH_ELAPACK, func, "QR of %s failed (info = %d)", what, (int)info);
+    return NH_OK;
+}
+
+/* Singular values (descending) of the k x n row-major matrix A (destroyed). */
+static nh_status est_svals(size_t k, size_t n, double *A, double *s, double *superb, const char *func) {
+    double u = 0, vt = 0;
+    lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)k, (lapack_int)n, A, (lapack_int)n, s,
+                                     &u, 1, &vt, 1, superb);
+    if (info != 0) return nh__fail(NH_ELAPACK, func, "dgesvd failed (info = %d)", (int)info);
+    return NH_OK;
+}
+
+/* The angles from orthonormal Qa (ka x P), Qb (kb x P), ka >= kb; B: kb x P
+ * scratch; small: M and its copy (ka kb each), cosines, sines, and dgesvd's
+ * superb (kb each). */
+static nh_status est_angles(size_t ka, size_t kb, size_t P, const double *Qa, const double *Qb, double *B,
+                            double *small, double *angles, const char *func) {
+    double *M = small, *Mc = M + ka * kb, *cs = Mc + ka * kb, *sn = cs + kb, *sup = sn + kb;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ka, (int)kb, (int)P, 1.0, Qa, (int)P, Qb, (int)P, 0.0,
+                M, (int)kb);
+    memcpy(Mc, M, ka * kb * sizeof *M);
+    NH_TRY(est_svals(ka, kb, Mc, cs, sup, func)); /* cosines, descending */
+    memcpy(B, Qb, kb * P * sizeof *B);              /* B = Qb - M^T Qa: Qb's part outside span(Qa) */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kb, (int)P, (int)ka, -1.0, M, (int)kb, Qa, (int)P, 1.0,
+                B, (int)P);
+    NH_TRY(est_svals(kb, P, B, sn, sup, func));   /* sines, descending */
+    for (size_t i = 0; i < kb; i++) {
+        const double c = fmin(cs[i], 1.0), s = fmin(sn[kb - 1 - i], 1.0);
+        angles[i] = c * c >= 0.5 ? asin(s) : acos(c);
+    }
+    return NH_OK;
+}
+
+nh_status nh_principal_angles(size_t k1, size_t k2, size_t P, const double *U, const double *V, double *angles) {
+    if (!U || !V || !angles) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (k1 < 1 || k1 > P || k2 < 1 || k2 > P)
+        NH_FAIL(NH_EINVAL, "k1 = %zu and k2 = %zu rows, need 1 <= k <= P = %zu", k1, k2, P);
+    int ok = 1;
+    if (!nh__fits_int(P) || !nh__fits_int(nh__mul(k1 > k2 ? k1 : k2, P, &ok)) || !ok)
+        NH_FAIL(NH_ETOOLARGE, "%zu x %zu exceeds the BLAS integer range", k1 > k2 ? k1 : k2, P);
+    size_t first = 0, bad = nh__count_nonfinite(U, k1 * P, &first);
+    if (bad) NH_FAIL(NH_ENONFINITE, "U has %zu non-finite entries (first at %zu)", bad, first);
+    if ((bad = nh__count_nonfinite(V, k2 * P, &first)))
+        NH_FAIL(NH_ENONFINITE, "V has %zu non-finite entries (first at %zu)", bad, first);
+    /* Qa: the larger set, so that the kb sines come from a kb x P matrix. */
+    const int swap = k2 > k1;
+    const size_t ka = swap ? k2 : k1, kb = swap ? k1 : k2;
+    const double *A0 = swap ? V : U, *B0 = swap ? U : V;
+    double *Q = NULL, *small = NULL;
+    NH_TRY(est_alloc(__func__, "the orthonormal bases", ka + 2 * kb, P, &Q));
+    nh_status st = est_alloc(__func__, "the cosine matrix", 1, 2 * ka * kb + 2 * kb + ka + 1, &small);
+    if (st == NH_OK) {
+        double *Qa = Q, *Qb = Q + ka * P, *B = Qb + kb * P;
+        memcpy(Qa, A0, ka * P * sizeof *Q);
+        memcpy(Qb, B0, kb * P * sizeof *Q);
+        st = est_orth_rows(ka, P, Qa, small, swap ? "V" : "U", __func__);
+        if (st == NH_OK) st = est_orth_rows(kb, P, Qb, small, swap ? "U" : "V", __func__);
+        if (st == NH_OK) st = est_angles(ka, kb, P, Qa, Qb, B, small, angles, __func__);
+    }
+    free(Q); free(small);
     return st;
 }
 

@@ -56,6 +56,11 @@ struct nh_curv {
     void   *prog_user;
     const char *prog_est;
     size_t  prog_done, prog_planned;
+    /* Parameter selection (nh_curv_select); nsel = 0: all of theta. */
+    size_t  nsel, PB;  /* selected tensors; their total length P_B */
+    size_t *sel, *idx; /* the tensors (ascending); the P_B theta indices, ascending */
+    unsigned char *lsel; /* 2 L flags: W_l, b_l selected (the block NTK and G), or NULL */
+    double *sbuf;      /* 3 P doubles: a scattered input and two full outputs */
 };
 
 struct nh__curv_ops {
@@ -229,6 +234,7 @@ void nh_curv_free(nh_curv *c) {
     free(c->gd_buf);
     free(c->acc);
     free(c->darena);
+    free(c->sel); free(c->idx); free(c->lsel); free(c->sbuf);
     free(c);
 }
 
@@ -385,7 +391,8 @@ size_t nh_curv_nsamples(const nh_curv *c) { return c->N; }
 size_t nh_curv_batch(const nh_curv *c) { return c->B; }
 size_t nh_curv_bytes(const nh_curv *c) {
     size_t gd = c->gd_buf ? c->P * 2 * sizeof(double) : 0;
-    return c->bytes + c->nacc * sizeof(double) + gd;
+    size_t sel = c->nsel ? 3 * c->P * sizeof(double) + c->PB * sizeof(size_t) : 0; /* a selection's buffers */
+    return c->bytes + c->nacc * sizeof(double) + gd + sel;
 }
 const nh_net *nh_curv_net(const nh_curv *c) { return c->net; }
 nh_precision nh_curv_precision(const nh_curv *c) { return c->prec; }
@@ -491,38 +498,222 @@ static nh_status nh__stream_block(nh_curv *c, size_t m, const double *V, double 
     return NH_OK;
 }
 
+/* ---------------------------------------------- parameter selection (blocks)
+ * With a selection B (nh_curv_select), the public products act on P_B-vectors:
+ * the input is scattered into a zero P-vector, the full product runs with the
+ * selection suspended, and the output's B entries are gathered.  (A v)_B with
+ * v zero outside B is exactly A_BB v_B, so every block product is exact and
+ * costs one full product. */
+
+static void nh__sel_scatter(const nh_curv *c, const double *vb, double *v) {
+    memset(v, 0, c->P * sizeof *v);
+    for (size_t j = 0; j < c->PB; j++) v[c->idx[j]] = vb[j];
+}
+static void nh__sel_gather(const nh_curv *c, const double *v, double *vb) {
+    for (size_t j = 0; j < c->PB; j++) vb[j] = v[c->idx[j]];
+}
+
+/* f on the full theta: the input scattered when vsel, the output gathered
+ * when osel (else f writes out directly). */
+static nh_status nh__sel_call(nh_curv *c, nh__vop f, const double *v, int vsel, double *out, int osel) {
+    double *x = c->sbuf, *y = c->sbuf + c->P;
+    if (vsel) nh__sel_scatter(c, v, x);
+    const size_t ns = c->nsel;
+    c->nsel = 0;
+    nh_status st = f(c, vsel ? x : v, osel ? y : out);
+    c->nsel = ns;
+    if (st == NH_OK && osel) nh__sel_gather(c, y, out);
+    return st;
+}
+
+static nh_status nh__grad_full(nh_curv *c, const double *v, double *out) { (void)v; return nh_curv_grad(c, out); }
+
+static nh_status nh__sel_isvp(nh_curv *c, const double *v, double *iv, double *sv) {
+    double *x = c->sbuf, *y = x + c->P, *z = y + c->P;
+    nh__sel_scatter(c, v, x);
+    const size_t ns = c->nsel;
+    c->nsel = 0;
+    nh_status st = nh_curv_isvp(c, x, y, z);
+    c->nsel = ns;
+    if (st == NH_OK) { nh__sel_gather(c, y, iv); nh__sel_gather(c, z, sv); }
+    return st;
+}
+
+/* A temporary full array of cnt doubles, checked against the memory limit. */
+static nh_status nh__sel_tmp(size_t a, size_t b, const char *func, const char *what, double **out) {
+    int ok = 1;
+    size_t cnt = nh__mul(a, b, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(cnt, sizeof(double), &ok), func, what));
+    *out = nh__malloc((cnt ? cnt : 1) * sizeof **out);
+    if (!*out) return nh__fail(NH_ENOMEM, func, "cannot allocate %s", what);
+    return NH_OK;
+}
+
+static nh_status nh__sel_block(nh_curv *c, size_t m, const double *V, double *OUT) {
+    const size_t P = c->P, PB = c->PB;
+    double *W = NULL;
+    NH_TRY(nh__sel_tmp(2 * m, P, "nh_curv_hvp_block", "the scattered block of vectors", &W));
+    for (size_t j = 0; j < m; j++) nh__sel_scatter(c, V + j * PB, W + j * P);
+    const size_t ns = c->nsel;
+    c->nsel = 0;
+    nh_status st = nh_curv_hvp_block(c, m, W, W + m * P);
+    c->nsel = ns;
+    if (st == NH_OK)
+        for (size_t j = 0; j < m; j++) nh__sel_gather(c, W + (m + j) * P, OUT + j * PB);
+    free(W);
+    return st;
+}
+
+/* J_B: the selected columns of the full Jacobian. */
+static nh_status nh__sel_jacobian(nh_curv *c, double *J) {
+    const size_t P = c->P, PB = c->PB, rows = c->N * c->nout;
+    double *F = NULL;
+    NH_TRY(nh__sel_tmp(rows, P, "nh_curv_jacobian", "the full Jacobian", &F));
+    const size_t ns = c->nsel;
+    c->nsel = 0;
+    nh_status st = nh_curv_jacobian(c, F);
+    c->nsel = ns;
+    if (st == NH_OK)
+        for (size_t r = 0; r < rows; r++) nh__sel_gather(c, F + r * P, J + r * PB);
+    free(F);
+    return st;
+}
+
+static void nh__symmetrize(size_t P, double *A);
+
+/* H_BB, I_BB, S_BB row by row from block products of the unit P_B-vectors
+ * (I_BB too: J_B^T HC J_B e_j = (I e_j)_B, exact). */
+static nh_status nh__sel_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
+    const size_t PB = c->PB;
+    int ok = 1;
+    NH_TRY(nh__check_bytes(ok, nh__mul(nh__mul(PB, PB, &ok), 3 * sizeof(double), &ok), "nh_curv_dense",
+                           "dense P_B x P_B matrices"));
+    double *e = nh__calloc(PB, sizeof *e);
+    if (!e) NH_FAIL(NH_ENOMEM, "out of memory");
+    nh_status st = NH_OK;
+    for (size_t p = 0; p < PB && st == NH_OK; p++) {
+        e[p] = 1.0;
+        if (Hm) st = nh_curv_hvp(c, e, Hm + p * PB);
+        if (Im && st == NH_OK) st = nh_curv_ivp(c, e, Im + p * PB);
+        if (Sm && st == NH_OK) st = nh_curv_svp(c, e, Sm + p * PB);
+        e[p] = 0.0;
+    }
+    free(e);
+    NH_TRY(st);
+    if (Hm) nh__symmetrize(PB, Hm);
+    if (Im) nh__symmetrize(PB, Im);
+    if (Sm) nh__symmetrize(PB, Sm);
+    return NH_OK;
+}
+
+/* Validated, sorted copy of the requested tensors in *out. */
+static nh_status nh__sel_check(const nh_net *net, size_t nsel, const size_t *tensors, size_t **out) {
+    const size_t nt = nh_net_ntensors(net);
+    if (nsel > nt) NH_FAIL(NH_EINVAL, "%zu tensors selected, the network has %zu", nsel, nt);
+    size_t *s = nh__malloc(nsel * sizeof *s);
+    if (!s) NH_FAIL(NH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nsel; i++) {
+        size_t t = tensors[i], j = i;
+        if (t >= nt) { free(s); NH_FAIL(NH_EINVAL, "tensor %zu out of range (the network has %zu)", t, nt); }
+        for (; j > 0 && s[j - 1] > t; j--) s[j] = s[j - 1]; /* insertion sort: nt is small */
+        if (j > 0 && s[j - 1] == t) {
+            const char *name = NULL;
+            nh_net_tensor(net, t, &name, NULL, NULL);
+            free(s);
+            NH_FAIL(NH_EINVAL, "tensor %s selected twice", name);
+        }
+        s[j] = t;
+    }
+    *out = s;
+    return NH_OK;
+}
+
+/* idx, lsel and sbuf of the sorted selection s (nsel tensors). */
+static nh_status nh__sel_build(nh_curv *c, size_t nsel, size_t *s) {
+    const nh_net *net = c->net;
+    size_t PB = 0, off, len;
+    for (size_t i = 0; i < nsel; i++) { nh_net_tensor(net, s[i], NULL, NULL, &len); PB += len; }
+    c->idx = nh__malloc(PB * sizeof *c->idx);
+    c->lsel = nh__calloc(2 * c->L, 1);
+    int ok = 1;
+    NH_TRY(nh__check_bytes(ok, nh__mul(c->P, 3 * sizeof(double), &ok), "nh_curv_select", "the selection buffers"));
+    c->sbuf = nh__malloc(3 * c->P * sizeof *c->sbuf);
+    if (!c->idx || !c->lsel || !c->sbuf) NH_FAIL(NH_ENOMEM, "cannot allocate the selection (P_B = %zu)", PB);
+    size_t k = 0;
+    for (size_t i = 0; i < nsel; i++) {
+        nh_net_tensor(net, s[i], NULL, &off, &len);
+        for (size_t j = 0; j < len; j++) c->idx[k++] = off + j;
+        for (size_t l = 0; l < c->L; l++) {
+            if (net->offW[l] == off) c->lsel[2 * l] = 1;
+            if (net->offb[l] == off) c->lsel[2 * l + 1] = 1;
+        }
+    }
+    c->sel = s; c->nsel = nsel; c->PB = PB;
+    return NH_OK;
+}
+
+static void nh__sel_clear(nh_curv *c) {
+    free(c->sel); free(c->idx); free(c->lsel); free(c->sbuf);
+    c->sel = c->idx = NULL; c->lsel = NULL; c->sbuf = NULL;
+    c->nsel = 0; c->PB = 0;
+}
+
+nh_status nh_curv_select(nh_curv *c, size_t nsel, const size_t *tensors) {
+    if (!c || (nsel && !tensors)) NH_FAIL(NH_EINVAL, "NULL argument");
+    size_t *s = NULL;
+    if (nsel) NH_TRY(nh__sel_check(c->net, nsel, tensors, &s));
+    nh__sel_clear(c);
+    if (nsel == 0 || nsel == nh_net_ntensors(c->net)) { free(s); return NH_OK; } /* all of theta */
+    nh_status st = nh__sel_build(c, nsel, s);
+    if (st != NH_OK) { c->sel = s; nh__sel_clear(c); }
+    return st;
+}
+
+size_t nh_curv_dim(const nh_curv *c) { return c->nsel ? c->PB : c->P; }
+size_t nh_curv_selection(const nh_curv *c, const size_t **tensors) {
+    if (tensors) *tensors = c->sel;
+    return c->nsel;
+}
+
 /* ------------------------------------------------------------- products */
 
 #define NH_CHECK3(a, b, d) do { if (!(a) || !(b) || !(d)) NH_FAIL(NH_EINVAL, "NULL argument"); } while (0)
 
 nh_status nh_curv_grad(nh_curv *c, double *grad) {
     if (!c || !grad) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (c->nsel) return nh__sel_call(c, nh__grad_full, NULL, 0, grad, 1);
     return nh__stream_sum(c, nh__grad_op, NULL, 0, grad);
 }
 nh_status nh_curv_hvp(nh_curv *c, const double *v, double *out) {
     NH_CHECK3(c, v, out);
+    if (c->nsel) return nh__sel_call(c, nh_curv_hvp, v, 1, out, 1);
     return nh__stream_sum(c, c->ops->hvp, v, 0, out);
 }
 nh_status nh_curv_ivp(nh_curv *c, const double *v, double *out) {
     NH_CHECK3(c, v, out);
+    if (c->nsel) return nh__sel_call(c, nh_curv_ivp, v, 1, out, 1);
     return nh__stream_sum(c, c->ops->ivp, v, 0, out);
 }
 nh_status nh_curv_svp(nh_curv *c, const double *v, double *out) {
     NH_CHECK3(c, v, out);
+    if (c->nsel) return nh__sel_call(c, nh_curv_svp, v, 1, out, 1);
     return nh__stream_sum(c, c->ops->svp, v, 0, out);
 }
 nh_status nh_curv_jvp(nh_curv *c, const double *v, double *jv) {
     NH_CHECK3(c, v, jv);
+    if (c->nsel) return nh__sel_call(c, nh_curv_jvp, v, 1, jv, 0);
     return nh__stream_rows(c, c->ops->jvp, v, jv, c->nout);
 }
 nh_status nh_curv_vjp(nh_curv *c, const double *u, double *out) {
     NH_CHECK3(c, u, out);
+    if (c->nsel) return nh__sel_call(c, nh_curv_vjp, u, 0, out, 1);
     return nh__stream_sum(c, c->ops->vjp, u, c->nout, out);
 }
 
 nh_status nh_curv_isvp(nh_curv *c, const double *v, double *iv, double *sv) {
     NH_CHECK3(c, v, iv);
     if (!sv) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (c->nsel) return nh__sel_isvp(c, v, iv, sv);
     if (c->nbatch == 1) return c->ops->isvp(c, v, iv, sv);
     const size_t P = c->P;
     NH_TRY(nh__acc(c, 2 * P));
@@ -540,6 +731,7 @@ nh_status nh_curv_isvp(nh_curv *c, const double *v, double *iv, double *sv) {
 nh_status nh_curv_hvp_block(nh_curv *c, size_t m, const double *V, double *OUT) {
     NH_CHECK3(c, V, OUT);
     if (m == 0) return NH_OK;
+    if (c->nsel) return nh__sel_block(c, m, V, OUT);
     if (c->nbatch > 1) return nh__stream_block(c, m, V, OUT);
     return nh__block1(c, m, V, OUT);
 }
@@ -573,6 +765,7 @@ nh_status nh_curv_ntk(nh_curv *c, double *K) {
     nh_curv *t = NULL;
     nh_status st = nh_curv_create_ex(c->net, X, c->T, c->N, c->loss, &o, &t);
     free(X);
+    if (st == NH_OK && c->nsel) st = nh_curv_select(t, c->nsel, c->sel); /* the block Gram */
     if (st == NH_OK) st = t->ops->ntk(t, K);
     nh_curv_free(t);
     return st;
@@ -585,6 +778,7 @@ nh_status nh_curv_G(nh_curv *c, double *G) {
 
 nh_status nh_curv_jacobian(nh_curv *c, double *J) {
     if (!c || !J) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (c->nsel) return nh__sel_jacobian(c, J);
     return nh__stream_rows(c, nh__jac_op, NULL, J, c->nout * c->P);
 }
 
@@ -646,6 +840,7 @@ static nh_status nh__dense_I(nh_curv *c, double *Im) {
 
 nh_status nh_curv_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
     if (!c) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (c->nsel) return nh__sel_dense(c, Hm, Im, Sm);
     const size_t P = c->P;
     int ok = 1;
     size_t pp = nh__mul(P, P, &ok);
@@ -726,4 +921,144 @@ nh_status nh_ntk_trace_powers(size_t n, size_t nout, const double *K, const doub
     size_t first = 0;
     if (nh__count_nonfinite(tr, (size_t)kmax, &first)) NH_FAIL(NH_ENONFINITE, "trace of power %zu is not finite", first + 1);
     return NH_OK;
+}
+
+/* ------------------------------------------------------------ diagonals */
+
+nh_diag_opts nh_diag_opts_default(void) {
+    nh_diag_opts o;
+    o.method = NH_DIAG_AUTO;
+    o.nprobes = 64;
+    o.seed = 0;
+    o.max_cost = 50.0;
+    return o;
+}
+
+/* Flops per sample of the exact diagonals and of one H v (est.h's formula). */
+static void nh__diag_flops(const nh_net *net, double *exact, double *hv) {
+    const size_t L = net->L;
+    double w2 = 0.0, inner = 0.0, sumw = 0.0, nL = (double)net->w[L];
+    for (size_t l = 0; l < L; l++) {
+        const double a = (double)net->w[l], b = (double)net->w[l + 1];
+        w2 += a * b;
+        if (l >= 1) inner += a * b;
+        sumw += b;
+    }
+    double e = 2.0 * nL * inner + nL * (nL + 1.0) * sumw + 4.0 * w2;
+    if (L >= 3) e += 2.0 * (double)net->w[L - 2] * (double)net->w[L - 1];
+    if (L >= 4) {
+        const double a = (double)net->w[L - 2], b = (double)net->w[L - 1];
+        e += 2.0 * a * a * b;
+        for (size_t k = 1; k + 3 <= L; k++) {
+            const double nk = (double)net->w[k], nk1 = (double)net->w[k + 1];
+            e += 2.0 * nk1 * nk1 * nk + (k >= 2 ? 2.0 * nk * nk * nk1 : 0.0);
+        }
+    }
+    *exact = e;
+    *hv = 12.0 * w2;
+}
+
+/* D[3P] = diag H, I, S exactly, summed over the batches in order. */
+static nh_status nh__diag_exact(nh_curv *c, double *D) {
+    const size_t P = c->P;
+    double *dH = D, *dI = D + P, *dS = D + 2 * P;
+    if (c->nbatch > 1) NH_TRY(nh__acc(c, 2 * P));
+    double *acc = c->nbatch > 1 ? c->acc : NULL;
+    NH_TRY(c->prec == NH_PREC_SINGLE ? nh__diag_stream_s(c, dI, dS, acc) : nh__diag_stream_d(c, dI, dS, acc));
+    for (size_t p = 0; p < P; p++) dH[p] = dI[p] + dS[p];
+    size_t first = 0, bad = nh__count_nonfinite(D, 3 * P, &first);
+    if (bad) NH_FAIL(NH_ENUMERIC, "diagonal has %zu non-finite entries (overflow)", bad);
+    return NH_OK;
+}
+
+/* Rademacher probe of stream j: the vectors of nh_curv_trace (est.c). */
+static void nh__diag_probe(uint64_t seed, uint64_t j, size_t P, double *v) {
+    nh_rng r;
+    nh_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (j + 1)));
+    for (size_t i = 0; i < P; i += 64) {
+        uint64_t b = nh_rng_u64(&r);
+        size_t e = P - i < 64 ? P - i : 64;
+        for (size_t t = 0; t < e; t++) v[i + t] = ((b >> t) & 1u) ? 1.0 : -1.0;
+    }
+}
+
+/* D[3P] = mean_j v_j o (A v_j) for A = H, I, S (Welford), SE[3P] from the
+ * sums of squared deviations (NULL: not wanted). */
+static nh_status nh__diag_hutch(nh_curv *c, const nh_diag_opts *o, double *D, double *SE) {
+    /* With a selection the probes live on the block (isvp takes P_B-vectors). */
+    const size_t P = nh_curv_dim(c), M = o->nprobes;
+    int ok = 1;
+    size_t len = nh__mul(P, 9, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), "nh_curv_diag", "the Hutchinson vectors"));
+    double *w = nh__malloc(len * sizeof *w);
+    if (!w) NH_FAIL(NH_ENOMEM, "cannot allocate the Hutchinson vectors");
+    double *v = w, *iv = w + P, *sv = w + 2 * P, *ss = w + 3 * P, *x = w + 6 * P;
+    memset(D, 0, 3 * P * sizeof *D);
+    memset(ss, 0, 3 * P * sizeof *ss);
+    nh_status st = NH_OK;
+    for (size_t j = 0; j < M && st == NH_OK; j++) {
+        nh__diag_probe(o->seed, j, P, v);
+        st = nh_curv_isvp(c, v, iv, sv);
+        for (size_t p = 0; p < P && st == NH_OK; p++) {
+            x[P + p] = v[p] * iv[p];
+            x[2 * P + p] = v[p] * sv[p];
+            x[p] = x[P + p] + x[2 * P + p];
+        }
+        for (size_t p = 0; p < 3 * P && st == NH_OK; p++) {
+            const double d = x[p] - D[p];
+            D[p] += d / (double)(j + 1);
+            ss[p] += d * (x[p] - D[p]);
+        }
+    }
+    if (st == NH_OK && SE)
+        for (size_t p = 0; p < 3 * P; p++) SE[p] = nh_se_from_ss(ss[p], M);
+    free(w);
+    return st;
+}
+
+nh_status nh_curv_diag_all(nh_curv *c, const nh_diag_opts *opts, double *D, double *SE, nh_diag_info *info) {
+    if (!c || !D) NH_FAIL(NH_EINVAL, "NULL argument");
+    const nh_diag_opts o = opts ? *opts : nh_diag_opts_default();
+    if ((int)o.method < 0 || o.method >= NH_DIAG_METHOD_COUNT) NH_FAIL(NH_EINVAL, "unknown method %d", (int)o.method);
+    if (!(o.max_cost >= 0)) NH_FAIL(NH_EINVAL, "max_cost must be >= 0 (got %g)", o.max_cost);
+    double ex = 0.0, hv = 0.0;
+    nh__diag_flops(c->net, &ex, &hv);
+    const int exact = o.method == NH_DIAG_EXACT || (o.method == NH_DIAG_AUTO && ex <= o.max_cost * hv);
+    if (!exact && o.nprobes < 1) NH_FAIL(NH_EINVAL, "need at least one probe (got 0)");
+    nh_diag_info in = {exact ? NH_DIAG_EXACT : NH_DIAG_HUTCHINSON, exact ? 0 : o.nprobes, exact ? 0 : o.nprobes,
+                       ex * (double)c->N, hv * (double)c->N, ex / hv};
+    if (info) *info = in;
+    if (!exact) return nh__diag_hutch(c, &o, D, SE);
+    if (SE) memset(SE, 0, 3 * nh_curv_dim(c) * sizeof *SE);
+    if (!c->nsel) return nh__diag_exact(c, D);
+    /* A selection: the exact diagonals of the whole theta, then the block's
+     * entries (diag of A_BB is the B part of diag A). */
+    int ok = 1;
+    const size_t len = nh__mul(c->P, 3, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), "nh_curv_diag", "the full diagonals"));
+    double *F = nh__malloc(len * sizeof *F);
+    if (!F) NH_FAIL(NH_ENOMEM, "cannot allocate the full diagonals");
+    nh_status st = nh__diag_exact(c, F);
+    for (size_t t = 0; t < 3 && st == NH_OK; t++) nh__sel_gather(c, F + t * c->P, D + t * c->PB);
+    free(F);
+    return st;
+}
+
+nh_status nh_curv_diag(nh_curv *c, nh_op op, const nh_diag_opts *opts, double *diag, double *se,
+                       nh_diag_info *info) {
+    if (!c || !diag) NH_FAIL(NH_EINVAL, "NULL argument");
+    if ((int)op < 0 || op >= NH_OP_COUNT) NH_FAIL(NH_EINVAL, "unknown operator %d", (int)op);
+    const size_t P = nh_curv_dim(c);
+    int ok = 1;
+    size_t len = nh__mul(P, se ? 6 : 3, &ok);
+    NH_TRY(nh__check_bytes(ok, nh__mul(len, sizeof(double), &ok), __func__, "the three diagonals"));
+    double *D = nh__malloc(len * sizeof *D);
+    if (!D) NH_FAIL(NH_ENOMEM, "out of memory");
+    nh_status st = nh_curv_diag_all(c, opts, D, se ? D + 3 * P : NULL, info);
+    if (st == NH_OK) {
+        memcpy(diag, D + (size_t)op * P, P * sizeof *diag);
+        if (se) memcpy(se, D + 3 * P + (size_t)op * P, P * sizeof *se);
+    }
+    free(D);
+    return st;
 }

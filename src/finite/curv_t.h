@@ -644,8 +644,10 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
     FN(nh__dk_seed)(c, cur);
     for (size_t l = c->L; l-- > 0;) {
         const size_t ni = net->w[l], no = net->w[l + 1];
-        const real_t s = FN(nh__s)(net, l), b2 = (real_t)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, s * s, e->A[l], (int)ni, e->A[l],
+        /* A parameter selection keeps only its tensors' terms (the block Gram J_B J_B^T). */
+        const real_t ws = c->lsel ? c->lsel[2 * l] : 1, bs = c->lsel ? c->lsel[2 * l + 1] : 1;
+        const real_t s = FN(nh__s)(net, l), b2 = bs * (real_t)(nh__net_bscale(net, l) * nh__net_bscale(net, l));
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)ni, ws * s * s, e->A[l], (int)ni, e->A[l],
              (int)ni, 0.0, Ga, (int)n);
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nm, (int)nm, (int)no, 1.0, cur, (int)no, cur, (int)no, 0.0,
              Gd, (int)nm);
@@ -666,10 +668,12 @@ static nh_status FN(nh__ntk)(nh_curv *c, double *K) {
     return NH_OK;
 }
 
-/* Row norms: out[i] = s^2 ||A[l][i]||^2 + beta^2 (the c_l of the sheet), summed in double. */
+/* Row norms: out[i] = s^2 ||A[l][i]||^2 + beta^2 (the c_l of the sheet), summed in double.  A parameter
+ * selection keeps the terms of its tensors only (W_l: the first, b_l: the second): G of the block. */
 static void FN(nh__cl)(const nh_curv *c, size_t l, real_t *out) {
     const size_t ni = c->net->w[l];
-    const double s2 = nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bs * bs;
+    const double ws = c->lsel ? c->lsel[2 * l] : 1, bsel = c->lsel ? c->lsel[2 * l + 1] : 1;
+    const double s2 = ws * nh__net_wscale2(c->net, l), bs = nh__net_bscale(c->net, l), b2 = bsel * bs * bs;
     for (size_t i = 0; i < c->n; i++) {
         double acc = 0.0;
         const real_t *a = NH_ENG(c)->A[l] + i * ni;
@@ -849,6 +853,187 @@ static nh_status FN(nh__gd_step)(nh_curv *c, nh_net *net, double eta) {
     nh_status st = bad ? NH_EDIVERGED : FN(nh__passes)(c, "nh_curv_gd_step");
     if (st != NH_OK) return nh__step_failed(c, net, eta, loss0, bad);
     return NH_OK;
+}
+
+/* ------------------------------------------------- diagonals (nh_curv_diag)
+ * Per sample, the Hessian of C w.r.t. Z[k] is Hz_k = Iz_k + Rz_k with
+ *   Iz_k = Dk^T HC Dk            (Dk = d f / dZ[k], the per-output stacks),
+ *   Rz_L = 0, Rz_k = M_k^T Rz_{k+1} M_k + diag(S2[k] o dA[k]),
+ *   M_k = s_k W_k diag(S1[k])    (dZ[k+1]/dZ[k]).
+ * Z[l+1] is linear in W_l, b_l, so the diagonal of a block is
+ *   W_l[r][c]: s_l^2 sum_i Hz_{l+1}[i][r][r] A[l][i][c]^2,  b_l[r]: beta_l^2 sum_i Hz_{l+1}[i][r][r]:
+ * one GEMM with squared activations per layer, for I (Iz) and S (Rz). */
+
+/* out_W_l = s_l^2 q^T (A o A), out_b_l = beta_l^2 colsum(q), q[n x n_{l+1}]; asq = A[l] o A[l]. */
+static void FN(nh__diag_param)(const nh_curv *c, size_t l, const real_t *q, const real_t *asq, real_t *out) {
+    const nh_net *net = c->net;
+    const size_t n = c->n, ni = net->w[l], no = net->w[l + 1];
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)n, (real_t)nh__net_wscale2(net, l), q,
+         (int)no, asq, (int)ni, 0.0, out + net->offW[l], (int)ni);
+    if (!net->bias[l]) return;
+    const double bs = nh__net_bscale(net, l);
+    for (size_t k = 0; k < no; k++) {
+        double acc = 0.0;
+        for (size_t i = 0; i < n; i++) acc += (double)q[i * no + k];
+        out[net->offb[l] + k] = (real_t)(bs * bs * acc);
+    }
+}
+
+/* q[i][r] = sum_{k,k'} HC_i[k][k'] Dk[k][i][r] Dk[k'][i][r] (= diag Iz), summed in double; cur: the stacks, width w. */
+static void FN(nh__diag_iz)(const nh_curv *c, const real_t *cur, size_t w, real_t *q, double *row) {
+    const size_t n = c->n, m = c->nout;
+    for (size_t i = 0; i < n; i++) {
+        const double *hc = c->HC + i * m * m;
+        memset(row, 0, w * sizeof *row);
+        for (size_t k = 0; k < m; k++) {
+            const real_t *uk = cur + (k * n + i) * w;
+            for (size_t k2 = k; k2 < m; k2++) {
+                const double h = (k2 == k ? 1.0 : 2.0) * hc[k * m + k2]; /* HC symmetric */
+                if (h == 0.0) continue;
+                const real_t *u2 = cur + (k2 * n + i) * w;
+                for (size_t r = 0; r < w; r++) row[r] += h * (double)uk[r] * (double)u2[r];
+            }
+        }
+        for (size_t r = 0; r < w; r++) q[i * w + r] = (real_t)row[r];
+    }
+}
+
+/* Deep nets (L >= 4), one sample i: the dense Rz_{L-2}, then Rz_k for k =
+ * L-3..1, adding diag(M_k^T Rz_{k+1} M_k) to dR[k][i].  w4: 4 wmax^2. */
+static void FN(nh__diag_rz_sample)(const nh_curv *c, size_t i, real_t **dR, real_t *w4) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t L = c->L, w2 = c->wmax * c->wmax;
+    real_t *M = w4, *T = w4 + w2, *Rc = w4 + 2 * w2, *Rn = w4 + 3 * w2;
+    size_t k = L - 2, nk = net->w[k], nk1 = net->w[k + 1];
+    /* Rz_{L-2} = s^2 M^T diag(d_{L-1}) M + diag(d_{L-2}), d_k = S2[k] o dA[k]. */
+    FN(nh__msample)(c, k, i, M);
+    for (size_t r = 0; r < nk1; r++)
+        for (size_t b = 0; b < nk; b++) T[r * nk + b] = M[r * nk + b] * e->S2[k + 1][i * nk1 + r] * e->dA[k + 1][i * nk1 + r];
+    GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)nk, (int)nk1, (real_t)nh__net_wscale2(net, k), M,
+         (int)nk, T, (int)nk, 0.0, Rc, (int)nk);
+    for (size_t a = 0; a < nk; a++) Rc[a * nk + a] += e->S2[k][i * nk + a] * e->dA[k][i * nk + a];
+    for (k = L - 3; k >= 1; k--) {
+        nk = net->w[k]; nk1 = net->w[k + 1];
+        const real_t s2 = (real_t)nh__net_wscale2(net, k);
+        FN(nh__msample)(c, k, i, M);
+        /* Rc is stored in full (a GEMM result): GEMM, which OpenBLAS runs faster than SYMM */
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nk1, (int)nk, (int)nk1, 1.0, Rc, (int)nk1, M, (int)nk, 0.0,
+             T, (int)nk);
+        for (size_t b = 0; b < nk; b++) {
+            double acc = 0.0;
+            for (size_t r = 0; r < nk1; r++) acc += (double)M[r * nk + b] * (double)T[r * nk + b];
+            dR[k][i * nk + b] += (real_t)((double)s2 * acc);
+        }
+        if (k == 1) break;
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)nk, (int)nk1, s2, M, (int)nk, T, (int)nk, 0.0,
+             Rn, (int)nk);
+        for (size_t a = 0; a < nk; a++) Rn[a * nk + a] += e->S2[k][i * nk + a] * e->dA[k][i * nk + a];
+        real_t *t = Rc; Rc = Rn; Rn = t;
+    }
+}
+
+/* dR[k] = diag Rz_k (n x n_k), k = 1..L-1: d_k, plus for k = L-2 the squared-
+ * weight GEMM s^2 S1^2 o (d_{L-1} (W o W)), plus for k <= L-3 the dense
+ * per-sample recursion.  tmp: n wmax + wmax^2 (+ 4 wmax^2 when L >= 4). */
+static void FN(nh__diag_rz)(const nh_curv *c, real_t **dR, real_t *tmp) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L;
+    for (size_t k = 1; k < L; k++)
+        for (size_t j = 0; j < n * net->w[k]; j++) dR[k][j] = e->S2[k][j] * e->dA[k][j];
+    if (L < 3) return;
+    const size_t k = L - 2, nk = net->w[k], nk1 = net->w[k + 1];
+    real_t *u = tmp, *wsq = tmp + n * c->wmax;
+    const real_t *W = FN(nh__W)(c, k);
+    for (size_t j = 0; j < nk * nk1; j++) wsq[j] = W[j] * W[j];
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)nk, (int)nk1, (real_t)nh__net_wscale2(net, k),
+         dR[k + 1], (int)nk1, wsq, (int)nk, 0.0, u, (int)nk);
+    for (size_t j = 0; j < n * nk; j++) dR[k][j] += e->S1[k][j] * e->S1[k][j] * u[j];
+    if (L >= 4)
+        for (size_t i = 0; i < n; i++) FN(nh__diag_rz_sample)(c, i, dR, wsq);
+}
+
+/* The workspace of the exact diagonals, sized for the context's largest
+ * batch (c->B rows) and reused by every batch: three per-output stacks,
+ * dR (n sum(widths)), q, A o A, the S recursion's n wmax + wmax^2 (+ 4
+ * wmax^2 for L >= 4), and in single precision two float P-vectors. */
+typedef struct FN(nh__dws) { real_t *work, **dR; double *row; } FN(nh__dws);
+
+static void FN(nh__dws_free)(FN(nh__dws) *w) { free(w->work); free(w->dR); free(w->row); }
+
+static nh_status FN(nh__dws_alloc)(const nh_curv *c, FN(nh__dws) *w) {
+    const size_t B = c->B, L = c->L, wmax = c->wmax;
+    int ok = 1;
+    size_t sumw = 0;
+    for (size_t l = 1; l < L; l++) sumw = nh__add(sumw, c->net->w[l], &ok);
+    size_t w2 = nh__mul(wmax, wmax, &ok), stack = nh__mul(nh__mul(B, c->nout, &ok), wmax, &ok);
+    size_t total = nh__add(nh__mul(stack, 3, &ok), nh__mul(B, nh__add(sumw, 3 * wmax, &ok), &ok), &ok);
+    total = nh__add(total, nh__mul(w2, L >= 4 ? 5 : 1, &ok), &ok);
+    total = nh__add(total, NH_T_NP ? nh__mul(c->P, 2, &ok) : 0, &ok);
+    memset(w, 0, sizeof *w);
+    NH_TRY(nh__check_bytes(ok, nh__mul(total, sizeof(real_t), &ok), "nh_curv_diag", "the diagonal workspace"));
+    if (!nh__fits_int(stack) || !nh__fits_int(w2))
+        return nh__fail(NH_ETOOLARGE, "nh_curv_diag", "the diagonal workspace exceeds the BLAS integer range");
+    w->work = nh__malloc(total * sizeof(real_t));
+    w->dR = nh__calloc(L + 1, sizeof *w->dR);
+    w->row = nh__malloc(wmax * sizeof *w->row);
+    if (!w->work || !w->dR || !w->row) {
+        FN(nh__dws_free)(w);
+        return nh__fail(NH_ENOMEM, "nh_curv_diag", "cannot allocate the diagonal workspace (%zu entries)", total);
+    }
+    return NH_OK;
+}
+
+/* The current batch's diag I and diag S (P each, overwritten, double). */
+static nh_status FN(nh__diag_batch)(nh_curv *c, FN(nh__dws) *w, double *dI, double *dS) {
+    const FN(nh__eng) *e = NH_ENG(c);
+    const nh_net *net = c->net;
+    const size_t n = c->n, L = c->L, wmax = c->wmax, stack = c->B * c->nout * wmax;
+    real_t *cur = w->work, *nxt = cur + stack, *dak = nxt + stack, *p = dak + stack, **dR = w->dR;
+    for (size_t l = 1; l < L; l++) { dR[l] = p; p += c->B * net->w[l]; }
+    real_t *q = p, *asq = q + c->B * wmax, *tmp = asq + c->B * wmax, *ob = tmp + c->B * wmax + wmax * wmax * (L >= 4 ? 5 : 1);
+    real_t *oI = FN(nh__vbuf)(ob, dI), *oS = FN(nh__vbuf)(NH_T_NP ? ob + c->P : ob, dS);
+    FN(nh__diag_rz)(c, dR, tmp);
+    FN(nh__dk_seed)(c, cur);
+    for (size_t l = L; l-- > 0;) {
+        const size_t ni = net->w[l], no = net->w[l + 1];
+        for (size_t j = 0; j < n * ni; j++) asq[j] = e->A[l][j] * e->A[l][j];
+        FN(nh__diag_iz)(c, cur, no, q, w->row);
+        FN(nh__diag_param)(c, l, q, asq, oI);
+        if (l + 1 < L) {
+            FN(nh__diag_param)(c, l, dR[l + 1], asq, oS);
+        } else {
+            memset(oS + net->offW[l], 0, ni * no * sizeof *oS);
+            if (net->bias[l]) memset(oS + net->offb[l], 0, no * sizeof *oS);
+        }
+        if (l == 0) break;
+        FN(nh__dk_step)(c, l, cur, dak, nxt);
+        real_t *t = cur; cur = nxt; nxt = t;
+    }
+    NH_TRY(FN(nh__vout)(oI, c->P, dI, "nh_curv_diag"));
+    return FN(nh__vout)(oS, c->P, dS, "nh_curv_diag");
+}
+
+#ifndef NH_T_SINGLE
+static nh_status nh__batch(nh_curv *c, size_t b); /* curv.c: make batch b current */
+#endif
+
+/* diag I, diag S summed over the batches in order (acc: P doubles per
+ * output for the batches after the first; NULL when unbatched). */
+static nh_status FN(nh__diag_stream)(nh_curv *c, double *dI, double *dS, double *acc) {
+    FN(nh__dws) w;
+    NH_TRY(FN(nh__dws_alloc)(c, &w));
+    nh_status st = NH_OK;
+    const size_t P = c->P;
+    for (size_t b = 0; b < c->nbatch && st == NH_OK; b++) {
+        if (c->nbatch > 1) st = nh__batch(c, b);
+        if (st == NH_OK) st = FN(nh__diag_batch)(c, &w, b ? acc : dI, b ? acc + P : dS);
+        if (st == NH_OK && b)
+            for (size_t p = 0; p < P; p++) { dI[p] += acc[p]; dS[p] += acc[P + p]; }
+    }
+    FN(nh__dws_free)(&w);
+    return st;
 }
 
 static const nh__curv_ops FN(nh__ops) = {

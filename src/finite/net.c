@@ -4,6 +4,7 @@
 #include "core/blas.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ void nh_net_free(nh_net *net) {
     free(net->offW);
     free(net->offb);
     free(net->theta);
+    free(net->tname);
     free(net);
 }
 
@@ -99,7 +101,8 @@ nh_status nh_net_create(const nh_net_config *cfg, nh_net **out) {
     net->offW = nh__malloc(L * sizeof *net->offW);
     net->offb = nh__malloc(L * sizeof *net->offb);
     net->theta = nh__calloc(P ? P : 1, sizeof *net->theta);
-    if (!net->w || !net->acts || !net->actp || !net->bias || !net->offW || !net->offb || !net->theta) {
+    net->tname = nh__malloc(2 * L * sizeof *net->tname);
+    if (!net->w || !net->acts || !net->actp || !net->bias || !net->offW || !net->offb || !net->theta || !net->tname) {
         nh_net_free(net);
         NH_FAIL(NH_ENOMEM, "cannot allocate %zu parameters", P);
     }
@@ -114,6 +117,8 @@ nh_status nh_net_create(const nh_net_config *cfg, nh_net **out) {
         off += net->w[l] * net->w[l + 1];
         net->offb[l] = net->bias[l] ? off : (size_t)-1;
         if (net->bias[l]) off += net->w[l + 1];
+        snprintf(net->tname[net->ntens++], sizeof *net->tname, "W%zu", l);
+        if (net->bias[l]) snprintf(net->tname[net->ntens++], sizeof *net->tname, "b%zu", l);
     }
     *out = net;
     return NH_OK;
@@ -171,6 +176,40 @@ size_t nh_net_offset_W(const nh_net *net, size_t l) { return l < net->L ? net->o
 size_t nh_net_offset_b(const nh_net *net, size_t l) { return l < net->L ? net->offb[l] : net->P; }
 double *nh_net_params(nh_net *net) { return net->theta; }
 const double *nh_net_params_const(const nh_net *net) { return net->theta; }
+
+/* ---------------------------------------------------------------- tensors */
+
+size_t nh_net_ntensors(const nh_net *net) { return net->ntens; }
+
+nh_status nh_net_tensor(const nh_net *net, size_t t, const char **name, size_t *offset, size_t *len) {
+    if (!net) NH_FAIL(NH_EINVAL, "NULL argument");
+    if (t >= net->ntens) NH_FAIL(NH_EINVAL, "tensor %zu out of range (the network has %zu)", t, net->ntens);
+    /* Tensor t is W_l or b_l: walk the layers (L is small). */
+    size_t k = 0;
+    for (size_t l = 0; l < net->L; l++) {
+        const int isb = net->bias[l] && k + 1 == t;
+        if (k == t || isb) {
+            if (name) *name = net->tname[t];
+            if (offset) *offset = isb ? net->offb[l] : net->offW[l];
+            if (len) *len = isb ? net->w[l + 1] : net->w[l] * net->w[l + 1];
+            return NH_OK;
+        }
+        k += net->bias[l] ? 2 : 1;
+    }
+    NH_FAIL(NH_EINVAL, "tensor %zu out of range", t); /* unreachable: t < ntens */
+}
+
+nh_status nh_net_find_tensor(const nh_net *net, const char *name, size_t *t) {
+    if (!net || !name || !t) NH_FAIL(NH_EINVAL, "NULL argument");
+    for (size_t i = 0; i < net->ntens; i++)
+        if (strcmp(net->tname[i], name) == 0) { *t = i; return NH_OK; }
+    char list[512];
+    size_t k = 0;
+    for (size_t i = 0; i < net->ntens && k + 32 < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", net->tname[i]);
+    if (k + 32 >= sizeof list) snprintf(list + k, sizeof list - k, ", ...");
+    NH_FAIL(NH_EINVAL, "no tensor named '%.64s'; this network's tensors are %s", name, list);
+}
 
 nh_status nh_net_set_params(nh_net *net, const double *theta) {
     if (!net || !theta) NH_FAIL(NH_EINVAL, "NULL argument");

@@ -15,6 +15,8 @@ struct nh_net {
     size_t   P;
     size_t  *offW, *offb; /* offsets of W_l, b_l in theta ((size_t)-1: no b_l) */
     double  *theta;
+    char   (*tname)[24]; /* tensor names W<l>, b<l>, in theta order (nh_net_tensor) */
+    size_t   ntens;
 };
 
 /* The scalings of every layer, in one place: layer l computes

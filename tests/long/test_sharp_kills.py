@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Long: `ntkhess sharpness` killed with SIGKILL >= 20 times at varied points
 (between records, inside a solve, during a checkpoint's save), then finished:
-the record file equals an uninterrupted run's byte for byte.  Also one kill
-loop of `ntkhess eos` (small options) whose per-step-size CSVs must match.
+the record file equals an uninterrupted run's byte for byte, and no killed
+run ever left FILE.csv (the records grow in FILE.csv.partial, renamed at the
+end).  Also one kill loop of `ntkhess eos` (small options) whose
+per-step-size CSVs must match, with no unfinished etaI.csv left by a kill.
 Prints 'N passed, N failed'."""
 import os
 import random
@@ -20,8 +22,9 @@ import numpy as np  # noqa: E402
 
 def kill_loop(args, out, progress, kills, rng):
     """Start the command repeatedly, each time killing it after a random
-    delay once `progress` has grown; returns the number of real kills."""
-    killed = 0
+    delay once `progress` has grown; returns the number of real kills and of
+    kills after which `out` existed."""
+    killed, leaked = 0, 0
     count = lambda: open(progress).read().count("\n") if os.path.exists(progress) else 0
     for _ in range(kills):
         before = count()
@@ -33,8 +36,10 @@ def kill_loop(args, out, progress, kills, rng):
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             killed += 1
+            p.wait()
+            leaked += os.path.exists(out)
         p.wait()
-    return killed
+    return killed, leaked
 
 
 def sharp_kills(t, kills=24):
@@ -51,9 +56,11 @@ def sharp_kills(t, kills=24):
     ref, out = os.path.join(t, "ref.csv"), os.path.join(t, "b.csv")
     r = cli(*args, "--out", ref)
     check(r.returncode == 0, "reference run", r.stderr)
-    killed = kill_loop(args + ["--out", out], out, out, kills, rng)
+    killed, leaked = kill_loop(args + ["--out", out], out, out + ".partial", kills, rng)
+    check(leaked == 0, "no killed run left FILE.csv (only FILE.csv.partial)", leaked)
     r = cli(*args, "--out", out)
     check(r.returncode == 0, "final rerun", r.stderr)
+    check(not os.path.exists(out + ".partial"), "FILE.csv.partial renamed at the end")
     check(killed >= 20, "at least 20 runs really killed mid-way", killed)
     check(open(ref).read() == open(out).read(), "%d kills: records == uninterrupted run, byte for byte" % killed)
     check(not os.path.exists(out + ".ckpt") and not os.path.exists(out + ".warm"), "checkpoint folders removed")
@@ -68,7 +75,7 @@ def eos_kills(t, kills=6):
     r = cli(*args, "--out", a, env=env)
     check(r.returncode == 0, "eos: reference run", r.stderr)
     os.makedirs(b, exist_ok=True)
-    killed = 0
+    killed, leaked = 0, 0
     for _ in range(kills):
         p = subprocess.Popen([BIN, *map(str, args), "--out", b], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=env)
@@ -77,6 +84,10 @@ def eos_kills(t, kills=6):
             p.send_signal(signal.SIGKILL)
             killed += 1
         p.wait()
+        # an etaI.csv exists only with its .done marker (the run finished); never beside its .partial
+        for f in ("eta0.csv", "eta1.csv"):
+            leaked += os.path.exists(os.path.join(b, f)) and os.path.exists(os.path.join(b, f + ".partial"))
+    check(leaked == 0, "eos: no etaI.csv beside an unfinished etaI.csv.partial after a kill", leaked)
     r = cli(*args, "--out", b, env=env)
     check(r.returncode == 0, "eos: final rerun", r.stderr)
     check(killed >= 2, "eos: at least 2 runs killed", killed)
