@@ -31,6 +31,29 @@ static void grad_at(nh_net *net, const double *X, const double *T, size_t n, nh_
     nh_curv_free(c);
 }
 
+/* Random data for a test net: X ~ N(0,1) [n x n0]; targets per loss: MSE
+ * N(0,1), BCE +-1, CE a class index in 0..nL-1 (all from one stream). */
+static void nh_test_data(nh_loss loss, size_t n, size_t n0, size_t nL, uint64_t seed, double *X, double *T) {
+    nh_rng r; nh_rng_seed(&r, seed);
+    nh_rng_fill_normal(&r, n * n0, X);
+    for (size_t i = 0; i < n * nL; i++) {
+        double u = nh_rng_normal(&r);
+        if (loss == NH_LOSS_MSE) T[i] = u;
+        else if (loss == NH_LOSS_BCE) T[i] = u > 0 ? 1.0 : -1.0;
+        else T[i] = (double)(nh_rng_u64(&r) % nL);
+    }
+}
+
+/* A context of the given precision and batch (0 = automatic); exits on failure. */
+static nh_curv *nh_test_ctx(const nh_net *net, const double *X, const double *T, size_t n, nh_loss loss,
+                            nh_precision prec, size_t batch) {
+    nh_curv_opts o = nh_curv_opts_default();
+    o.precision = prec; o.batch = batch;
+    nh_curv *c = NULL;
+    if (nh_curv_create_ex(net, X, T, n, loss, &o, &c) != NH_OK) { printf("ctx: %s\n", nh_last_error()); exit(1); }
+    return c;
+}
+
 static int nh_t_pass = 0, nh_t_fail = 0, nh_t_verbose = -1;
 
 static int nh_t_is_verbose(void) {

@@ -55,24 +55,13 @@ static nh_net *make_net(const cfg_t *t, uint64_t seed) {
     return net;
 }
 
+/* The shared random data (nh_test.h) for cfg t. */
 static void make_data(const cfg_t *t, uint64_t seed, double *X, double *T) {
-    nh_rng r; nh_rng_seed(&r, seed);
-    const size_t nL = t->w[t->L];
-    nh_rng_fill_normal(&r, N * t->w[0], X);
-    for (size_t i = 0; i < N * nL; i++) {
-        double u = nh_rng_normal(&r);
-        if (t->loss == NH_LOSS_MSE) T[i] = u;
-        else if (t->loss == NH_LOSS_BCE) T[i] = u > 0 ? 1.0 : -1.0;
-        else T[i] = (double)(nh_rng_u64(&r) % nL);
-    }
+    nh_test_data(t->loss, N, t->w[0], t->w[t->L], seed, X, T);
 }
 
 static nh_curv *make_ctx(const nh_net *net, const double *X, const double *T, nh_loss loss, size_t batch) {
-    nh_curv_opts o = nh_curv_opts_default();
-    o.batch = batch;
-    nh_curv *c = NULL;
-    if (nh_curv_create_ex(net, X, T, N, loss, &o, &c) != NH_OK) { printf("ctx: %s\n", nh_last_error()); exit(1); }
-    return c;
+    return nh_test_ctx(net, X, T, N, loss, NH_PREC_DOUBLE, batch);
 }
 
 static double *dalloc(size_t n) { double *p = calloc(n ? n : 1, sizeof *p); if (!p) exit(1); return p; }

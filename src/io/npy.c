@@ -476,24 +476,34 @@ static nh_status npy_read_header(const npy_ctx *cx, FILE *f, npy_header *h, size
     return st;
 }
 
-/* Read the data block into a fresh buffer and check nothing follows it.  For
- * a regular file the length is checked (by size) before allocating, so a
- * header claiming gigabytes over a tiny file costs nothing. */
-static nh_status npy_read_data(const npy_ctx *cx, FILE *f, const npy_header *h, size_t data_off,
-                               double **out) {
+/* Read the data block (h->nbytes) into a fresh buffer of count elements of
+ * elsize bytes and check nothing follows it.  For a regular file the length is
+ * checked (by size) before allocating, so a header claiming gigabytes over a
+ * tiny file costs nothing. */
+static nh_status npy_read_block(const npy_ctx *cx, FILE *f, const npy_header *h, size_t data_off, size_t elsize,
+                                void **out) {
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
         size_t have = (uint64_t)sb.st_size >= data_off ? (size_t)((uint64_t)sb.st_size - data_off) : 0;
         NH_TRY(npy_check_length(cx, h, have));
     }
-    double *buf = nh__malloc(h->count * sizeof(double));
-    if (!buf) return npy_fail(cx, NH_ENOMEM, "cannot allocate %zu doubles", h->count);
+    void *buf = nh__malloc(h->count ? h->count * elsize : 1);
+    if (!buf) return npy_fail(cx, NH_ENOMEM, "cannot allocate %zu values of %zu bytes", h->count, elsize);
     size_t got = read_full(f, buf, h->nbytes);
     nh_status st = NH_OK;
     if (ferror(f)) st = npy_fail(cx, NH_EIO, "read error: %s", strerror(errno));
     else if (got < h->nbytes) st = npy_check_length(cx, h, got);
     else if (fgetc(f) != EOF) st = npy_check_length(cx, h, got + 1);
     if (st != NH_OK) { free(buf); return st; }
+    *out = buf;
+    return NH_OK;
+}
+
+/* The data block as doubles (converted in place from the file's dtype). */
+static nh_status npy_read_data(const npy_ctx *cx, FILE *f, const npy_header *h, size_t data_off,
+                               double **out) {
+    void *buf = NULL;
+    NH_TRY(npy_read_block(cx, f, h, data_off, sizeof(double), &buf));
     npy_convert_inplace(buf, h->count, &h->dtype);
     *out = buf;
     return NH_OK;
@@ -508,21 +518,10 @@ static void npy_f32_native(float *buf, size_t n, const npy_dtype *dt) {
     }
 }
 
-/* A float32 file's data block as float32 (no widening), checks as npy_read_data. */
+/* A float32 file's data block as float32 (no widening). */
 static nh_status npy_read_f32data(const npy_ctx *cx, FILE *f, const npy_header *h, size_t data_off, float **out) {
-    struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
-        size_t have = (uint64_t)sb.st_size >= data_off ? (size_t)((uint64_t)sb.st_size - data_off) : 0;
-        NH_TRY(npy_check_length(cx, h, have));
-    }
-    float *buf = nh__malloc(h->count ? h->count * sizeof(float) : 1);
-    if (!buf) return npy_fail(cx, NH_ENOMEM, "cannot allocate %zu floats", h->count);
-    size_t got = read_full(f, buf, h->nbytes);
-    nh_status st = NH_OK;
-    if (ferror(f)) st = npy_fail(cx, NH_EIO, "read error: %s", strerror(errno));
-    else if (got < h->nbytes) st = npy_check_length(cx, h, got);
-    else if (fgetc(f) != EOF) st = npy_check_length(cx, h, got + 1);
-    if (st != NH_OK) { free(buf); return st; }
+    void *buf = NULL;
+    NH_TRY(npy_read_block(cx, f, h, data_off, sizeof(float), &buf));
     npy_f32_native(buf, h->count, &h->dtype);
     *out = buf;
     return NH_OK;
