@@ -10,11 +10,12 @@ extern const nh_cmd nh_cmd_sharpness, nh_cmd_eos, nh_cmd_catapult; /* cmd_sharp.
 extern const nh_cmd nh_cmd_meanfield;                              /* cmd_meanfield.c */
 extern const nh_cmd nh_cmd_eigenspace;                             /* cmd_eigen.c */
 extern const nh_cmd nh_cmd_layers;                                 /* cmd_layers.c */
+extern const nh_cmd nh_cmd_widthlaw;                               /* cmd_widthlaw.c */
 static const nh_cmd *const nh_cmds[] = {&nh_cmd_data,   &nh_cmd_init,    &nh_cmd_train, &nh_cmd_curvature,
                                         &nh_cmd_kernel, &nh_cmd_gram,    &nh_cmd_predict, &nh_cmd_measure,
                                         &nh_cmd_spectrum, &nh_cmd_eigenspace, &nh_cmd_layers, &nh_cmd_landscape, &nh_cmd_fig1,   &nh_cmd_fig2,
                                         &nh_cmd_fig3,    &nh_cmd_bench,
-                                        &nh_cmd_sharpness, &nh_cmd_eos, &nh_cmd_catapult, &nh_cmd_meanfield, NULL};
+                                        &nh_cmd_sharpness, &nh_cmd_eos, &nh_cmd_catapult, &nh_cmd_meanfield, &nh_cmd_widthlaw, NULL};
 
 static void usage(FILE *out) {
     fprintf(out,
