@@ -193,6 +193,31 @@ def python(j, D):
               str(e))
 
 
+def diag(j, base, D):
+    """curvature --params --diag: the block's diagonal (exact: the full diagonal's
+    entries, to rounding; Hutchinson with probes on the block: within 5 SE)."""
+    idx = index(["W0", "b2"])
+    r = cli("curvature", *base, "--params", "W0,b2", "--no-ntk", "--diag", "exact", "--out", j("dg"))
+    if not check(r.returncode == 0, "curvature --params W0,b2 --diag exact", r.stderr):
+        return
+    for op in "HIS":
+        got = np.load(j("dg", "diag%s.npy" % op))
+        want = np.diag(D[op])[idx]
+        check(got.shape == (len(idx),), "--diag %s with --params: P_B entries" % op, str(got.shape))
+        close(got, want, "--params --diag exact %s == dense diagonal's block" % op, 1e-10)
+    r = cli("curvature", *base, "--params", "W0,b2", "--no-ntk", "--diag", "hutchinson", "--diag-probes", "200",
+            "--out", j("dh"))
+    if not check(r.returncode == 0, "curvature --params W0,b2 --diag hutchinson", r.stderr):
+        return
+    for op in "HIS":
+        got, se = np.load(j("dh", "diag%s.npy" % op)), np.load(j("dh", "diag%s_se.npy" % op))
+        want = np.diag(D[op])[idx]
+        z = np.abs(got - want) / np.maximum(se, 1e-300)
+        # probes on the block only; fixed seed: deterministic, 5 SE per entry
+        check(got.shape == (len(idx),) and (z <= 5).all(), "--params --diag hutchinson %s within 5 SE" % op,
+              "max z %.2f" % z.max())
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         j, base, D = setup(t)
@@ -200,6 +225,7 @@ def main():
         section("layers", layers, j, base, D)
         section("spectrum --params", spectrum, j, base, D)
         section("measure --params", measure, j, base, D)
+        section("diag --params", diag, j, base, D)
         section("bad names", bad, j, base)
         section("python params", python, j, D)
     finish()
