@@ -583,27 +583,32 @@ static void nh__symmetrize(size_t P, double *A);
 
 /* H_BB, I_BB, S_BB row by row from block products of the unit P_B-vectors
  * (I_BB too: J_B^T HC J_B e_j = (I e_j)_B, exact). */
-static nh_status nh__sel_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
-    const size_t PB = c->PB;
+/* Dense n x n H, I, S (each may be NULL) column by column from products with
+ * unit vectors (n = P, or P_B under a selection), symmetrized. */
+static nh_status nh__dense_cols(nh_curv *c, size_t n, double *Hm, double *Im, double *Sm, const char *func,
+                                const char *what) {
     int ok = 1;
-    NH_TRY(nh__check_bytes(ok, nh__mul(nh__mul(PB, PB, &ok), 3 * sizeof(double), &ok), "nh_curv_dense",
-                           "dense P_B x P_B matrices"));
-    double *e = nh__calloc(PB, sizeof *e);
+    NH_TRY(nh__check_bytes(ok, nh__mul(nh__mul(n, n, &ok), 3 * sizeof(double), &ok), func, what));
+    double *e = nh__calloc(n, sizeof *e);
     if (!e) NH_FAIL(NH_ENOMEM, "out of memory");
     nh_status st = NH_OK;
-    for (size_t p = 0; p < PB && st == NH_OK; p++) {
+    for (size_t p = 0; p < n && st == NH_OK; p++) {
         e[p] = 1.0;
-        if (Hm) st = nh_curv_hvp(c, e, Hm + p * PB);
-        if (Im && st == NH_OK) st = nh_curv_ivp(c, e, Im + p * PB);
-        if (Sm && st == NH_OK) st = nh_curv_svp(c, e, Sm + p * PB);
+        if (Hm) st = nh_curv_hvp(c, e, Hm + p * n);
+        if (Im && st == NH_OK) st = nh_curv_ivp(c, e, Im + p * n);
+        if (Sm && st == NH_OK) st = nh_curv_svp(c, e, Sm + p * n);
         e[p] = 0.0;
     }
     free(e);
     NH_TRY(st);
-    if (Hm) nh__symmetrize(PB, Hm);
-    if (Im) nh__symmetrize(PB, Im);
-    if (Sm) nh__symmetrize(PB, Sm);
+    if (Hm) nh__symmetrize(n, Hm);
+    if (Im) nh__symmetrize(n, Im);
+    if (Sm) nh__symmetrize(n, Sm);
     return NH_OK;
+}
+
+static nh_status nh__sel_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
+    return nh__dense_cols(c, c->PB, Hm, Im, Sm, "nh_curv_dense", "dense P_B x P_B matrices");
 }
 
 /* Validated, sorted copy of the requested tensors in *out. */
@@ -841,23 +846,8 @@ static nh_status nh__dense_I(nh_curv *c, double *Im) {
 nh_status nh_curv_dense(nh_curv *c, double *Hm, double *Im, double *Sm) {
     if (!c) NH_FAIL(NH_EINVAL, "NULL argument");
     if (c->nsel) return nh__sel_dense(c, Hm, Im, Sm);
-    const size_t P = c->P;
-    int ok = 1;
-    size_t pp = nh__mul(P, P, &ok);
-    NH_TRY(nh__check_bytes(ok, nh__mul(pp, 3 * sizeof(double), &ok), __func__, "dense P x P matrices"));
-    double *e = nh__calloc(P, sizeof *e);
-    if (!e) NH_FAIL(NH_ENOMEM, "out of memory");
-    nh_status st = NH_OK;
-    for (size_t p = 0; p < P && st == NH_OK; p++) {
-        e[p] = 1.0;
-        if (Hm) st = nh_curv_hvp(c, e, Hm + p * P);
-        if (Sm && st == NH_OK) st = nh_curv_svp(c, e, Sm + p * P);
-        e[p] = 0.0;
-    }
-    free(e);
-    NH_TRY(st);
-    if (Hm) nh__symmetrize(P, Hm);
-    if (Sm) nh__symmetrize(P, Sm);
+    /* I from the Jacobian (nh__dense_I), H and S by columns. */
+    NH_TRY(nh__dense_cols(c, c->P, Hm, NULL, Sm, __func__, "dense P x P matrices"));
     return Im ? nh__dense_I(c, Im) : NH_OK;
 }
 
