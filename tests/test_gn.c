@@ -118,6 +118,19 @@ static void test_mse(void) {
     truth_rowspace(n, P, J, r, 0.0, t);
     nh_check_array(d, t, P, 0, TOL, "mu = 0: the minimum-norm solution -J^T (J J^T)^{-1} r");
     nh_check(nrm(d, P) > 0, "the step is not zero");
+    { /* mu = 0 on a copy of the net: the linearized outputs hit the targets, predicted loss 0 */
+        nh_net *n0 = NULL;
+        nh_net_clone(net, &n0);
+        nh_curv *c0 = nh_test_ctx(n0, X, T, n, NH_LOSS_MSE, NH_PREC_DOUBLE, 0);
+        nh_gn_info i0;
+        nh_check(nh_curv_gn_step(c0, n0, 0.0, &i0) == NH_OK, "gn_step mu = 0");
+        /* pred = C + g.s + s'HC s / 2 cancels to 0: rounding of the sum, ~1e-16 C */
+        nh_check(fabs(i0.pred) <= 1e-14 * i0.loss0, "mu = 0 predicts loss 0 (%.3g of %.3g)", i0.pred, i0.loss0);
+        nh_check(i0.accepted ? i0.loss == i0.tried && i0.tried <= i0.loss0 : i0.loss == i0.loss0 && i0.tried > i0.loss0,
+                 "accepted iff the loss did not rise (tried %.3g from %.3g)", i0.tried, i0.loss0);
+        nh_curv_free(c0);
+        nh_net_free(n0);
+    }
     const double mua = truth_rowspace(n, P, J, r, 0.1, t);
     nh_check(nh_curv_gn_delta(c, 0.1, d) == NH_OK, "gn_delta mu = 0.1");
     nh_check_array(d, t, P, 0, TOL, "mu = 0.1: -J^T (J J^T + mu' I)^{-1} r");
@@ -127,6 +140,11 @@ static void test_mse(void) {
     nh_check(nh_curv_gn_step(c, net, 0.1, &info) == NH_OK, "gn_step mu = 0.1");
     nh_check_close(info.mu_abs, mua, 0, 1e-12, "info.mu_abs = mu Tr(K)/m");
     nh_check_close(info.norm, nrm(t, P), 0, TOL, "info.norm = ||delta||");
+    { /* the predicted loss: the MSE of the linearized outputs, ||J delta + r||^2 / 2N */
+        double e = 0;
+        for (size_t i = 0; i < n; i++) { double v = dot(J + i * P, t, P) + r[i]; e += v * v; }
+        nh_check_close(info.pred, e / (2.0 * (double)n), 0, TOL, "info.pred = ||J delta + r||^2 / 2N");
+    }
     /* batched: the same NTK Gram and J^T a up to summation order */
     nh_curv *cb = nh_test_ctx(net, X, T, n, NH_LOSS_MSE, NH_PREC_DOUBLE, 4);
     nh_check(nh_curv_gn_delta(c, 0.0, t) == NH_OK && nh_curv_gn_delta(cb, 0.0, d) == NH_OK, "batched gn_delta");

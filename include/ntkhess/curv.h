@@ -207,6 +207,11 @@ NH_API nh_status nh_curv_gd_step(nh_curv *c, nh_net *net, double eta);
 typedef struct nh_gn_info {
     double loss0;    /* loss before the step                              */
     double loss;     /* loss after it (= loss0 when not accepted)         */
+    double tried;    /* loss at theta + delta (Inf if not finite)         */
+    double pred;     /* loss predicted by the quadratic model of C in the
+                      * outputs, C + g'J delta + (J delta)'HC (J delta)/2:
+                      * (loss0 - tried)/(loss0 - pred) is the gain ratio
+                      * that steers mu in Levenberg-Marquardt             */
     double norm;     /* ||delta|| of the step tried                       */
     double mu_abs;   /* the damping mu' added to K's diagonal             */
     int    accepted; /* 1: theta moved; 0: the loss would have risen      */

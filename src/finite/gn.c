@@ -61,34 +61,61 @@ static nh_status gn_residual(nh_curv *c, size_t n, size_t nout, double *hc, doub
     return NH_OK;
 }
 
-/* delta[P_B] = the step; *mu_abs = the damping added to K's diagonal. */
-static nh_status gn_solve(nh_curv *c, double mu, double *delta, double *mu_abs) {
+/* The loss the quadratic model of C in the outputs predicts after the step:
+ * C + g.s + s'HC s / 2 with s = J delta = -K a = mu' a - r, a = (K + mu' I)^{-1} r. */
+static double gn_predict(nh_curv *c, size_t n, size_t nout, const double *r, const double *a, double mu_abs,
+                         double *g, double *hc) {
+    nh_curv_dloss(c, g);
+    nh_curv_hloss(c, hc);
+    double pred = nh_curv_loss(c);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nout; k++) {
+            const double sk = mu_abs * a[i * nout + k] - r[i * nout + k];
+            double hs = 0;
+            for (size_t q = 0; q < nout; q++)
+                hs += hc[(i * nout + k) * nout + q] * (mu_abs * a[i * nout + q] - r[i * nout + q]);
+            pred += g[i * nout + k] * sk + 0.5 * sk * hs;
+        }
+    return pred;
+}
+
+/* K + mu' I (mu' = mu Tr(K)/m, into *mu_abs) solved against r in place, by Cholesky. */
+static nh_status gn_damped_solve(size_t m, double mu, double *K, double *r, double *mu_abs) {
+    double tr = 0;
+    for (size_t i = 0; i < m; i++) tr += K[i * m + i];
+    *mu_abs = mu * tr / (double)m;
+    for (size_t i = 0; i < m; i++) K[i * m + i] += *mu_abs;
+    lapack_int info = tr > 0 && isfinite(tr)
+                          ? LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)m, 1, K, (lapack_int)m, r, 1)
+                          : 1;
+    if (info != 0)
+        return nh__fail(NH_ENUMERIC, "nh_curv_gn_step", "K + mu I (NTK Gram %zu x %zu, mu' = %g) is not positive "
+                        "definite (leading minor %d): the Jacobian has dependent rows; use mu > 0",
+                        m, m, *mu_abs, (int)info);
+    return NH_OK;
+}
+
+/* delta[P_B] = the step; *mu_abs = the damping added to K's diagonal;
+ * *pred (if pred) = the loss the model predicts after the step. */
+static nh_status gn_solve(nh_curv *c, double mu, double *delta, double *mu_abs, double *pred) {
     const nh_net *net = nh_curv_net(c);
     const size_t n = nh_curv_nsamples(c), nout = nh_net_widths(net)[nh_net_depth(net)];
     int ok = 1;
     const size_t m = nh__mul(n, nout, &ok), mm = nh__mul(m, m, &ok);
-    const size_t words = nh__add(nh__add(mm, m, &ok), nh__mul(m, nout, &ok), &ok);
+    const size_t words = nh__add(nh__add(mm, nh__mul(m, 3, &ok), &ok), nh__mul(m, nout, &ok), &ok);
     NH_TRY(nh__check_bytes(ok && nh__fits_int(m), nh__mul(words, sizeof(double), &ok), "nh_curv_gn_step",
                            "the NTK Gram and the residual"));
     double *K = nh__malloc(words * sizeof *K);
     if (!K) NH_FAIL(NH_ENOMEM, "out of memory (the NTK Gram, %zu x %zu)", m, m);
-    double *r = K + mm, *hc = r + m;
+    double *r = K + mm, *a = r + m, *g = a + m, *hc = g + m;
     nh_status st = gn_residual(c, n, nout, hc, r);
     if (st == NH_OK) st = nh_curv_ntk(c, K);
     if (st == NH_OK) {
-        double tr = 0;
-        for (size_t i = 0; i < m; i++) tr += K[i * m + i];
-        *mu_abs = mu * tr / (double)m;
-        for (size_t i = 0; i < m; i++) K[i * m + i] += *mu_abs;
-        lapack_int info = tr > 0 && isfinite(tr)
-                              ? LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)m, 1, K, (lapack_int)m, r, 1)
-                              : 1;
-        if (info != 0)
-            st = nh__fail(NH_ENUMERIC, "nh_curv_gn_step", "K + mu I (NTK Gram %zu x %zu, mu' = %g) is not positive "
-                          "definite (leading minor %d): the Jacobian has dependent rows; use mu > 0",
-                          m, m, *mu_abs, (int)info);
+        memcpy(a, r, m * sizeof *a);
+        st = gn_damped_solve(m, mu, K, a, mu_abs);
     }
-    if (st == NH_OK) st = nh_curv_vjp(c, r, delta);
+    if (st == NH_OK) st = nh_curv_vjp(c, a, delta);
+    if (st == NH_OK && pred) *pred = gn_predict(c, n, nout, r, a, *mu_abs, g, hc);
     free(K);
     if (st != NH_OK) return st;
     const size_t PB = nh_curv_dim(c);
@@ -107,7 +134,7 @@ nh_status nh_curv_gn_delta(nh_curv *c, double mu, double *delta) {
     if (!c || !delta) NH_FAIL(NH_EINVAL, "NULL argument");
     NH_TRY(gn_check_mu(mu, __func__));
     double mu_abs = 0;
-    return gn_solve(c, mu, delta, &mu_abs);
+    return gn_solve(c, mu, delta, &mu_abs, NULL);
 }
 
 /* theta[selected entries] += delta (the selection's tensors in theta order,
@@ -138,9 +165,9 @@ nh_status nh_curv_gn_step(nh_curv *c, nh_net *net, double mu, nh_gn_info *info) 
     NH_TRY(nh__check_bytes(ok, nh__mul(nh__add(P, PB, &ok), sizeof(double), &ok), __func__, "the step and theta copy"));
     double *save = nh__malloc((P + PB) * sizeof *save);
     if (!save) NH_FAIL(NH_ENOMEM, "out of memory (the step, %zu doubles)", P + PB);
-    double *delta = save + P, mu_abs = 0;
+    double *delta = save + P, mu_abs = 0, pred = 0;
     const double loss0 = nh_curv_loss(c);
-    nh_status st = gn_solve(c, mu, delta, &mu_abs);
+    nh_status st = gn_solve(c, mu, delta, &mu_abs, &pred);
     if (st != NH_OK) { free(save); return st; }
     double *theta = nh_net_params(net);
     memcpy(save, theta, P * sizeof *save);
@@ -158,7 +185,8 @@ nh_status nh_curv_gn_step(nh_curv *c, nh_net *net, double mu, nh_gn_info *info) 
     if (info) {
         double s = 0;
         for (size_t p = 0; p < PB; p++) s += delta[p] * delta[p];
-        *info = (nh_gn_info){loss0, accepted ? loss : loss0, sqrt(s), mu_abs, accepted};
+        *info = (nh_gn_info){loss0, accepted ? loss : loss0, isfinite(loss) ? loss : INFINITY, pred, sqrt(s), mu_abs,
+                             accepted};
     }
     free(save);
     return st;
