@@ -25,6 +25,8 @@
 
 #define TOL 1e-9
 
+void nh__alloc_fail_at(long k); /* internal fault injection (status.c) */
+
 static nh_net *make_net(size_t L, const size_t *w, nh_act act, uint64_t seed) {
     nh_net_config c = nh_net_config_default();
     c.depth = L; c.widths = w; c.act = act;
@@ -285,6 +287,21 @@ static void test_errors(void) {
     nh_check(nh_curv_gn_step(c, NULL, 0, NULL) == NH_EINVAL, "NULL net");
     nh_check(nh_curv_gn_step(c, other, 0, NULL) == NH_EINVAL, "another net");
     nh_check(nh_curv_gn_step(c, net, INFINITY, NULL) == NH_EINVAL, "mu Inf");
+    /* injected allocation failures: NH_ENOMEM with theta untouched bit for bit, never a crash or leak (ASan) */
+    const size_t P = nh_net_nparams(net);
+    double th0[64];
+    memcpy(th0, nh_net_params(net), P * sizeof *th0);
+    int fails = 0, oks = 0, kept = 1;
+    for (long k = 1; k <= 30; k++) {
+        nh__alloc_fail_at(k);
+        nh_status st = nh_curv_gn_step(c, net, 1e3, NULL); /* mu large: a short step */
+        nh__alloc_fail_at(0);
+        if (st == NH_ENOMEM) { fails++; kept &= !memcmp(th0, nh_net_params(net), P * sizeof *th0); }
+        else if (st == NH_OK) { oks++; memcpy(nh_net_params(net), th0, P * sizeof *th0); nh_curv_refresh(c); }
+        else nh_check(0, "gn_step with allocation %ld failing: %s", k, nh_strerror(st));
+    }
+    nh_check(fails > 0 && oks > 0 && kept, "injected failures: NH_ENOMEM (%d) with theta kept, later ones pass (%d)",
+             fails, oks);
     nh_curv_free(c);
     nh_net_free(net);
     nh_net_free(other);
