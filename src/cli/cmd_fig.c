@@ -1134,7 +1134,7 @@ static const nh_optspec fig3_opts[] = {
     {"lr", "ETA", "1", "learning rate"},
     {"steps", "K", "3000", "maximum gradient-descent steps towards the minimum", "1500"},
     {"tol", "C", "1e-6", "stop gradient descent once the loss is below C"},
-    {"polish", "K", "500", "then at most K Gauss-Newton steps to the minimum (0: none)"},
+    {"polish", "K", "500", "then at most K Gauss-Newton tries towards the minimum (0: none)"},
     {"dirs", "I,J", "1,4", "eigenvectors of I (y axis, x axis), 1 = largest"},
     {"grid", "G", "41", "grid points per axis", "21"},
     {"radii", "R1,R2", "", "half-widths of the two grids (default: where the quadratic model holds and fails)"},
@@ -1544,11 +1544,13 @@ const nh_cmd nh_cmd_fig3 = {
     "[--quick] [--n N] [--width W] [--acts LIST] [--dirs I,J] [--grid G] [--polish K] [--radii R1,R2] --out DIR",
     "Networks of depth L = 4 (widths 2,W,W,W,1) are trained on points uniform on\n"
     "the unit disk to a global minimum: gradient descent (until the loss is below\n"
-    "--tol or --steps run out), then at most --polish Gauss-Newton steps (the\n"
-    "minimum-norm correction in the NTK metric, the point GD converges to in the\n"
-    "lazy regime) down to the double-precision floor.  At the minimum the loss is\n"
-    "evaluated on grids along eigenvectors I (y axis) and J (x axis) of I and\n"
-    "compared with its second-order model (gradient and Hessian at the minimum).\n"
+    "--tol or --steps run out), then at most --polish Levenberg-Marquardt\n"
+    "Gauss-Newton tries (the minimum-norm correction in the NTK metric: the limit\n"
+    "of GD on the linearized network) down to the double-precision floor; the\n"
+    "summary reports the loss, gradient norm and distance moved of each stage.\n"
+    "At the minimum the loss is evaluated on grids along eigenvectors I (y axis)\n"
+    "and J (x axis) of I and compared with its second-order model (gradient and\n"
+    "Hessian at the minimum).\n"
     "Two grids per nonlinearity: the largest radius where the model is within 5%\n"
     "of the loss rise everywhere and the smallest where it is off by 50% (scanned\n"
     "along the axes and diagonals; --radii overrides).  Panels: smooth ReLU against\n"
