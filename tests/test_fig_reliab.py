@@ -99,6 +99,18 @@ def fig3_fails_clean(t):
     ok = ["fig3", "--n", "8", "--width", "10", "--grid", "3", "--steps", "2", "--dirs", "1,2"]
     r = cli(*ok, "--out", j("f3"))
     check(r.returncode == 0, "small fig3 runs", r.stderr[-300:])
+    for p in json.load(open(j("f3", "summary.json")))["panels"]:
+        # 2 GD steps leave loss ~0.1; the Gauss-Newton polish reaches the rounding floor (~1e-30 measured)
+        check(p["gd"]["steps"] == 2 and p["gd"]["loss"] > 1e-3 and p["loss_min"] < 1e-20 and p["grad_norm"] < 1e-10,
+              f"small fig3 {p['act']}: the polish reaches a minimum", f"{p['gd']['loss']:.3g} -> {p['loss_min']:.3g}")
+        hold, fail = p["grids"]
+        check(hold["max_rel_err"] <= 0.05 and fail["max_rel_err"] >= 0.5,
+              f"small fig3 {p['act']}: the quadratic model within 5% at R_hold, >= 50% off at R_fail",
+              f"{hold['max_rel_err']:.3g}, {fail['max_rel_err']:.3g}")
+    r = cli(*ok[:-2], "--dirs", "1,2", "--polish", "0", "--radii", "0.5,2", "--out", j("f3p0"))
+    s0 = json.load(open(j("f3p0", "summary.json")))["panels"][0] if r.returncode == 0 else {}
+    check(r.returncode == 0 and s0["polish"]["tries"] == 0 and s0["loss_min"] == s0["gd"]["loss"]
+          and [g["radius"] for g in s0["grids"]] == [0.5, 2], "--polish 0 keeps GD's point; --radii sets the grids")
     snap = {e: open(j("f3", e), "rb").read() for e in os.listdir(j("f3"))}
     r = cli(*diverge, "--out", j("f3"))
     now = {e: open(j("f3", e), "rb").read() for e in os.listdir(j("f3"))}

@@ -185,6 +185,41 @@ NH_API size_t    nh_curv_selection(const nh_curv *c, const size_t **tensors);
  * finite state) when the new loss or parameters are not finite. */
 NH_API nh_status nh_curv_gd_step(nh_curv *c, nh_net *net, double eta);
 
+/* Gauss-Newton (Levenberg-Marquardt) step in function space:
+ *   delta = -J^T (K + mu' I)^{-1} r,  K = J J^T (nh_curv_ntk, n n_L square),
+ *   r = HC_i^{-1} (dC/dY)_i per sample (= Y - Y*, the residual, for the MSE),
+ *   mu' = mu Tr(K) / (n n_L)  (mu is relative to K's mean eigenvalue).
+ * mu = 0 gives the minimum-norm solution of J delta = -r: the limit of
+ * gradient descent on the linearized network (which moves theta only in the
+ * row space of J), i.e. GD's own minimum in the lazy regime, in a few steps.
+ * Losses: the MSE, or any loss whose per-sample output Hessians HC_i are
+ * positive definite (BCE); the softmax cross-entropy (singular HC_i) gives
+ * NH_EINVAL.  With a parameter selection (nh_curv_select) J is J_B: delta is
+ * a P_B-vector and the step moves only the selected tensors.  Memory: the
+ * NTK Gram, (n n_L)^2 doubles (NH_ETOOLARGE over the limit).
+ * nh_curv_gn_delta writes delta[P_B] without moving theta.
+ * nh_curv_gn_step adds delta to net's theta (net must be c's) and refreshes
+ * c; if the new loss is not finite or above the old one, theta is restored
+ * bit for bit and info->accepted = 0 (raise mu and retry).  info may be NULL.
+ * Errors: NH_EINVAL (NULL, mu < 0 or not finite, net not c's, the loss),
+ * NH_ENUMERIC (K + mu' I not positive definite: dependent rows of J with
+ * mu = 0; or a non-finite step), NH_ETOOLARGE, NH_ENOMEM. */
+typedef struct nh_gn_info {
+    double loss0;    /* loss before the step                              */
+    double loss;     /* loss after it (= loss0 when not accepted)         */
+    double tried;    /* loss at theta + delta (Inf if not finite)         */
+    double pred;     /* loss predicted by the quadratic model of C in the
+                      * outputs, C + g'J delta + (J delta)'HC (J delta)/2:
+                      * (loss0 - tried)/(loss0 - pred) is the gain ratio
+                      * that steers mu in Levenberg-Marquardt             */
+    double norm;     /* ||delta|| of the step tried                       */
+    double mu_abs;   /* the damping mu' added to K's diagonal             */
+    int    accepted; /* 1: theta moved; 0: the loss would have risen      */
+} nh_gn_info;
+NH_API nh_status nh_curv_gn_delta(nh_curv *c, double mu, double *delta);
+NH_API nh_status nh_curv_gn_step(nh_curv *c, nh_net *net, double mu,
+                                 nh_gn_info *info);
+
 #ifdef __cplusplus
 }
 #endif

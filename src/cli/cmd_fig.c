@@ -1110,7 +1110,21 @@ const nh_cmd nh_cmd_fig2 = {
     "the output folder appears complete or not at all and replaces DIR whole.",
     fig2_opts, run_fig2};
 
-/* ------------------------------------------------------------------ fig3 */
+/* ------------------------------------------------------------------ fig3
+ * Train to a minimum theta* (GD, then a Gauss-Newton polish to the
+ * double-precision floor: nh_curv_gn_step, the minimum-norm correction in
+ * the NTK metric, i.e. the point GD itself converges to in the lazy
+ * regime), take the top eigenvectors u (y) and v (x) of I, and compare the
+ * loss on the u, v plane with the second-order model
+ *   q(a, b) = C* + a g.u + b g.v + (a^2 u'Hu + 2ab u'Hv + b^2 v'Hv) / 2
+ * at two radii: the largest where q is within FIG3_HOLD of the loss rise
+ * C - C*, the smallest where it is off by FIG3_FAIL or more. */
+#define FIG3_HOLD 0.05
+#define FIG3_FAIL 0.5
+#define FIG3_FLOOR 1e-26    /* the polish stops below this loss (double-precision floor of outputs O(1)) */
+#define FIG3_SCAN_LO (-16)  /* radii scanned: 10^(k/4) * 3/sqrt(lambda_x), k = LO..HI */
+#define FIG3_SCAN_HI 8
+
 static const nh_optspec fig3_opts[] = {
     FIG_OPT_QUICK("small run: the quick values below"),
     {"n", "N", "32", "points uniform on the unit disk"},
@@ -1119,30 +1133,44 @@ static const nh_optspec fig3_opts[] = {
     {"beta", "B", "0.1", "bias scale"},
     {"lr", "ETA", "1", "learning rate"},
     {"steps", "K", "3000", "maximum gradient-descent steps towards the minimum", "1500"},
-    {"tol", "C", "1e-6", "stop training once the loss is below C"},
+    {"tol", "C", "1e-6", "stop gradient descent once the loss is below C"},
+    {"polish", "K", "500", "then at most K Gauss-Newton tries towards the minimum (0: none)"},
     {"dirs", "I,J", "1,4", "eigenvectors of I (y axis, x axis), 1 = largest"},
     {"grid", "G", "41", "grid points per axis", "21"},
-    {"radius", "R", "", "half-width of the grid (default: 3/sqrt(lambda_J) per panel)"},
+    {"radii", "R1,R2", "", "half-widths of the two grids (default: where the quadratic model holds and fails)"},
     {"seed", "S", "0", "seed"},
-    {"out", "DIR", NULL, "output directory (fig3.png, fig3.svg, fig3_<act>.csv, summary.json)"},
+    {"out", "DIR", NULL, "output directory (fig3.png, fig3.svg, fig3_<act>_{hold,fail}.csv, summary.json)"},
     FIG_OPT_THREADS,
     FIG_OPT_END};
 
 typedef struct fig3_cfg {
     size_t n, width, nact, dirs[2], G, K;
     nh_act acts[NH_MAXACT];
-    double beta, lr, tol, Rfix;
-    long long steps;
+    double beta, lr, tol, radii[2];
+    long long steps, polish;
     uint64_t seed;
     int quick;
     const char *out, *dir;
 } fig3_cfg;
 
-/* One panel: the trained network's loss on the G x G grid and what the
- * summary reports about it. */
+/* The second-order model at theta*: C*, g.u, g.v, u'Hu, u'Hv, v'Hv. */
+typedef struct fig3_model { double c0, gu, gv, huu, huv, hvv; } fig3_model;
+
+static double fig3_q(const fig3_model *m, double a, double b) {
+    return m->c0 + a * m->gu + b * m->gv + 0.5 * (a * a * m->huu + 2 * a * b * m->huv + b * b * m->hvv);
+}
+
+/* One panel (one nonlinearity): training, the minimum, the model, the scan
+ * and the two grids (L[0], L[1], each G x G). */
 typedef struct fig3_panel {
-    double loss0, loss, R, ly, lx, *ev;
-    long long steps;
+    double loss0, loss_gd, grad_gd, loss, grad, dist_gd, dist_polish, mu;
+    long long steps, psteps, ptries;
+    double ly, lx, *ev, *ev_gd; /* top K eigenvalues of I at the minimum and after GD (before the polish) */
+    fig3_model m;
+    size_t nscan;
+    double scan_r[FIG3_SCAN_HI - FIG3_SCAN_LO + 1], scan_e[FIG3_SCAN_HI - FIG3_SCAN_LO + 1];
+    double r_hold, r_fail; /* from the scan; NaN when not reached */
+    double R[2], emax[2], emed[2], *L[2];
 } fig3_panel;
 
 static void fig3_parse(const nh_cmd *cmd, int argc, char **argv, fig3_cfg *f) {
@@ -1158,13 +1186,20 @@ static void fig3_parse(const nh_cmd *cmd, int argc, char **argv, fig3_cfg *f) {
     f->lr = nh_arg_double(&a, "lr");
     f->tol = nh_arg_double(&a, "tol");
     f->steps = nh_arg_int(&a, "steps", 0, 1 << 30);
+    f->polish = nh_arg_int(&a, "polish", 0, 1 << 20);
     if (nh_arg_sizes(&a, "dirs", f->dirs, 2) != 2) nh_die_usage(cmd, "--dirs needs two indices I,J");
     f->G = (size_t)nh_arg_int(&a, "grid", 2, 4096);
     f->seed = nh_arg_u64(&a, "seed");
     f->out = nh_arg_req(&a, "out");
     if (!(f->lr > 0)) nh_die_usage(cmd, "--lr must be > 0");
-    f->Rfix = nh_arg_str(&a, "radius") ? nh_arg_double(&a, "radius") : 0;
-    if (nh_arg_str(&a, "radius") && !(f->Rfix > 0)) nh_die_usage(cmd, "--radius must be > 0");
+    const char *rs = nh_arg_str(&a, "radii");
+    if (rs && *rs) {
+        double *r = NULL;
+        if (nh_arg_doubles(&a, "radii", &r) != 2 || !(r[0] > 0) || !(r[1] > 0))
+            nh_die_usage(cmd, "--radii needs two radii R1,R2 > 0");
+        f->radii[0] = r[0], f->radii[1] = r[1];
+        free(r);
+    }
     f->K = f->dirs[0] > f->dirs[1] ? f->dirs[0] : f->dirs[1];
 }
 
@@ -1185,60 +1220,240 @@ static long long fig3_train(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, nh
     return s;
 }
 
-/* Nonlinearity act: train to the minimum, then the loss along eigenvectors
- * dirs of I into L (L[i*G + j]: row i = y direction, column j = x). */
+static double dotp(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static double nrm2(const double *a, size_t n) { return sqrt(dotp(a, a, n)); }
+
+static double fig3_gradnorm(const nh_cmd *cmd, nh_curv *c, double *g) {
+    NH_CHECK(cmd, nh_curv_grad(c, g));
+    return nrm2(g, nh_curv_dim(c));
+}
+
+static double fig3_dist(const double *a, const double *b, size_t P) {
+    double s = 0;
+    for (size_t p = 0; p < P; p++) s += (a[p] - b[p]) * (a[p] - b[p]);
+    return sqrt(s);
+}
+
+/* Levenberg-Marquardt (Nielsen's rule): Gauss-Newton steps with damping mu
+ * (relative to K's mean eigenvalue); after a step that lowered the loss, mu
+ * shrinks by max(1/3, 1 - (2 rho - 1)^3), rho = actual / predicted decrease;
+ * after one that would have raised it (theta kept), mu grows by nu, nu
+ * doubling.  Until the loss is below FIG3_FLOOR, stalls at the rounding
+ * floor, or the tries run out.  The loss never rises. */
+static void fig3_polish(const nh_cmd *cmd, const fig3_cfg *f, nh_curv *c, nh_net *net, fig3_panel *pp) {
+    double mu = 1e-6, nu = 2;
+    for (pp->ptries = 0; pp->ptries < f->polish && nh_curv_loss(c) > FIG3_FLOOR && mu < 1e8; pp->ptries++) {
+        nh_gn_info in;
+        nh_status st = nh_curv_gn_step(c, net, mu, &in);
+        if (st == NH_ENUMERIC) { mu = mu > 0 ? 10 * mu : 1e-12; continue; } /* K + mu I singular to rounding */
+        NH_CHECK(cmd, st);
+        if (!in.accepted) { mu *= nu, nu *= 2; continue; }
+        pp->psteps++;
+        const double rho = (in.loss0 - in.tried) / (in.loss0 - in.pred), t = 2 * rho - 1;
+        mu *= fmax(1.0 / 3, 1 - t * t * t), nu = 2;
+        if (in.loss > 0.5 * in.loss0 && in.loss < 1e-16) break; /* no longer quadratic: the rounding floor */
+    }
+    pp->mu = mu;
+}
+
+/* GD, then the polish; the losses, gradient norms and distances moved. */
+static void fig3_minimize(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, nh_curv *c, nh_net *net,
+                          fig3_panel *pp) {
+    const size_t P = nh_net_nparams(net);
+    double *th0 = xmalloc(cmd, 3 * P, sizeof *th0), *thg = th0 + P, *g = thg + P;
+    memcpy(th0, nh_net_params(net), P * sizeof *th0);
+    pp->loss0 = nh_curv_loss(c);
+    pp->steps = fig3_train(cmd, f, act, c, net);
+    pp->loss_gd = nh_curv_loss(c);
+    pp->grad_gd = fig3_gradnorm(cmd, c, g);
+    memcpy(thg, nh_net_params(net), P * sizeof *thg);
+    pp->dist_gd = fig3_dist(thg, th0, P);
+    nh_lanczos_opts lo = nh_lanczos_opts_default();
+    lo.seed = f->seed;
+    pp->ev_gd = xmalloc(cmd, f->K, sizeof *pp->ev_gd);
+    NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, f->K, &lo, pp->ev_gd, NULL, NULL, NULL));
+    fig3_polish(cmd, f, c, net, pp);
+    pp->loss = nh_curv_loss(c);
+    pp->grad = fig3_gradnorm(cmd, c, g);
+    pp->dist_polish = fig3_dist(nh_net_params(net), thg, P);
+    free(th0);
+}
+
+/* The model's coefficients at theta* (2 H v products and the gradient). */
+static void fig3_fit_model(const nh_cmd *cmd, nh_curv *c, const double *u, const double *v, fig3_model *m) {
+    const size_t P = nh_curv_dim(c);
+    double *g = xmalloc(cmd, 3 * P, sizeof *g), *hu = g + P, *hv = hu + P;
+    NH_CHECK(cmd, nh_curv_grad(c, g));
+    NH_CHECK(cmd, nh_curv_hvp(c, u, hu));
+    NH_CHECK(cmd, nh_curv_hvp(c, v, hv));
+    *m = (fig3_model){nh_curv_loss(c), dotp(g, u, P), dotp(g, v, P), dotp(u, hu, P),
+                      0.5 * (dotp(u, hv, P) + dotp(v, hu, P)), dotp(v, hv, P)};
+    free(g);
+}
+
+static int fig3_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* |C - q| / (C - C*) on the G x G grid L of half-width R, centre excluded
+ * (no rise there); a point with no finite rise counts as infinite error. */
+static void fig3_model_err(const nh_cmd *cmd, const fig3_model *m, const double *L, size_t G, double R,
+                           double *emax, double *emed) {
+    double *e = xmalloc(cmd, G * G, sizeof *e);
+    size_t k = 0;
+    const double den = G > 1 ? (double)(G - 1) : 1.0;
+    for (size_t i = 0; i < G; i++)
+        for (size_t j = 0; j < G; j++) {
+            const double a = R * (2.0 * (double)i - (double)(G - 1)) / den;
+            const double b = R * (2.0 * (double)j - (double)(G - 1)) / den;
+            if (a == 0 && b == 0) continue;
+            const double rise = L[i * G + j] - m->c0;
+            e[k++] = rise > 0 && isfinite(rise) ? fabs(L[i * G + j] - fig3_q(m, a, b)) / rise : INFINITY;
+        }
+    qsort(e, k, sizeof *e, fig3_cmp);
+    *emax = k ? e[k - 1] : 0;
+    *emed = k ? (k % 2 ? e[k / 2] : 0.5 * (e[k / 2 - 1] + e[k / 2])) : 0;
+    free(e);
+}
+
+/* Radii 10^(k/4) 3/sqrt(lambda_x): the model's largest error at the 8
+ * points (+-R, 0, +-R)^2 (one 3 x 3 slice each), until it reaches
+ * FIG3_FAIL.  r_hold: the last radius before the error first exceeds
+ * FIG3_HOLD; r_fail: the first with error >= FIG3_FAIL (NaN if none). */
+static void fig3_scan(const nh_cmd *cmd, nh_curv *c, nh_net *net, const double *u, const double *v,
+                      fig3_panel *pp) {
+    const double R0 = 3.0 / sqrt(pp->lx > 0 ? pp->lx : 1e-300);
+    double L9[9], emed;
+    int held = 1;
+    pp->r_hold = pp->r_fail = NAN;
+    pp->nscan = 0;
+    for (int k = FIG3_SCAN_LO; k <= FIG3_SCAN_HI; k++) {
+        const double R = R0 * pow(10.0, k / 4.0);
+        NH_CHECK(cmd, nh_curv_slice(c, net, u, v, R, 3, L9));
+        double e;
+        fig3_model_err(cmd, &pp->m, L9, 3, R, &e, &emed);
+        pp->scan_r[pp->nscan] = R, pp->scan_e[pp->nscan++] = e;
+        held &= e <= FIG3_HOLD;
+        if (held) pp->r_hold = R;
+        if (e >= FIG3_FAIL) { pp->r_fail = R; break; }
+    }
+}
+
+/* Nonlinearity act: the minimum, the eigenvectors dirs of I, the model, the
+ * radii and the two grids (L[g][i*G + j]: row i = y direction, column j = x). */
 static void fig3_compute(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const double *X, const double *T,
-                         double *L, fig3_panel *pp) {
+                         fig3_panel *pp) {
     size_t w[5] = {2, f->width, f->width, f->width, 1};
     nh_net *net = make_net(cmd, 4, w, act, f->beta, trial_seed(f->seed, act, 0));
     const size_t P = nh_net_nparams(net), K = f->K;
     if (K > P) nh_die_usage(cmd, "--dirs index %zu exceeds the number of parameters P = %zu", K, P);
     nh_curv *c = NULL;
     NH_CHECK(cmd, nh_curv_create(net, X, T, f->n, NH_LOSS_MSE, &c));
-    pp->loss0 = nh_curv_loss(c);
-    pp->steps = fig3_train(cmd, f, act, c, net);
+    fig3_minimize(cmd, f, act, c, net, pp);
     double *V = xmalloc(cmd, K * P, sizeof *V);
     pp->ev = xmalloc(cmd, K, sizeof *pp->ev);
     nh_lanczos_opts lo = nh_lanczos_opts_default();
     lo.seed = f->seed;
     NH_CHECK(cmd, nh_curv_lanczos(c, NH_OP_I, K, &lo, pp->ev, V, NULL, NULL));
     pp->ly = pp->ev[f->dirs[0] - 1], pp->lx = pp->ev[f->dirs[1] - 1];
-    pp->R = f->Rfix > 0 ? f->Rfix : 3.0 / sqrt(pp->lx > 0 ? pp->lx : 1e-300);
-    /* slice: out[i*G + j] = C(theta + a_i u + b_j v), u = e_y (rows), v = e_x (columns),
-     * which is the plot's z[j*nx + i] layout with rows = y. */
-    NH_CHECK(cmd, nh_curv_slice(c, net, V + (f->dirs[0] - 1) * P, V + (f->dirs[1] - 1) * P, pp->R, f->G, L));
-    pp->loss = nh_curv_loss(c);
+    const double *u = V + (f->dirs[0] - 1) * P, *v = V + (f->dirs[1] - 1) * P;
+    fig3_fit_model(cmd, c, u, v, &pp->m);
+    fig3_scan(cmd, c, net, u, v, pp);
+    const double auto_r[2] = {isnan(pp->r_hold) ? pp->scan_r[0] : pp->r_hold,
+                              isnan(pp->r_fail) ? pp->scan_r[pp->nscan - 1] : pp->r_fail};
+    for (int g = 0; g < 2; g++) {
+        pp->R[g] = f->radii[g] > 0 ? f->radii[g] : auto_r[g];
+        /* slice: out[i*G + j] = C(theta + a_i u + b_j v), u = e_y (rows), v = e_x
+         * (columns), which is the plot's z[j*nx + i] layout with rows = y.  The
+         * scan saw 8 points per radius: should the whole hold grid exceed
+         * FIG3_HOLD, its radius steps down the scan's ladder (at most 8 times). */
+        for (int shrink = 0;; shrink++) {
+            NH_CHECK(cmd, nh_curv_slice(c, net, u, v, pp->R[g], f->G, pp->L[g]));
+            fig3_model_err(cmd, &pp->m, pp->L[g], f->G, pp->R[g], &pp->emax[g], &pp->emed[g]);
+            if (g == 1 || f->radii[g] > 0 || pp->emax[g] <= FIG3_HOLD || shrink == 8) break;
+            pp->R[g] /= pow(10.0, 0.25);
+        }
+    }
     free(V);
     nh_curv_free(c);
     nh_net_free(net);
 }
 
-/* fig3_<act>.csv and the panel's summary object. */
-static cJSON *fig3_emit_panel(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const double *L,
-                              const fig3_panel *pp) {
+static const char *const fig3_grid_name[2] = {"hold", "fail"};
+
+/* fig3_<act>_<grid>.csv: a, b, the loss, the model and its relative error. */
+static void fig3_write_csv(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const fig3_panel *pp, int g) {
     const size_t G = f->G;
-    const double R = pp->R;
-    char name[64];
-    snprintf(name, sizeof name, "fig3_%s.csv", nh_act_name(act));
-    char *csv = xmalloc(cmd, 64 + G * G * 80, 1), *p = csv;
-    p += sprintf(p, "a_dir%zu,b_dir%zu,loss\n", f->dirs[0], f->dirs[1]);
+    const double R = pp->R[g], den = G > 1 ? (double)(G - 1) : 1.0;
+    char name[96];
+    snprintf(name, sizeof name, "fig3_%s_%s.csv", nh_act_name(act), fig3_grid_name[g]);
+    char *csv = xmalloc(cmd, 128 + G * G * 128, 1), *p = csv;
+    p += sprintf(p, "a_dir%zu,b_dir%zu,loss,model,rel_err\n", f->dirs[0], f->dirs[1]);
     for (size_t i = 0; i < G; i++)
-        for (size_t j = 0; j < G; j++)
-            p += sprintf(p, "%.17g,%.17g,%.17g\n", R * (2.0 * (double)i - (double)(G - 1)) / (double)(G - 1),
-                         R * (2.0 * (double)j - (double)(G - 1)) / (double)(G - 1), L[i * G + j]);
+        for (size_t j = 0; j < G; j++) {
+            const double a = R * (2.0 * (double)i - (double)(G - 1)) / den;
+            const double b = R * (2.0 * (double)j - (double)(G - 1)) / den;
+            const double C = pp->L[g][i * G + j], q = fig3_q(&pp->m, a, b), rise = C - pp->m.c0;
+            p += sprintf(p, "%.17g,%.17g,%.17g,%.17g,%.6g\n", a, b, C, q,
+                         a == 0 && b == 0 ? 0.0 : rise > 0 ? fabs(C - q) / rise : INFINITY);
+        }
     write_text(cmd, f->dir, name, csv);
     free(csv);
+}
+
+static void fig3_add_nums(cJSON *o, const char *const *k, const double *v, int n) {
+    for (int j = 0; j < n; j++) cJSON_AddItemToObject(o, k[j], fnum(v[j]));
+}
+
+/* The panel's summary object: training, the minimum, I's spectrum, the model, the scan and the grids. */
+static cJSON *fig3_emit_panel(const nh_cmd *cmd, const fig3_cfg *f, nh_act act, const fig3_panel *pp) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "act", nh_act_name(act));
-    cJSON_AddItemToObject(o, "loss_init", fnum(pp->loss0));
-    cJSON_AddItemToObject(o, "loss_min", fnum(pp->loss));
+    const char *k1[] = {"loss_init", "loss_min", "grad_norm"};
+    fig3_add_nums(o, k1, (double[]){pp->loss0, pp->loss, pp->grad}, 3);
     cJSON_AddNumberToObject(o, "steps", (double)pp->steps);
-    cJSON_AddItemToObject(o, "radius", fnum(R));
+    cJSON *gd = cJSON_AddObjectToObject(o, "gd");
+    const char *k2[] = {"loss", "grad_norm", "distance"};
+    cJSON_AddNumberToObject(gd, "steps", (double)pp->steps);
+    fig3_add_nums(gd, k2, (double[]){pp->loss_gd, pp->grad_gd, pp->dist_gd}, 3);
+    cJSON *po = cJSON_AddObjectToObject(o, "polish");
+    cJSON_AddNumberToObject(po, "steps", (double)pp->psteps);
+    cJSON_AddNumberToObject(po, "tries", (double)pp->ptries);
+    const char *k3[] = {"loss", "grad_norm", "distance", "distance_over_r_hold", "mu_final"};
+    fig3_add_nums(po, k3, (double[]){pp->loss, pp->grad, pp->dist_polish, pp->dist_polish / pp->R[0], pp->mu}, 5);
     cJSON *evs = cJSON_AddArrayToObject(o, "eigenvalues_I");
     for (size_t k = 0; k < f->K; k++) cJSON_AddItemToArray(evs, fnum(pp->ev[k]));
-    cJSON_AddItemToObject(o, "lambda_y", fnum(pp->ly));
-    cJSON_AddItemToObject(o, "lambda_x", fnum(pp->lx));
-    cJSON_AddItemToObject(o, "narrowness", fnum(pp->ly / pp->lx));
+    const char *k4[] = {"lambda_y", "lambda_x", "narrowness"};
+    fig3_add_nums(o, k4, (double[]){pp->ly, pp->lx, pp->ly / pp->lx}, 3);
+    evs = cJSON_AddArrayToObject(gd, "eigenvalues_I");
+    for (size_t k = 0; k < f->K; k++) cJSON_AddItemToArray(evs, fnum(pp->ev_gd[k]));
+    cJSON_AddItemToObject(gd, "narrowness", fnum(pp->ev_gd[f->dirs[0] - 1] / pp->ev_gd[f->dirs[1] - 1]));
+    cJSON *m = cJSON_AddObjectToObject(o, "model");
+    const char *k5[] = {"C_min", "g_u", "g_v", "uHu", "uHv", "vHv"};
+    fig3_add_nums(m, k5, (double[]){pp->m.c0, pp->m.gu, pp->m.gv, pp->m.huu, pp->m.huv, pp->m.hvv}, 6);
+    cJSON *sc = cJSON_AddArrayToObject(o, "scan");
+    for (size_t k = 0; k < pp->nscan; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToObject(e, "radius", fnum(pp->scan_r[k]));
+        cJSON_AddItemToObject(e, "max_rel_err", fnum(pp->scan_e[k]));
+        cJSON_AddItemToArray(sc, e);
+    }
+    const char *k6[] = {"r_hold", "r_fail"};
+    fig3_add_nums(o, k6, (double[]){pp->r_hold, pp->r_fail}, 2);
+    cJSON *gr = cJSON_AddArrayToObject(o, "grids");
+    for (int g = 0; g < 2; g++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", fig3_grid_name[g]);
+        const char *k7[] = {"radius", "max_rel_err", "median_rel_err"};
+        fig3_add_nums(e, k7, (double[]){pp->R[g], pp->emax[g], pp->emed[g]}, 3);
+        cJSON_AddItemToArray(gr, e);
+        fig3_write_csv(cmd, f, act, pp, g);
+    }
     return o;
 }
 
@@ -1247,17 +1462,22 @@ static cJSON *fig3_summary(const fig3_cfg *f) {
     cJSON_AddStringToObject(js, "figure", "fig3");
     cJSON *par = cJSON_AddObjectToObject(js, "params");
     cJSON_AddBoolToObject(par, "quick", f->quick);
-    const char *pk[] = {"N", "depth", "width", "grid", "dir_y", "dir_x"};
-    const double pv[] = {(double)f->n, 4, (double)f->width, (double)f->G, (double)f->dirs[0], (double)f->dirs[1]};
-    for (int j = 0; j < 6; j++) cJSON_AddNumberToObject(par, pk[j], pv[j]);
+    const char *pk[] = {"N", "depth", "width", "grid", "dir_y", "dir_x", "lr", "steps", "tol", "polish",
+                        "hold_threshold", "fail_threshold"};
+    const double pv[] = {(double)f->n, 4, (double)f->width, (double)f->G, (double)f->dirs[0], (double)f->dirs[1],
+                         f->lr, (double)f->steps, f->tol, (double)f->polish, FIG3_HOLD, FIG3_FAIL};
+    for (int j = 0; j < 12; j++) cJSON_AddItemToObject(par, pk[j], fnum(pv[j]));
+    cJSON_AddBoolToObject(par, "radii_given", f->radii[0] > 0);
     cJSON_AddArrayToObject(js, "panels");
     return js;
 }
 
-static void fig3_plot(const nh_cmd *cmd, const fig3_cfg *f, nh_surface_panel *pan) {
+static void fig3_plot(const nh_cmd *cmd, const fig3_cfg *f, size_t npan, nh_surface_panel *pan) {
     char note[512], xl[64], yl[64], stem[4096];
-    snprintf(note, sizeof note, "%sunit disk, N = %zu, L = 4, widths %zu, MSE, #gb = %g; trained to a minimum by GD",
-             f->quick ? "quick mode: " : "", f->n, f->width, f->beta);
+    snprintf(note, sizeof note, "%sunit disk, N = %zu, L = 4, widths %zu, MSE, #gb = %g; trained to a minimum "
+             "(GD, then Gauss-Newton); per nonlinearity: the radius where the quadratic model holds (error <= %g%%) "
+             "and one where it fails (>= %g%%)", f->quick ? "quick mode: " : "", f->n, f->width, f->beta,
+             100 * FIG3_HOLD, 100 * FIG3_FAIL);
     snprintf(xl, sizeof xl, "along eigenvector %zu of I", f->dirs[1]);
     snprintf(yl, sizeof yl, "along eigenvector %zu of I", f->dirs[0]);
     nh_surface_spec spec = {0};
@@ -1266,39 +1486,53 @@ static void fig3_plot(const nh_cmd *cmd, const fig3_cfg *f, nh_surface_panel *pa
     spec.note = note;
     spec.xlabel = xl;
     spec.ylabel = yl;
-    spec.zlabel = "loss";
-    spec.npanels = f->nact;
+    spec.zlabel = "loss rise C - C*";
+    spec.width = 720 * (int)npan;
+    spec.npanels = npan;
     spec.panels = pan;
     spec.logz = 1;
     NH_CHECK(cmd, nh_plot_surface(&spec, NULL));
+}
+
+/* The two panels of nonlinearity act (grids hold and fail), titles in t[2];
+ * z = the loss rise C - C* (in place of L: the CSVs are written already),
+ * so the log colour scale spans the surface rather than C*'s rounding
+ * floor; the centre (rise 0) is left out (grey). */
+static void fig3_panels(const fig3_cfg *f, nh_act act, fig3_panel *pp, char (*t)[160], nh_surface_panel *pan) {
+    for (int g = 0; g < 2; g++) {
+        for (size_t k = 0; k < f->G * f->G; k++) pp->L[g][k] -= pp->m.c0;
+        snprintf(t[g], sizeof t[g], "%s, #gl#d%zu#u/#gl#d%zu#u = %.3g: model error %.2g%%", act_title(act),
+                 f->dirs[0], f->dirs[1], pp->ly / pp->lx, 100 * pp->emax[g]);
+        pan[g] = (nh_surface_panel){.nx = f->G, .ny = f->G, .z = pp->L[g], .xmin = -pp->R[g], .xmax = pp->R[g],
+                                    .ymin = -pp->R[g], .ymax = pp->R[g], .title = t[g], .mark = 1};
+    }
 }
 
 static int run_fig3(const nh_cmd *cmd, int argc, char **argv) {
     fig3_cfg f;
     fig3_parse(cmd, argc, argv, &f);
     check_plotting(cmd);
-    const size_t G = f.G;
+    const size_t G = f.G, npan = 2 * f.nact;
     double *X = xmalloc(cmd, f.n * 2, sizeof *X), *T = xmalloc(cmd, f.n, sizeof *T);
     NH_CHECK(cmd, nh_data_synth(NH_DATA_DISK, f.n, 2, NH_LOSS_MSE, 0, f.seed, X, T));
     f.dir = fig_open(cmd, f.out, 0);
-    double *Z = xmalloc(cmd, f.nact * G * G, sizeof *Z);
-    nh_surface_panel *pan = xmalloc(cmd, f.nact, sizeof *pan);
-    char (*titles)[160] = xmalloc(cmd, f.nact, sizeof *titles);
+    double *Z = xmalloc(cmd, npan * G * G, sizeof *Z);
+    nh_surface_panel *pan = xmalloc(cmd, npan, sizeof *pan);
+    char (*titles)[160] = xmalloc(cmd, npan, sizeof *titles);
     cJSON *js = fig3_summary(&f);
     for (size_t ai = 0; ai < f.nact; ai++) {
         fig3_panel pp;
-        double *L = Z + ai * G * G;
-        fig3_compute(cmd, &f, f.acts[ai], X, T, L, &pp);
-        cJSON_AddItemToArray(cJSON_GetObjectItem(js, "panels"), fig3_emit_panel(cmd, &f, f.acts[ai], L, &pp));
-        snprintf(titles[ai], sizeof titles[ai], "%s: #gl#d%zu#u/#gl#d%zu#u = %.3g", act_title(f.acts[ai]), f.dirs[0],
-                 f.dirs[1], pp.ly / pp.lx);
-        pan[ai] = (nh_surface_panel){.nx = G, .ny = G, .z = L, .xmin = -pp.R, .xmax = pp.R, .ymin = -pp.R,
-                                     .ymax = pp.R, .title = titles[ai], .mark = 1};
+        memset(&pp, 0, sizeof pp);
+        pp.L[0] = Z + 2 * ai * G * G, pp.L[1] = pp.L[0] + G * G;
+        fig3_compute(cmd, &f, f.acts[ai], X, T, &pp);
+        cJSON_AddItemToArray(cJSON_GetObjectItem(js, "panels"), fig3_emit_panel(cmd, &f, f.acts[ai], &pp));
+        fig3_panels(&f, f.acts[ai], &pp, titles + 2 * ai, pan + 2 * ai);
         free(pp.ev);
+        free(pp.ev_gd);
     }
     write_json(cmd, f.dir, "summary.json", js);
     cJSON_Delete(js);
-    fig3_plot(cmd, &f, pan);
+    fig3_plot(cmd, &f, npan, pan);
     nh_out_commit(cmd);
     fprintf(stderr, "ntkhess fig3: wrote %s/fig3.png, fig3.svg, summary.json\n", f.out);
     free(Z); free(pan); free(titles); free(X); free(T);
@@ -1307,13 +1541,21 @@ static int run_fig3(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_fig3 = {
     "fig3", "The paper's Figure 3: the loss surface along eigenvectors 1 and 4 of I.",
-    "[--quick] [--n N] [--width W] [--acts LIST] [--dirs I,J] [--grid G] --out DIR",
-    "Networks of depth L = 4 (widths 2,W,W,W,1) are trained by gradient descent on\n"
-    "points uniform on the unit disk to a global minimum (loss below --tol), then\n"
-    "the loss is evaluated on a grid along eigenvectors I (y axis) and J (x axis)\n"
-    "of I.  One panel per nonlinearity: smooth ReLU against normalized smooth ReLU\n"
-    "(the narrow valley of the first, its reduction by normalization).  The panel\n"
-    "titles give lambda_I / lambda_J, the narrowness of the valley.  The output\n"
-    "folder appears complete or not at all (a diverging run leaves nothing) and\n"
-    "replaces DIR whole.",
+    "[--quick] [--n N] [--width W] [--acts LIST] [--dirs I,J] [--grid G] [--polish K] [--radii R1,R2] --out DIR",
+    "Networks of depth L = 4 (widths 2,W,W,W,1) are trained on points uniform on\n"
+    "the unit disk to a global minimum: gradient descent (until the loss is below\n"
+    "--tol or --steps run out), then at most --polish Levenberg-Marquardt\n"
+    "Gauss-Newton tries (the minimum-norm correction in the NTK metric: the limit\n"
+    "of GD on the linearized network) down to the double-precision floor; the\n"
+    "summary reports the loss, gradient norm and distance moved of each stage.\n"
+    "At the minimum the loss is evaluated on grids along eigenvectors I (y axis)\n"
+    "and J (x axis) of I and compared with its second-order model (gradient and\n"
+    "Hessian at the minimum).\n"
+    "Two grids per nonlinearity: the largest radius where the model is within 5%\n"
+    "of the loss rise everywhere and the smallest where it is off by 50% (scanned\n"
+    "along the axes and diagonals; --radii overrides).  Panels: smooth ReLU against\n"
+    "normalized smooth ReLU (the narrow valley of the first, its reduction by\n"
+    "normalization); titles give lambda_I / lambda_J and the model's error.  The\n"
+    "output folder appears complete or not at all (a diverging run leaves\n"
+    "nothing) and replaces DIR whole.",
     fig3_opts, run_fig3};
