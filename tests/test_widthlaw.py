@@ -230,6 +230,44 @@ def real_series(tmp):
     check_z(out, rows(os.path.join(out, "check.csv")), dirs[-1], "n64 series")
 
 
+def common_trials(tmp):
+    """--trials R: every run's trials 0..R-1 only (the same seeds at every
+    width); mean, SE and SD from those rows must equal numpy's on them (1e-12:
+    the same sums in another order), the fits must follow (numpy WLS), and
+    asking for more trials than a run has is refused before any output."""
+    base = os.path.join(ROOT, "results", "fig1-widths-n64")
+    dirs = [os.path.join(base, "w%d" % w) for w in (100, 200, 400, 800)]
+    out = os.path.join(tmp, "common")
+    r = cli("widthlaw", "--runs", ",".join(dirs), "--out", out, "--trials", "40")
+    check(r.returncode == 0, "widthlaw --trials 40 on the n64 series", r.stderr)
+    data, worst = group(os.path.join(out, "widthlaw.csv")), 0.0
+    for d in dirs:
+        w = json.load(open(os.path.join(d, "summary.json")))["params"]["width"]
+        for act in ("softplus", "nsoftplus"):
+            A = np.array([[float(v) for v in line.split(",")[:1 + 17 * 4]]
+                          for line in open(os.path.join(d, "trials_%s.csv" % act)) if not line.startswith("#")])
+            H = A[A[:, 0] < 40, 1:]
+            check(len(H) == 40, "n64 %s w%d: 40 trials 0..39 in the file" % (act, w))
+            for i in range(17):
+                for q in range(4):
+                    row = [y for y in data[(act, str(q + 1), float(i))] if float(y["width"]) == w][0]
+                    col = H[:, i * 4 + q]
+                    for v, ref in ((float(row["mean"]), col.mean()), (float(row["se"]), col.std(ddof=1) / np.sqrt(40)),
+                                   (float(row["sd"]), col.std(ddof=1)), (float(row["trials"]), 40.0)):
+                        worst = max(worst, abs(v - ref) / max(abs(ref), 1e-12))
+    check(worst < 1e-12, "--trials 40: mean, SE, SD from trials 0..39 equal numpy's", "(worst rel %.2g)" % worst)
+    compare_numpy(out, "n64 series, --trials 40")
+    full = group(os.path.join(tmp, "real", "widthlaw.csv")) if os.path.exists(os.path.join(tmp, "real")) else None
+    if full is not None:
+        k = ("nsoftplus", "1", 16.0)
+        check(any(abs(float(a["mean"]) - float(b["mean"])) > 0 for a, b in zip(full[k], data[k])),
+              "--trials 40 changes the means (it is not ignored)")
+    expect_error("--trials beyond a run's trials", ["widthlaw", "--runs", ",".join(dirs), "--out",
+                                                    os.path.join(tmp, "o2"), "--trials", "65"], "--trials",
+                 codes=(2,))
+    check(not os.path.exists(os.path.join(tmp, "o2")), "no output after the --trials refusal")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="nh_widthlaw_")
     try:
@@ -238,6 +276,7 @@ def main():
             section("refusals", refusals, tmp, dirs)
             section("leave-one-out", leave_one_out, tmp, dirs)
         section("committed n64 series", real_series, tmp)
+        section("common trials (--trials)", common_trials, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     finish()

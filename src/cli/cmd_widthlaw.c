@@ -27,6 +27,7 @@ static const nh_optspec wl_opts[] = {
     {"runs", "LIST", NULL, "finished fig1 output folders, comma-separated, same options but the width (and trials)"},
     {"out", "DIR", NULL, "output directory (widthlaw.csv, fits.csv, summary.json, widthlaw.png/.svg, check.csv)"},
     {"test-width", "W", "", "judge the run at width W against theory + a/W, a fitted on the other widths"},
+    {"trials", "R", "", "use only trials 0..R-1 of every run (the same seeds at every width; default: all)"},
     {NULL, NULL, NULL, NULL}};
 
 /* One fig1 run; values at [ai * nv + i * 4 + (k-1)] as in fig1. */
@@ -42,6 +43,7 @@ typedef struct wl_set {
     char acts[WL_MAXACT][32];
     double *t; /* nrec record times */
     cJSON *params; /* the first run's, for the summary */
+    size_t rc;     /* --trials: only trial indices < rc (0: all) */
     wl_run run[WL_MAXRUN];
 } wl_set;
 
@@ -232,7 +234,9 @@ static void wl_points(const nh_cmd *cmd, wl_set *S, wl_run *r, const cJSON *js, 
 
 /* Spread of the trials of act ai from trials_<act>.csv: SD (n - 1) and its
  * SE from the fourth moment, var(s^2) ~ (m4 - s^4 (R-3)/(R-1)) / R; the
- * trials' mean must be summary.json's. */
+ * trials' mean must be summary.json's.  With --trials (S->rc) only trial
+ * indices < rc count, and their mean and SD / sqrt(rc) replace summary.json's
+ * (fig1's SE is the same SD / sqrt(R)): the runs then share their seeds. */
 static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) {
     char path[4096], name[64];
     snprintf(name, sizeof name, "trials_%s.csv", S->acts[ai]);
@@ -240,13 +244,17 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
     if (!fp) nh_die(cmd, "cannot open %s", path);
     const size_t nv = S->nv;
     double *x = wl_alloc(cmd, r->R * nv);
-    size_t R = 0, cap = 64 + 52 * nv;
+    size_t R = 0, nrow = 0, cap = 64 + 52 * nv;
     char *line = malloc(cap);
     if (!line) nh_die(cmd, "out of memory");
     while (getline(&line, &cap, fp) > 0) {
         if (line[0] == '#' || line[0] == '\n') continue;
-        if (R == r->R) nh_die(cmd, "%s: more rows than the %zu trials of summary.json", path, r->R);
+        if (nrow++ == r->R) nh_die(cmd, "%s: more rows than the %zu trials of summary.json", path, r->R);
         char *p = strchr(line, ','), *end;
+        const unsigned long long idx = strtoull(line, &end, 10);
+        if (end != p) nh_die(cmd, "%s: a row without its trial index", path);
+        if (S->rc && idx >= S->rc) continue;
+        if (R == (S->rc ? S->rc : r->R)) nh_die(cmd, "%s: trial %llu twice", path, idx);
         for (size_t v = 0; v < nv; v++) { /* the Tr(H^k) block; Tr(I^k) follows */
             if (!p) nh_die(cmd, "%s: short row", path);
             x[R * nv + v] = strtod(p + 1, &end);
@@ -257,7 +265,8 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
     }
     free(line);
     fclose(fp);
-    if (R != r->R) nh_die(cmd, "%s: %zu rows, summary.json has %zu trials", path, R, r->R);
+    if (nrow != r->R) nh_die(cmd, "%s: %zu rows, summary.json has %zu trials", path, nrow, r->R);
+    if (S->rc && R != S->rc) nh_die(cmd, "%s: %zu of the trials 0..%zu", path, R, S->rc - 1);
     for (size_t v = 0; v < nv; v++) {
         double m = 0, m2 = 0, m4 = 0;
         for (size_t j = 0; j < R; j++) m += x[j * nv + v] / (double)R;
@@ -267,7 +276,8 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
         }
         const double s2 = m2 / (double)(R - 1), vs2 = (m4 - s2 * s2 * (double)(R - 3) / (double)(R - 1)) / (double)R;
         const size_t k = ai * nv + v;
-        if (fabs(m - r->mean[k]) > 1e-9 * (fabs(m) + sqrt(s2)))
+        if (S->rc) r->mean[k] = m, r->se[k] = sqrt(s2 / (double)R);
+        else if (fabs(m - r->mean[k]) > 1e-9 * (fabs(m) + sqrt(s2)))
             nh_die(cmd, "%s: trial mean %.17g is not summary.json's %.17g", path, m, r->mean[k]);
         r->sd[k] = sqrt(s2);
         r->se_sd[k] = sqrt(fmax(vs2, 0)) / (2 * r->sd[k]);
@@ -300,7 +310,9 @@ static void wl_load(const nh_cmd *cmd, wl_set *S, size_t j) {
     r->sd = wl_alloc(cmd, n), r->se_sd = wl_alloc(cmd, n);
     wl_points(cmd, S, r, js, j == 0);
     cJSON_Delete(js);
+    if (S->rc > r->R) nh_die_usage(cmd, "--trials %zu: %s has %zu trials", S->rc, r->dir, r->R);
     for (size_t ai = 0; ai < S->nact; ai++) wl_trials(cmd, S, r, ai);
+    if (S->rc) r->R = S->rc;
     for (size_t v = 0; v < S->nact * S->nv; v++) /* the same data and options: the same theory */
         if (fabs(r->theory[v] - S->run[0].theory[v]) > 1e-9 * fabs(S->run[0].theory[v]))
             nh_die(cmd, "%s: theory %.17g differs from %s's %.17g", r->dir, r->theory[v], S->run[0].dir,
@@ -499,6 +511,7 @@ static void wl_summary(const nh_cmd *cmd, const wl_set *S, cJSON *js, const char
     cJSON_AddStringToObject(js, "law", "d = mean - theory of Tr(H^k); fits d = a/w, d = a0 + a1/w, d = ap w^-p, "
                                        "SD = b w^-q; weighted least squares, weights 1/SE^2");
     cJSON_AddItemToObject(js, "params", cJSON_Duplicate(S->params, 1));
+    cJSON_AddStringToObject(js, "trials_used", S->rc ? "0..R-1 of every run (--trials R: the same seeds)" : "all");
     cJSON *runs = cJSON_AddArrayToObject(js, "runs");
     for (size_t j = 0; j < S->nrun; j++) {
         cJSON *o = cJSON_CreateObject();
@@ -522,6 +535,8 @@ static int run_widthlaw(const nh_cmd *cmd, int argc, char **argv) {
     if (!list) nh_die(cmd, "out of memory");
     wl_parse_runs(cmd, list, &S);
     const double wt = tw && *tw ? nh_arg_double(&a, "test-width") : 0;
+    const char *rcs = nh_arg_str(&a, "trials");
+    S.rc = rcs && *rcs ? (size_t)nh_arg_int(&a, "trials", 4, 1 << 30) : 0;
     if (nh_plot_available() != NH_OK) nh_die(cmd, "%s (install plplot-driver-cairo)", nh_last_error());
     for (size_t j = 0; j < S.nrun; j++) wl_load(cmd, &S, j);
     for (size_t j = 1; j < S.nrun; j++) /* by width, for the tables */
@@ -554,7 +569,7 @@ static int run_widthlaw(const nh_cmd *cmd, int argc, char **argv) {
 
 const nh_cmd nh_cmd_widthlaw = {
     "widthlaw", "Finite-width law of Figure 1: fig1's deviation from theory against the width, fitted.",
-    "--runs DIR1,DIR2,... --out DIR [--test-width W]",
+    "--runs DIR1,DIR2,... --out DIR [--test-width W] [--trials R]",
     "Reads finished fig1 runs (summary.json, trials_<act>.csv) with the same\n"
     "options except --width and --trials (any other difference is refused, exit\n"
     "2, naming the option).  Per nonlinearity, power k and record time t: the\n"
@@ -569,6 +584,9 @@ const nh_cmd nh_cmd_widthlaw = {
     "--test-width W: the run at width W against theory + a/W with a fitted on the\n"
     "OTHER widths only, z = (d - a/W) / sqrt(SE^2 + SE(a/W)^2), pass |z| <= 3;\n"
     "check.csv per point, the count and worst z on stdout; exit 1 if any fails.\n"
+    "--trials R: every run contributes its trials 0..R-1 only (fig1 seeds trial r\n"
+    "the same way at every width, so this compares the same seeds; refused if a\n"
+    "run has fewer).\n"
     "Writes widthlaw.csv, fits.csv, summary.json, widthlaw.png/.svg (w d(t)\n"
     "against t per k: under the law the widths collapse on a(t)).  See\n"
     "docs/finite-width.md.",
