@@ -100,12 +100,17 @@ static const char *nh__prec_name(const nh_curv *c) { return c->prec == NH_PREC_S
  * workers take each other's cores (a GD step on 2 threads ran 1.5-2x
  * slower), so there the loops stay on the calling thread.  Below NH_PAR_MIN
  * a parallel region costs more than it saves. */
+#ifndef NH_PAR_MIN
 #define NH_PAR_MIN 32768
+#endif
+#ifndef NH_PAR_ANY_BLAS /* 1: threads with any OpenBLAS build (bench/README.md's comparison) */
+#define NH_PAR_ANY_BLAS 0
+#endif
 #define NH_PAR_CH 4096 /* entries per activation call on a thread */
 static int nh__par(size_t n) {
     static int blas_omp = -1; /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP */
-    if (blas_omp < 0) blas_omp = openblas_get_parallel() != 1; /* racy but idempotent */
-    return n >= NH_PAR_MIN && blas_omp ? nh__threads() : 1;
+    if (blas_omp < 0) blas_omp = NH_PAR_ANY_BLAS || openblas_get_parallel() != 1; /* racy but idempotent */
+    return n >= (size_t)NH_PAR_MIN && blas_omp ? nh__threads() : 1;
 }
 
 /* The count of non-finite entries of x (index of the first in *first): a
