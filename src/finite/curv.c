@@ -108,9 +108,9 @@ static const char *nh__prec_name(const nh_curv *c) { return c->prec == NH_PREC_S
 #endif
 #define NH_PAR_CH 4096 /* entries per activation call on a thread */
 static int nh__par(size_t n) {
-    static int blas_omp = -1; /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP */
-    if (blas_omp < 0) blas_omp = NH_PAR_ANY_BLAS || openblas_get_parallel() != 1; /* racy but idempotent */
-    return n >= (size_t)NH_PAR_MIN && blas_omp ? nh__threads() : 1;
+    if (n < (size_t)NH_PAR_MIN) return 1;
+    /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP (a constant; no cache, no race) */
+    return NH_PAR_ANY_BLAS || openblas_get_parallel() != 1 ? nh__threads() : 1;
 }
 
 /* The count of non-finite entries of x (index of the first in *first): a
