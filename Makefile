@@ -2,7 +2,8 @@
 # T=NAME filters by name), check-long (figures, Monte Carlo, installs, MPI,
 # sanitizers, fuzzing), asan, tsan, bench, install, uninstall, clean.
 # Options: NATIVE=1 (-march=native), MPI=0 (no MPI; default: OpenMPI when
-# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2).
+# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2),
+# BLAS=default (pkg-config's OpenBLAS, not its OpenMP build; see below).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 DOCDIR  ?= $(PREFIX)/share/doc/ntkhess
