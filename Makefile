@@ -2,7 +2,8 @@
 # T=NAME filters by name), check-long (figures, Monte Carlo, installs, MPI,
 # sanitizers, fuzzing), asan, tsan, bench, install, uninstall, clean.
 # Options: NATIVE=1 (-march=native), MPI=0 (no MPI; default: OpenMPI when
-# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2).
+# found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2),
+# BLAS=default (pkg-config's OpenBLAS, not its OpenMP build; see below).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 DOCDIR  ?= $(PREFIX)/share/doc/ntkhess
@@ -17,8 +18,24 @@ VERSION := $(shell sed -n 's/^\#define NH_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9
 CORE_PKGS := openblas lapacke
 IO_PKGS   := libcjson zlib
 PLOT_PKGS := plplot
-PKG_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) $(IO_PKGS) $(PLOT_PKGS) 2>/dev/null)
-CORE_LIBS  := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null)
+# OpenBLAS: its OpenMP build where installed (Debian: libopenblas-openmp-dev,
+# beside the default pthread build), so that its GEMMs and the engine's
+# OpenMP loops share one pool of threads (src/finite/curv.c, nh__par); found
+# by the pkg-config file in its folder and kept at run time by a RUNPATH
+# (the system's libopenblas.so.0 stays the pthread build).  BLAS=default:
+# pkg-config's openblas as it is.
+BLAS ?= auto
+BLAS_DIR := $(shell pkg-config --variable=libdir openblas 2>/dev/null)
+OMPBLAS_DIR := $(subst /openblas-pthread,/openblas-openmp,$(BLAS_DIR))
+ifneq ($(BLAS),default)
+ifneq ($(wildcard $(OMPBLAS_DIR)/pkgconfig/openblas.pc),)
+BLAS_ENV := PKG_CONFIG_PATH=$(OMPBLAS_DIR)/pkgconfig
+# liblapack/libblas from the same folder, ahead of LAPACKE's (the system's, pthread).
+BLAS_RPATH := -Wl,-rpath,$(OMPBLAS_DIR) -L$(OMPBLAS_DIR) -Wl,--push-state,--no-as-needed -llapack -lblas -Wl,--pop-state
+endif
+endif
+PKG_CFLAGS := $(shell $(BLAS_ENV) pkg-config --cflags $(CORE_PKGS) $(IO_PKGS) $(PLOT_PKGS) 2>/dev/null)
+CORE_LIBS  := $(shell $(BLAS_ENV) pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(BLAS_RPATH)
 IO_LIBS    := $(shell pkg-config --libs $(IO_PKGS) 2>/dev/null)
 PLOT_LIBS  := $(shell pkg-config --libs $(PLOT_PKGS) 2>/dev/null)
 ifeq ($(strip $(CORE_LIBS)),)
@@ -85,6 +102,10 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/src/cli/par.o: ALL_CFLAGS += $(PAR_CFLAGS)
 $(BUILD)/src/cli/par.o: $(PAR_STAMP)
+# The BLAS choice (BLAS=): a stamp relinks everything when it changes.
+BLAS_STAMP := $(BUILD)/blas.flags
+$(shell mkdir -p $(BUILD) && (echo '$(CORE_LIBS)' | cmp -s - $(BLAS_STAMP) || echo '$(CORE_LIBS)' > $(BLAS_STAMP)))
+$(LIB_OBJ): $(BLAS_STAMP)
 
 $(BUILD)/libntkhess.a: $(LIB_OBJ)
 $(BUILD)/libntkhess-io.a: $(IO_OBJ)
@@ -155,13 +176,14 @@ asan:
 # ThreadSanitizer over the C tests (clang: its libomp with the Archer tool
 # tells TSan about OpenMP's barriers and locks, which GCC's libgomp cannot).
 # OpenBLAS is not instrumented: it runs single-threaded here
-# (OPENBLAS_NUM_THREADS=1) and races inside it are not seen.  Limits and
+# (OPENBLAS_NUM_THREADS=1; its pthread build, BLAS=default, so that no
+# libgomp comes with it) and races inside it are not seen.  Limits and
 # suppressions: tests/tsan.supp.  About 7 minutes here.
 TSAN_CC ?= clang
 ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
 tsan:
 	@test -n "$(ARCHER)" || { echo 'make tsan: libarcher.so not found (Debian: clang libomp-14-dev)' >&2; exit 1; }
-	$(MAKE) BUILD=build-tsan CC=$(TSAN_CC) OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=build-tsan BLAS=default CC=$(TSAN_CC) OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
 	  LDEXTRA="-fsanitize=thread" $(addprefix build-tsan/tests/,$(notdir $(TEST_BIN)))
 	OMP_TOOL_LIBRARIES=$(ARCHER) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4 \
 	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1 suppressions=$(CURDIR)/tests/tsan.supp" \

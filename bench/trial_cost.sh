@@ -6,14 +6,24 @@
 # threads, alternating; then one trial at widths 250,
 # 500, 1000 (current defaults, 2 threads) for the width scaling of the
 # projection.  Each line: median_s, hv_s, hv_equivalents and the breakdown.
-# usage: bench/trial_cost.sh [REPS] [RAW]   (REPS trials on 2 threads, 1 on 1 thread; default 3, bench/results-trial-cost.jsonl)
+# With BASE=path, every line runs the binary BASE and then build/ntkhess
+# (JSON lines tagged "bin":"base"|"new"): before/after of a code change.
+# usage: [BASE=binary] bench/trial_cost.sh [REPS] [RAW]   (REPS trials on 2 threads, 1 on 1 thread; default 3, bench/results-trial-cost.jsonl)
 # then:  /usr/bin/python3 bench/trial_table.py cost RAW
 set -eu
 cd "$(dirname "$0")/.."
 reps=${1:-3}
 raw=${2:-bench/results-trial-cost.jsonl}
 : > "$raw"
-b="build/ntkhess bench trial --N 256"
+b=trial
+trial() { # the arguments of `bench trial`, run with BASE (if set) and build/ntkhess
+    if [ -n "${BASE:-}" ]; then
+        "$BASE" bench trial --N 256 "$@" | sed 's/^{/{"bin":"base",/'
+        build/ntkhess bench trial --N 256 "$@" | sed 's/^{/{"bin":"new",/'
+    else
+        build/ntkhess bench trial --N 256 "$@"
+    fi
+}
 echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for t in 2 1; do
     n=$reps; [ "$t" = 1 ] && n=1 # 1 thread: one trial each (a "before" trial takes minutes under load)

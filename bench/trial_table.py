@@ -17,16 +17,16 @@ def load(path):
 
 
 def cost(rows):
-    print("| threads | precision | probes | widths | median s | H v s | H v equivalents | steps s | trace H s |"
+    print("| binary | threads | precision | probes | widths | median s | H v s | H v equivalents | steps s | trace H s |"
           " trace I s | other s | SE/SD k=2,3,4 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         b, h = r["breakdown"], r["hutchinson"]
         ratio = ",".join("%.2f" % h[k]["ratio"] if h[k]["ratio"] is not None else "-" for k in ("k2", "k3", "k4"))
-        print("| %d | %s | %d | %s | %.2f | %.4f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |" % (
-            r["threads"], r["precision"], r["probes"], ",".join(map(str, r["widths"])), r["median_s"], r["hv_s"],
+        print("| %s | %d | %s | %d | %s | %.2f | %.4f | %.0f | %.2f | %.2f | %.2f | %.2f | %s |" % (
+            r.get("bin", "-"), r["threads"], r["precision"], r["probes"], ",".join(map(str, r["widths"])), r["median_s"], r["hv_s"],
             r["hv_equivalents"], b["gd_steps_s"], b["trace_H_s"], b["trace_I_s"], b["other_s"], ratio))
-    scal = [r for r in rows if r["reps"] == 1 and r["threads"] == 2]
+    scal = [r for r in rows if r["reps"] == 1 and r["threads"] == 2 and r.get("bin", "new") == "new"]
     scal.sort(key=lambda r: r["widths"][1])
     if len(scal) < 2:
         return

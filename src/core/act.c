@@ -29,25 +29,39 @@ static inline double nh__softplus(double x) {
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+/* Both of the above from one exp: each evaluates exp at -|x| (exp(-x) for
+ * x >= 0, exp(x) for x < 0), so these are their values bit for bit. */
+static inline void nh__logistic_softplus(double x, double *s, double *sp) {
+    const double e = exp(-fabs(x));
+    *s = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    *sp = x > 0 ? x + log1p(e) : log1p(e);
+}
+
 /* ---------------------------------------------- point functions: v[k] = sigma^(k)(z) */
 
 static inline void nh__pt_softplus(double beta, double z, double v[4]) {
     if (isfinite(beta) && beta > 0 && beta != 1.0) {
         /* sigma(x) = softplus(beta x)/beta: sigma^(k)(x) = beta^(k-1) softplus^(k)(beta x). */
-        double s = nh__logistic(beta * z), q = s * (1.0 - s);
-        v[0] = nh__softplus(beta * z) / beta; v[1] = s; v[2] = beta * q;
+        double s, sp;
+        nh__logistic_softplus(beta * z, &s, &sp);
+        const double q = s * (1.0 - s);
+        v[0] = sp / beta; v[1] = s; v[2] = beta * q;
         v[3] = beta * beta * q * (1.0 - 2.0 * s);
         return;
     }
     /* beta = 1 is the plain softplus, bit for bit */
-    double s = nh__logistic(z), q = s * (1.0 - s);
-    v[0] = nh__softplus(z); v[1] = s; v[2] = q; v[3] = q * (1.0 - 2.0 * s);
+    double s, sp;
+    nh__logistic_softplus(z, &s, &sp);
+    const double q = s * (1.0 - s);
+    v[0] = sp; v[1] = s; v[2] = q; v[3] = q * (1.0 - 2.0 * s);
 }
 static inline void nh__pt_nsoftplus(double p, double z, double v[4]) {
     (void)p;
     const double r = 1.0 / NH_NSOFTPLUS_SD;
-    double s = nh__logistic(z), q = s * (1.0 - s);
-    v[0] = (nh__softplus(z) - NH_NSOFTPLUS_MU) * r; v[1] = s * r; v[2] = q * r;
+    double s, sp;
+    nh__logistic_softplus(z, &s, &sp);
+    const double q = s * (1.0 - s);
+    v[0] = (sp - NH_NSOFTPLUS_MU) * r; v[1] = s * r; v[2] = q * r;
     v[3] = q * (1.0 - 2.0 * s) * r;
 }
 static inline void nh__pt_tanh(double p, double z, double v[4]) {

@@ -91,6 +91,38 @@ struct nh__curv_ops {
 
 static const char *nh__prec_name(const nh_curv *c) { return c->prec == NH_PREC_SINGLE ? "float32" : "float64"; }
 
+/* Elementwise loops (activations, Hadamard products, conversions, the theta
+ * update) of at least NH_PAR_MIN entries run on OpenMP threads: each entry
+ * is the same expression on any thread, so results do not depend on the
+ * thread count.  Only when OpenBLAS is its OpenMP build (the Makefile's
+ * choice where installed): then the GEMMs around these loops use the same
+ * pool of threads.  With OpenBLAS's pthread build the two pools' spinning
+ * workers take each other's cores (a GD step on 2 threads ran 1.5-2x
+ * slower), so there the loops stay on the calling thread.  Below NH_PAR_MIN
+ * a parallel region costs more than it saves. */
+#ifndef NH_PAR_MIN
+#define NH_PAR_MIN 32768
+#endif
+#ifndef NH_PAR_ANY_BLAS /* 1: threads with any OpenBLAS build (bench/README.md's comparison) */
+#define NH_PAR_ANY_BLAS 0
+#endif
+#define NH_PAR_CH 4096 /* entries per activation call on a thread */
+static int nh__par(size_t n) {
+    if (n < (size_t)NH_PAR_MIN) return 1;
+    /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP (a constant; no cache, no race) */
+    return NH_PAR_ANY_BLAS || openblas_get_parallel() != 1 ? nh__threads() : 1;
+}
+
+/* The count of non-finite entries of x (index of the first in *first): a
+ * vectorized pass for the common case of none (x * 0 is 0 for a finite x,
+ * NaN otherwise, and a NaN survives a sum in any order), else the count. */
+static size_t nh__nonfinite(const double *x, size_t n, size_t *first) {
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (size_t i = 0; i < n; i++) acc += x[i] * 0.0;
+    return acc == 0.0 ? 0 : nh__count_nonfinite(x, n, first);
+}
+
 /* sigma, sigma', sigma'' of the activation after layer l (l + 1 < L) at cnt points, in double. */
 static void nh__act_layer(const nh_net *net, size_t l, size_t cnt, const double *z, double *a, double *s1,
                           double *s2) {
@@ -102,6 +134,8 @@ static void nh__act_layer(const nh_net *net, size_t l, size_t cnt, const double 
  * case (none) is one branch-free, vectorizable pass. */
 static size_t nh__narrow_f(const double *src, size_t n, float *dst, size_t *first) {
     size_t bad = 0;
+    const int nt = nh__par(n);
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         double x = src[i];
         int in = fabs(x) <= (double)FLT_MAX;
@@ -117,6 +151,8 @@ static size_t nh__narrow_f(const double *src, size_t n, float *dst, size_t *firs
 /* dst = (double)src; NH_ENUMERIC if src has non-finite entries (float32 overflow). */
 static nh_status nh__widen_f(const float *src, size_t n, double *dst, const char *func) {
     size_t bad = 0, first = 0;
+    const int nt = nh__par(n);
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float x = src[i];
         bad += !(fabsf(x) <= FLT_MAX);
@@ -796,7 +832,7 @@ static nh_status nh__gd_stream(nh_curv *c, nh_net *net, double eta) {
     memcpy(old, net->theta, P * sizeof *old);
     const double loss0 = c->lossval;
     for (size_t p = 0; p < P; p++) net->theta[p] -= eta * g[p];
-    size_t first = 0, bad = nh__count_nonfinite(net->theta, P, &first);
+    size_t first = 0, bad = nh__nonfinite(net->theta, P, &first);
     nh_status st = bad ? NH_EDIVERGED : c->ops->refresh(c);
     if (st != NH_OK) return nh__step_failed(c, net, eta, loss0, bad);
     return NH_OK;

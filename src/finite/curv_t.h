@@ -47,6 +47,15 @@ typedef struct FN(nh__eng) {
 
 #define NH_ENG(c) ((FN(nh__eng) *)(c)->e)
 
+/* Elementwise loops, threaded above NH_PAR_MIN entries (curv.c: nh__par)
+ * and vectorized (omp simd: no entry depends on another, and each is the
+ * same expression, so the same roundings): x = y o z (x may be y). */
+static void FN(nh__mul)(size_t n, real_t *x, const real_t *y, const real_t *z) {
+    const int nt = nh__par(n);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t i = 0; i < n; i++) x[i] = y[i] * z[i];
+}
+
 /* ------------------------------------------- the precision-specific part */
 #ifdef NH_T_SINGLE
 static nh_status FN(nh__load_theta)(nh_curv *c, const char *func) {
@@ -76,10 +85,10 @@ static real_t *FN(nh__vbuf)(real_t *buf, double *out) { (void)out; return buf; }
 static nh_status FN(nh__vout)(const real_t *o, size_t len, double *out, const char *func) {
     return nh__widen_f(o, len, out, func);
 }
-/* sigma, sigma', sigma'' of the activation after layer l: act.c's float path
- * where it has one, else in double per chunk, converted. */
-static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
-                        real_t *s2) {
+/* sigma, sigma', sigma'' of the activation after layer l on cnt entries:
+ * act.c's float path where it has one, else in double per chunk, converted. */
+static void FN(nh__act_rg)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
+                           real_t *s2) {
     enum { CH = 256 };
     double zd[CH], d0[CH], d1[CH], d2[CH];
     if (nh__act_eval_f(net->acts[l], net->actp[l], cnt, z, a, s1, s2)) return; /* float path (act.c) */
@@ -92,14 +101,19 @@ static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z
         }
     }
 }
-/* theta -= eta g in double, its float copy, and the range check, in one pass. */
-static size_t FN(nh__step_theta)(nh_curv *c, double *theta, const real_t *g, double eta) {
+/* old = theta, theta -= eta g in double, its float copy, and the range
+ * check, in one pass. */
+static size_t FN(nh__step_theta)(nh_curv *c, double *theta, double *old, const real_t *g, double eta) {
     float *th = NH_ENG(c)->thf;
+    const size_t P = c->P;
+    const int nt = nh__par(P);
     size_t bad = 0;
-    for (size_t p = 0; p < c->P; p++) {
-        double x = theta[p] - eta * (double)g[p];
-        int in = fabs(x) <= (double)FLT_MAX;
+#pragma omp parallel for simd schedule(static) reduction(+ : bad) num_threads(nt) if (nt > 1)
+    for (size_t p = 0; p < P; p++) {
+        const double t = theta[p], x = t - eta * (double)g[p];
+        const int in = fabs(x) <= (double)FLT_MAX;
         bad += !in;
+        old[p] = t;
         theta[p] = x;
         th[p] = in ? (float)x : 0.0f;
     }
@@ -113,11 +127,11 @@ static nh_status FN(nh__load_theta)(nh_curv *c, const char *func) {
 }
 static size_t FN(nh__vcopy)(const double *src, size_t len, real_t *dst, size_t *first) {
     memcpy(dst, src, len * sizeof *dst);
-    return nh__count_nonfinite(src, len, first);
+    return nh__nonfinite(src, len, first);
 }
 static nh_status FN(nh__vin)(const double *v, size_t len, real_t *buf, const real_t **vr, const char *func) {
     (void)buf;
-    size_t first = 0, bad = nh__count_nonfinite(v, len, &first);
+    size_t first = 0, bad = nh__nonfinite(v, len, &first);
     if (bad) return nh__fail(NH_ENONFINITE, func, "vector has %zu non-finite entries (first at index %zu)", bad, first);
     *vr = v;
     return NH_OK;
@@ -127,16 +141,32 @@ static nh_status FN(nh__vout)(const real_t *o, size_t len, double *out, const ch
     (void)o; (void)len; (void)out; (void)func;
     return NH_OK;
 }
-static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
-                        real_t *s2) {
+static void FN(nh__act_rg)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
+                           real_t *s2) {
     nh__act_layer(net, l, cnt, z, a, s1, s2);
 }
-static size_t FN(nh__step_theta)(nh_curv *c, double *theta, const real_t *g, double eta) {
+/* OpenBLAS's daxpy (an FMA where the CPU has one: a loop of our own would
+ * round differently, changing every stored trajectory). */
+static size_t FN(nh__step_theta)(nh_curv *c, double *theta, double *old, const real_t *g, double eta) {
     size_t first = 0;
+    memcpy(old, theta, c->P * sizeof *old);
     cblas_daxpy((int)c->P, -eta, g, 1, theta, 1);
-    return nh__count_nonfinite(theta, c->P, &first);
+    return nh__nonfinite(theta, c->P, &first);
 }
 #endif
+
+/* The activation after layer l at cnt entries, in parts of NH_PAR_CH on
+ * the threads (elementwise: the same values on any number of them). */
+static void FN(nh__act)(const nh_net *net, size_t l, size_t cnt, const real_t *z, real_t *a, real_t *s1,
+                        real_t *s2) {
+    const int nt = nh__par(cnt);
+    if (nt < 2) { FN(nh__act_rg)(net, l, cnt, z, a, s1, s2); return; }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (size_t i = 0; i < cnt; i += NH_PAR_CH) {
+        const size_t k = cnt - i < NH_PAR_CH ? cnt - i : NH_PAR_CH;
+        FN(nh__act_rg)(net, l, k, z + i, a + i, s1 + i, s2 + i);
+    }
+}
 
 /* --------------------------------------------------- create and passes */
 
@@ -208,7 +238,10 @@ static void FN(nh__affine)(const nh_curv *c, size_t l, const real_t *A, real_t *
          FN(nh__W)(c, l), (int)ni, 0.0, Z, (int)no);
     if (!net->bias[l]) return;
     const real_t bs = (real_t)nh__net_bscale(net, l), *b = NH_ENG(c)->th + net->offb[l];
+    const int nt = nh__par(n * no);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++)
+#pragma omp simd
         for (size_t k = 0; k < no; k++) Z[i * no + k] += bs * b[k];
 }
 
@@ -242,7 +275,7 @@ static void FN(nh__backward)(nh_curv *c) {
         const size_t ni = net->w[l], no = net->w[l + 1];
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)ni, (int)no, FN(nh__s)(net, l), e->D[l + 1],
              (int)no, FN(nh__W)(c, l), (int)ni, 0.0, e->dA[l], (int)ni);
-        for (size_t i = 0; i < n * ni; i++) e->D[l][i] = e->dA[l][i] * e->S1[l][i];
+        FN(nh__mul)(n * ni, e->D[l], e->dA[l], e->S1[l]);
     }
 }
 
@@ -323,7 +356,7 @@ static void FN(nh__backward_linear)(nh_curv *c, const real_t *adjY, real_t *out)
         const size_t ni = net->w[l], no = net->w[l + 1];
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)ni, (int)no, FN(nh__s)(net, l), cur, (int)no,
              FN(nh__W)(c, l), (int)ni, 0.0, nxt, (int)ni);
-        for (size_t i = 0; i < n * ni; i++) nxt[i] *= e->S1[l][i];
+        FN(nh__mul)(n * ni, nxt, nxt, e->S1[l]);
         real_t *t = cur; cur = nxt; nxt = t;
     }
 }
@@ -352,7 +385,7 @@ static void FN(nh__rforward_n)(const nh_curv *c, size_t nb, const real_t *V, rea
             if (l + 1 < L) {
                 const real_t *s1 = e->S1[l + 1];
                 real_t *ra = RA[l + 1] + j * n * no;
-                for (size_t i = 0; i < n * no; i++) ra[i] = s1[i] * rz[i];
+                FN(nh__mul)(n * no, ra, s1, rz);
             }
         }
     }
@@ -382,10 +415,13 @@ static void FN(nh__rstep)(const nh_curv *c, size_t l, size_t nb, const real_t *V
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nb * n), (int)ni, (int)no, s, cur, (int)no,
              FN(nh__W)(c, l), (int)ni, 1.0, nxt, (int)ni);
     const real_t *s1 = e->S1[l], *s2 = e->S2[l], *da = e->dA[l];
+    const size_t m = n * ni;
+    const int nt = nh__par(m);
     for (size_t j = 0; j < nb; j++) {
-        real_t *x = nxt + j * n * ni;
-        const real_t *rz = RZ[l] + j * n * ni;
-        for (size_t i = 0; i < n * ni; i++) x[i] = x[i] * s1[i] + da[i] * s2[i] * rz[i];
+        real_t *x = nxt + j * m;
+        const real_t *rz = RZ[l] + j * m;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+        for (size_t i = 0; i < m; i++) x[i] = x[i] * s1[i] + da[i] * s2[i] * rz[i];
     }
 }
 
@@ -613,7 +649,7 @@ static void FN(nh__dk_step)(const nh_curv *c, size_t l, const real_t *cur, real_
     for (size_t k = 0; k < m; k++) {
         const real_t *src = dak + k * n * ni;
         real_t *dst = nxt + k * n * ni;
-        for (size_t i = 0; i < n * ni; i++) dst[i] = src[i] * s1[i];
+        FN(nh__mul)(n * ni, dst, src, s1);
     }
 }
 
@@ -847,9 +883,8 @@ static nh_status FN(nh__gd_step)(nh_curv *c, nh_net *net, double eta) {
     double *old = c->gd_buf;
     real_t *g = (real_t *)(old + P);
     FN(nh__grad_into)(c, g);
-    memcpy(old, net->theta, P * sizeof *old);
     const double loss0 = c->lossval;
-    size_t bad = FN(nh__step_theta)(c, net->theta, g, eta);
+    size_t bad = FN(nh__step_theta)(c, net->theta, old, g, eta);
     nh_status st = bad ? NH_EDIVERGED : FN(nh__passes)(c, "nh_curv_gd_step");
     if (st != NH_OK) return nh__step_failed(c, net, eta, loss0, bad);
     return NH_OK;
