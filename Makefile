@@ -3,7 +3,7 @@
 # sanitizers, fuzzing), asan, tsan, bench, install, uninstall, clean.
 # Options: NATIVE=1 (-march=native), MPI=0 (no MPI; default: OpenMPI when
 # found, see docs/mpi.md), MPI=1 (require it), JOBS=N (tests run at once, 2),
-# BLAS=default (pkg-config's OpenBLAS, not its OpenMP build; see below).
+# BLAS=openmp (OpenBLAS's OpenMP build; default: pkg-config's; see below).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 DOCDIR  ?= $(PREFIX)/share/doc/ntkhess
@@ -18,21 +18,28 @@ VERSION := $(shell sed -n 's/^\#define NH_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9
 CORE_PKGS := openblas lapacke
 IO_PKGS   := libcjson zlib
 PLOT_PKGS := plplot
-# OpenBLAS: its OpenMP build where installed (Debian: libopenblas-openmp-dev,
-# beside the default pthread build), so that its GEMMs and the engine's
-# OpenMP loops share one pool of threads (src/finite/curv.c, nh__par); found
-# by the pkg-config file in its folder and kept at run time by a RUNPATH
-# (the system's libopenblas.so.0 stays the pthread build).  BLAS=default:
-# pkg-config's openblas as it is.
-BLAS ?= auto
+# OpenBLAS: pkg-config's (Debian: the pthread build) by default.  BLAS=openmp
+# links its OpenMP build instead (Debian: libopenblas-openmp-dev, beside the
+# pthread one), so that its GEMMs and the engine's elementwise OpenMP loops
+# share one pool of threads (src/finite/curv.c, nh__par; with the pthread
+# build those loops stay serial).  Found by the pkg-config file in its folder
+# and kept at run time by a RUNPATH (the system's libopenblas.so.0 stays the
+# pthread build).  Opt-in, not the default: on 2 idle cores it makes a fig1
+# trial 3.27 -> 2.59 s, but libgomp's waiting threads spin, and on a machine
+# whose cores are shared it made H v 2x slower (docs/figures.md, "Cost of a
+# trial"; OMP_WAIT_POLICY=passive avoids that).
+BLAS ?= default
+ifeq ($(BLAS),openmp)
 BLAS_DIR := $(shell pkg-config --variable=libdir openblas 2>/dev/null)
 OMPBLAS_DIR := $(subst /openblas-pthread,/openblas-openmp,$(BLAS_DIR))
-ifneq ($(BLAS),default)
-ifneq ($(wildcard $(OMPBLAS_DIR)/pkgconfig/openblas.pc),)
+ifeq ($(wildcard $(OMPBLAS_DIR)/pkgconfig/openblas.pc),)
+$(error BLAS=openmp: OpenBLAS's OpenMP build not found in $(OMPBLAS_DIR) (Debian: apt-get install libopenblas-openmp-dev))
+endif
 BLAS_ENV := PKG_CONFIG_PATH=$(OMPBLAS_DIR)/pkgconfig
 # liblapack/libblas from the same folder, ahead of LAPACKE's (the system's, pthread).
 BLAS_RPATH := -Wl,-rpath,$(OMPBLAS_DIR) -L$(OMPBLAS_DIR) -Wl,--push-state,--no-as-needed -llapack -lblas -Wl,--pop-state
-endif
+else ifneq ($(BLAS),default)
+$(error BLAS must be default or openmp, got '$(BLAS)')
 endif
 PKG_CFLAGS := $(shell $(BLAS_ENV) pkg-config --cflags $(CORE_PKGS) $(IO_PKGS) $(PLOT_PKGS) 2>/dev/null)
 CORE_LIBS  := $(shell $(BLAS_ENV) pkg-config --libs $(CORE_PKGS) 2>/dev/null) $(BLAS_RPATH)
@@ -215,4 +222,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-ompblas

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(build-essential pkg-config libopenblas-dev liblapacke-dev libcjson-dev libplplot-dev plplot-driver-cairo zlib1g-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
+PKGS=(build-essential pkg-config libopenblas-dev libopenblas-openmp-dev liblapacke-dev libcjson-dev libplplot-dev plplot-driver-cairo zlib1g-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev
       python3 python3-numpy python3-torch python3-pip python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
