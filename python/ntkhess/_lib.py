@@ -175,6 +175,11 @@ class GMoments(Structure):
                 ("e02", c_double), ("e31", c_double), ("e13", c_double)]
 
 
+class GnInfo(Structure):
+    _fields_ = [("loss0", c_double), ("loss", c_double), ("tried", c_double), ("pred", c_double),
+                ("norm", c_double), ("mu_abs", c_double), ("accepted", c_int)]
+
+
 #: C struct name -> ctypes class; a field named ``lambda_`` is ``lambda`` in C.
 STRUCTS = {
     "nh_net_config": NetConfig, "nh_trace_opts": TraceOpts, "nh_trace_result": TraceResult,
@@ -183,6 +188,7 @@ STRUCTS = {
     "nh_kernel_opts": KernelOpts, "nh_grams": Grams, "nh_predict_opts": PredictOpts,
     "nh_moments": Moments, "nh_predict_diag": PredictDiag, "nh_rng": Rng,
     "nh_gmoments": GMoments, "nh_sharp_opts": SharpOpts, "nh_sharp_row": SharpRow,
+    "nh_gn_info": GnInfo,
 }
 
 # Enumerations that the binding names itself (the C library parses act and
@@ -273,6 +279,8 @@ _PROTOS = {
     "nh_eigvalsh": (_S, [_Z, _P, _P], True),
     "nh_eigh": (_S, [_Z, _P, _P, _P], True),
     "nh_curv_gd_step": (_S, [_P, _P, _D], True),
+    "nh_curv_gn_delta": (_S, [_P, _D, _P], True),
+    "nh_curv_gn_step": (_S, [_P, _P, _D, POINTER(GnInfo)], True),
     "nh_rng_seed": (None, [POINTER(Rng), c_uint64], False),
     "nh_rng_u64": (c_uint64, [POINTER(Rng)], False),
     "nh_rng_uniform": (_D, [POINTER(Rng)], False),

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _arrays as A
 from ._lib import (DIAG_METHODS, NH_EDIVERGED, NH_EINVAL, NH_ESHAPE, NH_SHARP_MAXTOP, OPS, PARAMS, PROBES,
-                   TRACE_METHODS, WHICH, CurvOpts, DiagInfo, LanczosInfo, NtkhessError, OrthoResult, SharpRow,
+                   TRACE_METHODS, WHICH, CurvOpts, DiagInfo, GnInfo, LanczosInfo, NtkhessError, OrthoResult, SharpRow,
                    SlqResult, TraceResult, lib)
 
 __all__ = ["Net", "Curvature"]
@@ -572,6 +572,28 @@ class Curvature:
         NH_EDIVERGED (theta restored) when the result is not finite."""
         lib().nh_curv_gd_step(self._h, self.net._h, float(eta))
         return self.loss
+
+    def gn_delta(self, mu=0.0):
+        """The Gauss-Newton step in function space (nh_curv_gn_delta), not
+        applied: delta = -J^T (K + mu' I)^-1 r with K = J J^T, r = HC^-1 dC/dY
+        per sample (Y - Y* for the MSE), mu' = mu Tr K / (N n_L).  mu = 0: the
+        minimum-norm solution of J delta = -r.  (P,) or (P_B,) with a
+        selection.  NH_EINVAL for the softmax cross-entropy (singular HC)."""
+        d = A.empty(self.P)
+        lib().nh_curv_gn_delta(self._h, float(mu), A.ptr(d))
+        return d
+
+    def gn_step(self, mu=0.0):
+        """Try theta + gn_delta(mu) (nh_curv_gn_step): kept if the loss does
+        not rise, else theta is restored bit for bit.  Returns a dict: loss0,
+        loss, tried, pred (the loss the model in the outputs predicts: the
+        gain ratio (loss0 - tried) / (loss0 - pred) steers mu in
+        Levenberg-Marquardt), norm (||delta||), mu_abs, accepted (bool)."""
+        info = GnInfo()
+        lib().nh_curv_gn_step(self._h, self.net._h, float(mu), ctypes.byref(info))
+        out = {k: getattr(info, k) for k, _ in GnInfo._fields_}
+        out["accepted"] = bool(out["accepted"])
+        return out
 
     # ------------------------------------------------------ sharpness
     SHARP_COLUMNS = ("step", "t", "loss", "grad_norm", "lam_H", "lam_I", "lam_S", "lam_NTK", "grad_overlap",

@@ -23,30 +23,18 @@
  * pivot of rounding size (~1e-16). */
 #define GN_PIVOT 1e-10
 
-/* Solve the nout x nout block A x = b in place (b), by Cholesky; 0 if A is
- * not positive definite in the GN_PIVOT sense.  nout is small (outputs). */
+/* Solve the nout x nout block A x = b in place (b) by LAPACK's Cholesky;
+ * 0 if A is not positive definite in the GN_PIVOT sense (dpotrf alone would
+ * accept the softmax block's rounding-size last pivot).  The diagonal entry
+ * A_jj is the squared norm of row j of L, so the ratio needs no copy of A. */
 static int gn_block_solve(size_t k, double *A, double *b) {
+    if (!nh__fits_int(k) || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, A, (lapack_int)k) != 0) return 0;
     for (size_t j = 0; j < k; j++) {
-        double d = A[j * k + j];
-        for (size_t q = 0; q < j; q++) d -= A[j * k + q] * A[j * k + q];
-        if (!(A[j * k + j] > 0) || !(d > GN_PIVOT * A[j * k + j])) return 0;
-        const double ljj = sqrt(d);
-        A[j * k + j] = ljj;
-        for (size_t i = j + 1; i < k; i++) {
-            double s = A[i * k + j];
-            for (size_t q = 0; q < j; q++) s -= A[i * k + q] * A[j * k + q];
-            A[i * k + j] = s / ljj;
-        }
+        double ajj = 0;
+        for (size_t q = 0; q <= j; q++) ajj += A[j * k + q] * A[j * k + q];
+        if (!(A[j * k + j] * A[j * k + j] > GN_PIVOT * ajj)) return 0;
     }
-    for (size_t i = 0; i < k; i++) { /* L y = b */
-        for (size_t q = 0; q < i; q++) b[i] -= A[i * k + q] * b[q];
-        b[i] /= A[i * k + i];
-    }
-    for (size_t i = k; i-- > 0;) { /* L^T x = y */
-        for (size_t q = i + 1; q < k; q++) b[i] -= A[q * k + i] * b[q];
-        b[i] /= A[i * k + i];
-    }
-    return 1;
+    return LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, 1, A, (lapack_int)k, b, 1) == 0;
 }
 
 /* r[m] = HC_i^{-1} (dC/dY)_i per sample i; hc: workspace [n x nout x nout]. */
