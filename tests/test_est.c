@@ -395,6 +395,37 @@ static void test_trace_basic(fix_t *f, dense_t *d) {
  * estimates over the RMS of the reported SEs is 1 for an honest SE; its
  * sampling error is ~ 1/sqrt(2R) = 5% for near-normal estimates, so
  * [0.8, 1.25] is a ~4-sigma band. */
+/* nh_curv_trace_hi: the same bits as the two calls it replaces (H with the
+ * caller's options, I with the control variate: exact), for the control on
+ * and off and every method, and Tr(I^k) exact against the dense I (1e-10 as
+ * above); NULL outputs refused. */
+static void test_trace_hi(fix_t *f, dense_t *d) {
+    for (int meth = 0; meth < 3; meth++)
+        for (int ctl = 0; ctl < 2; ctl++) {
+            nh_trace_opts o = nh_trace_opts_default(), oi = nh_trace_opts_default();
+            o.method = meth == 0 ? NH_TRACE_HUTCHINSON : meth == 1 ? NH_TRACE_HUTCHPP : NH_TRACE_EXACT;
+            o.nprobes = 6, o.control = ctl, o.seed = 77;
+            oi.control = 1;
+            nh_trace_result h1, i1, h2, i2;
+            nh_status s1 = nh_curv_trace(f->c, NH_OP_H, 4, &o, &h1), s2 = nh_curv_trace(f->c, NH_OP_I, 4, &oi, &i1);
+            nh_status s3 = nh_curv_trace_hi(f->c, 4, &o, &h2, &i2);
+            nh_check(s1 == NH_OK && s2 == NH_OK && s3 == NH_OK, "trace_hi method %d control %d: status", meth, ctl);
+            nh_check(!memcmp(h1.est, h2.est, sizeof h1.est) && !memcmp(h1.se, h2.se, sizeof h1.se) &&
+                         h1.nproducts == h2.nproducts,
+                     "trace_hi method %d control %d: Tr(H^k), SE, products bit for bit as nh_curv_trace(H)", meth, ctl);
+            nh_check(!memcmp(i1.est, i2.est, sizeof i1.est), "trace_hi method %d control %d: Tr(I^k) bit for bit",
+                     meth, ctl);
+            for (int k = 1; k <= 4; k++)
+                nh_check_close(i2.est[k - 1], tr_pow(d, 1, k), 1e-10 * tr_pow_abs(d, 1, k), 0,
+                               "trace_hi Tr(I^%d) exact", k);
+        }
+    nh_trace_result a, b;
+    nh_check(nh_curv_trace_hi(f->c, 4, NULL, &a, NULL) == NH_EINVAL &&
+                 nh_curv_trace_hi(f->c, 4, NULL, NULL, &b) == NH_EINVAL && nh_curv_trace_hi(NULL, 4, NULL, &a, &b) == NH_EINVAL,
+             "trace_hi: NULL arguments refused");
+    nh_check(nh_curv_trace_hi(f->c, 5, NULL, &a, &b) == NH_EINVAL, "trace_hi: kmax 5 refused");
+}
+
 static void test_honesty(fix_t *f, dense_t *d) {
     const int R = 200;
     const double lo_band = 0.95 - 3.29 * sqrt(0.95 * 0.05 / R);
@@ -717,6 +748,7 @@ int main(void) {
         test_lanczos(&f, &d);
         test_slq(&f, &d);
         test_trace_basic(&f, &d);
+        test_trace_hi(&f, &d);
         test_honesty(&f, &d);
         test_ortho(&f, &d, "mse");
         test_rayleigh(&f, &d);

@@ -92,6 +92,18 @@ NH_API nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax,
                                const nh_trace_opts *opts,
                                nh_trace_result *res);
 
+/* Tr(H^k) as nh_curv_trace(c, NH_OP_H, kmax, opts, resH) and the exact
+ * Tr(I^k) as nh_curv_trace(c, NH_OP_I, kmax, control on, resI) (from the
+ * NTK Gram; se 0, nproducts 0), in one call: with opts->control (and a
+ * method other than EXACT) the H estimate already builds the NTK Gram for
+ * its control variate, and its Tr(I^k) is handed out instead of being
+ * built a second time (fig1's records).  Same numbers, bit for bit, as the
+ * two calls.  Errors: as nh_curv_trace. */
+NH_API nh_status nh_curv_trace_hi(nh_curv *c, int kmax,
+                                  const nh_trace_opts *opts,
+                                  nh_trace_result *resH,
+                                  nh_trace_result *resI);
+
 /* --------------------------------------------- orthogonality of I and S */
 
 typedef struct nh_ortho_result {

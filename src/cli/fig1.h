@@ -10,7 +10,7 @@
 typedef struct nh_fig1_cost {
     double total_s, step_s; /* the whole trial; the GD steps (gradient, update, forward + backward) */
     double trace_h_s;       /* nh_curv_trace(H): NTK Gram, G, the Hutchinson products */
-    double trace_i_s;       /* nh_curv_trace(I): NTK Gram and Tr(I^k) (exact, no products) */
+    double trace_i_s;       /* 0 since the exact Tr(I^k) comes with trace_h_s (nh_curv_trace_hi); kept for the JSON */
     size_t steps, records, products;
 } nh_fig1_cost;
 

@@ -230,10 +230,11 @@ static nh_status est_check_trace_opts(const nh_trace_opts *o, const char *func) 
 /* Exact parts of the control variates and which k they settle: base[k-1]
  * and known[k-1]; *ctrl when the probes then estimate H^k - I^k. */
 static nh_status est_trace_base(nh_curv *c, nh_op op, int kmax, double base[4], int known[4], int *ctrl,
-                                const char *func) {
+                                double trI_out[4], const char *func) {
     double trI[4] = {0, 0, 0, 0}, trS = 0.0;
     const int needI = op != NH_OP_S, needS = op != NH_OP_I;
     NH_TRY(est_exact_parts(c, kmax, needI, needS, trI, &trS, func));
+    if (trI_out) memcpy(trI_out, trI, sizeof trI);
     for (int k = 0; k < kmax; k++) {
         if (op == NH_OP_I) { base[k] = trI[k]; known[k] = 1; }
         else if (op == NH_OP_S) { if (k == 0) { base[0] = trS; known[0] = 1; } }
@@ -334,27 +335,33 @@ static nh_status est_check_trace_args(const nh_curv *c, nh_op op, int kmax, cons
     return est_nparams(c, func, P);
 }
 
-nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opts, nh_trace_result *res) {
-    if (!c || !res) NH_FAIL(NH_EINVAL, "NULL argument");
+/* nh_curv_trace; trI (NULL or 4): the exact Tr(I^k) when the control
+ * variate built it (then *haveI = 1). */
+static nh_status est_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opts, nh_trace_result *res,
+                           double *trI, int *haveI, const char *func) {
+    if (!c || !res) return nh__fail(NH_EINVAL, func, "NULL argument");
     memset(res, 0, sizeof *res);
     const nh_trace_opts o = opts ? *opts : nh_trace_opts_default();
     est_tr t;
     memset(&t, 0, sizeof t);
-    NH_TRY(est_check_trace_args(c, op, kmax, &o, &t.q.P, __func__));
+    NH_TRY(est_check_trace_args(c, op, kmax, &o, &t.q.P, func));
     double base[4] = {0, 0, 0, 0}, part[4] = {0, 0, 0, 0}, mean[4] = {0, 0, 0, 0}, se[4] = {0, 0, 0, 0};
     int known[4] = {0, 0, 0, 0}, allknown = 1;
-    if (o.control && o.method != NH_TRACE_EXACT) NH_TRY(est_trace_base(c, op, kmax, base, known, &t.q.ctrl, __func__));
+    if (o.control && o.method != NH_TRACE_EXACT) {
+        NH_TRY(est_trace_base(c, op, kmax, base, known, &t.q.ctrl, trI, func));
+        if (haveI) *haveI = op != NH_OP_S;
+    }
     for (int k = 0; k < kmax; k++) allknown &= known[k];
     if (allknown) {
         for (int k = 0; k < kmax; k++) res->est[k] = base[k];
         return NH_OK;
     }
     t.q.c = c; t.q.op = op; t.q.kmax = kmax;
-    nh_status st = est_tr_alloc(&t, &o, __func__);
+    nh_status st = est_tr_alloc(&t, &o, func);
     if (st != NH_OK) { est_tr_free(&t); return st; }
     if (o.method == NH_TRACE_EXACT) st = est_tr_exact(&t, part);
     else {
-        if (t.s) st = est_tr_sketch(&t, &o, part, __func__);
+        if (t.s) st = est_tr_sketch(&t, &o, part, func);
         if (st == NH_OK) st = est_tr_probes(&t, &o, o.first_probe + t.s, mean, se);
     }
     res->nprobes = t.M;
@@ -365,6 +372,27 @@ nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opt
         if (known[k]) { res->est[k] = base[k]; res->se[k] = 0.0; }
         else { res->est[k] = base[k] + part[k] + mean[k]; res->se[k] = se[k]; }
     }
+    return NH_OK;
+}
+
+nh_status nh_curv_trace(nh_curv *c, nh_op op, int kmax, const nh_trace_opts *opts, nh_trace_result *res) {
+    return est_trace(c, op, kmax, opts, res, NULL, NULL, __func__);
+}
+
+nh_status nh_curv_trace_hi(nh_curv *c, int kmax, const nh_trace_opts *opts, nh_trace_result *resH,
+                           nh_trace_result *resI) {
+    if (!resI) NH_FAIL(NH_EINVAL, "NULL argument");
+    memset(resI, 0, sizeof *resI);
+    double trI[4] = {0, 0, 0, 0};
+    int haveI = 0;
+    NH_TRY(est_trace(c, NH_OP_H, kmax, opts, resH, trI, &haveI, __func__));
+    if (!haveI) { /* no control variate: the exact Tr(I^k) on its own */
+        nh_trace_opts oi = opts ? *opts : nh_trace_opts_default();
+        oi.control = 1;
+        if (oi.method == NH_TRACE_EXACT) oi.method = NH_TRACE_HUTCHINSON;
+        return est_trace(c, NH_OP_I, kmax, &oi, resI, NULL, NULL, __func__);
+    }
+    for (int k = 0; k < kmax; k++) resI->est[k] = trI[k];
     return NH_OK;
 }
 
