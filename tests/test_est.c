@@ -424,6 +424,12 @@ static void test_trace_hi(fix_t *f, dense_t *d) {
                  nh_curv_trace_hi(f->c, 4, NULL, NULL, &b) == NH_EINVAL && nh_curv_trace_hi(NULL, 4, NULL, &a, &b) == NH_EINVAL,
              "trace_hi: NULL arguments refused");
     nh_check(nh_curv_trace_hi(f->c, 5, NULL, &a, &b) == NH_EINVAL, "trace_hi: kmax 5 refused");
+    /* options nh_curv_trace accepts for H are accepted here too: EXACT
+     * ignores nprobes, and the I half must not read it (review) */
+    nh_trace_opts ex = nh_trace_opts_default();
+    ex.method = NH_TRACE_EXACT, ex.nprobes = 0;
+    nh_check(nh_curv_trace(f->c, NH_OP_H, 2, &ex, &a) == NH_OK && nh_curv_trace_hi(f->c, 2, &ex, &a, &b) == NH_OK,
+             "trace_hi: EXACT with nprobes 0 accepted as by nh_curv_trace: %s", nh_last_error());
 }
 
 static void test_honesty(fix_t *f, dense_t *d) {

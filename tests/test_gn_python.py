@@ -89,6 +89,22 @@ def refusals():
         check(False, "softmax cross-entropy refused")
     except nh.NtkhessError as e:
         check("positive definite" in str(e), "softmax cross-entropy refused with the reason", str(e))
+    # the review's case: a confident identity net on one sample, where the
+    # pivot test alone had accepted the singular softmax block (|delta| 4.5e6)
+    rng = np.random.default_rng(4)
+    for s in range(12):
+        Xc = 8 * rng.standard_normal((1, 3))
+        cc = nh.Curvature(nh.Net([3, 8, 3], act="identity", seed=s), Xc, np.array([float(s % 3)]), loss="ce")
+        try:
+            cc.gn_delta(0.0)
+            check(False, "confident softmax CE (seed %d) refused" % s)
+            break
+        except nh.NtkhessError as e:
+            if "softmax" not in str(e):
+                check(False, "confident softmax CE (seed %d) refused by kind" % s, str(e))
+                break
+    else:
+        check(True, "confident softmax CE refused by kind (12 single-sample identity nets)")
     c2 = nh.Curvature(nh.Net([3, 8, 1], seed=1), X, T[:, None] * 0.1)
     try:
         c2.gn_step(-1.0)

@@ -262,6 +262,20 @@ def common_trials(tmp):
         k = ("nsoftplus", "1", 16.0)
         check(any(abs(float(a["mean"]) - float(b["mean"])) > 0 for a, b in zip(full[k], data[k])),
               "--trials 40 changes the means (it is not ignored)")
+    # a run whose trial 1 is replaced by a second trial 0: the counts match,
+    # the indices do not (review): refused, no output
+    dup = os.path.join(tmp, "dup")
+    shutil.copytree(dirs[0], dup)
+    f = os.path.join(dup, "trials_softplus.csv")
+    lines = open(f).read().splitlines(True)
+    body = [i for i, line in enumerate(lines) if not line.startswith("#")]
+    row0 = [lines[i] for i in body if lines[i].split(",")[0] == "0"][0]
+    i1 = [i for i in body if lines[i].split(",")[0] == "1"][0]
+    lines[i1] = row0
+    open(f, "w").write("".join(lines))
+    expect_error("--trials with trial 0 twice and trial 1 missing", ["widthlaw", "--runs", ",".join([dup] + dirs[1:]),
+                 "--out", os.path.join(tmp, "o3"), "--trials", "40"], "twice")
+    check(not os.path.exists(os.path.join(tmp, "o3")), "no output after the duplicate-trial refusal")
     expect_error("--trials beyond a run's trials", ["widthlaw", "--runs", ",".join(dirs), "--out",
                                                     os.path.join(tmp, "o2"), "--trials", "65"], "--trials",
                  codes=(2,))

@@ -245,8 +245,8 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
     const size_t nv = S->nv;
     double *x = wl_alloc(cmd, r->R * nv);
     size_t R = 0, nrow = 0, cap = 64 + 52 * nv;
-    char *line = malloc(cap);
-    if (!line) nh_die(cmd, "out of memory");
+    char *line = malloc(cap), *seen = S->rc ? calloc(S->rc, 1) : NULL; /* --trials: each index once */
+    if (!line || (S->rc && !seen)) nh_die(cmd, "out of memory");
     while (getline(&line, &cap, fp) > 0) {
         if (line[0] == '#' || line[0] == '\n') continue;
         if (nrow++ == r->R) nh_die(cmd, "%s: more rows than the %zu trials of summary.json", path, r->R);
@@ -254,7 +254,7 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
         const unsigned long long idx = strtoull(line, &end, 10);
         if (end != p) nh_die(cmd, "%s: a row without its trial index", path);
         if (S->rc && idx >= S->rc) continue;
-        if (R == (S->rc ? S->rc : r->R)) nh_die(cmd, "%s: trial %llu twice", path, idx);
+        if (S->rc && seen[idx]++) nh_die(cmd, "%s: trial %llu twice", path, idx);
         for (size_t v = 0; v < nv; v++) { /* the Tr(H^k) block; Tr(I^k) follows */
             if (!p) nh_die(cmd, "%s: short row", path);
             x[R * nv + v] = strtod(p + 1, &end);
@@ -263,7 +263,7 @@ static void wl_trials(const nh_cmd *cmd, const wl_set *S, wl_run *r, size_t ai) 
         }
         R++;
     }
-    free(line);
+    free(line), free(seen);
     fclose(fp);
     if (nrow != r->R) nh_die(cmd, "%s: %zu rows, summary.json has %zu trials", path, nrow, r->R);
     if (S->rc && R != S->rc) nh_die(cmd, "%s: %zu of the trials 0..%zu", path, R, S->rc - 1);

@@ -58,6 +58,9 @@ NH_INTERNAL size_t nh__count_nonfinite(const double *x, size_t n, size_t *first)
  * others: evaluate those with nh_act_eval_p in double. */
 NH_INTERNAL int nh__act_eval_f(nh_act a, double param, size_t n, const float *x, float *d0, float *d1, float *d2);
 
+/* The loss a curvature context was created with (curv.c). */
+NH_INTERNAL nh_loss nh__curv_loss_kind(const nh_curv *c);
+
 /* Threads for OpenMP loops (from nh_set_threads or the environment). */
 int nh__threads(void);
 

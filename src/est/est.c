@@ -386,10 +386,10 @@ nh_status nh_curv_trace_hi(nh_curv *c, int kmax, const nh_trace_opts *opts, nh_t
     double trI[4] = {0, 0, 0, 0};
     int haveI = 0;
     NH_TRY(est_trace(c, NH_OP_H, kmax, opts, resH, trI, &haveI, __func__));
-    if (!haveI) { /* no control variate: the exact Tr(I^k) on its own */
-        nh_trace_opts oi = opts ? *opts : nh_trace_opts_default();
+    if (!haveI) { /* no control variate: the exact Tr(I^k) on its own (the
+                     * control settles every k, so no other option is read) */
+        nh_trace_opts oi = nh_trace_opts_default();
         oi.control = 1;
-        if (oi.method == NH_TRACE_EXACT) oi.method = NH_TRACE_HUTCHINSON;
         return est_trace(c, NH_OP_I, kmax, &oi, resI, NULL, NULL, __func__);
     }
     for (int k = 0; k < kmax; k++) resI->est[k] = trI[k];

@@ -424,6 +424,7 @@ nh_status nh_curv_refresh(nh_curv *c) {
 }
 
 size_t nh_curv_nsamples(const nh_curv *c) { return c->N; }
+nh_loss nh__curv_loss_kind(const nh_curv *c) { return c->loss; }
 size_t nh_curv_batch(const nh_curv *c) { return c->B; }
 size_t nh_curv_bytes(const nh_curv *c) {
     size_t gd = c->gd_buf ? c->P * 2 * sizeof(double) : 0;

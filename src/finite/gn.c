@@ -37,15 +37,22 @@ static int gn_block_solve(size_t k, double *A, double *b) {
     return LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, 1, A, (lapack_int)k, b, 1) == 0;
 }
 
-/* r[m] = HC_i^{-1} (dC/dY)_i per sample i; hc: workspace [n x nout x nout]. */
-static nh_status gn_residual(nh_curv *c, size_t n, size_t nout, double *hc, double *r) {
+/* r[m] = HC_i^{-1} (dC/dY)_i per sample i; hc: workspace [n x nout x nout].
+ * The softmax cross-entropy is refused by kind: its blocks diag(p) - p p^T
+ * are singular, but with a probability within ~1e-6 of 1 rounding leaves a
+ * last pivot far above GN_PIVOT, so the pivot test alone would let through
+ * a step that explodes along the all-ones direction.  The pivot test stays
+ * for the others (a BCE block that underflows). */
+static nh_status gn_residual(nh_curv *c, size_t n, size_t nout, double *hc, double *r, const char *func) {
+    if (nh__curv_loss_kind(c) == NH_LOSS_CE)
+        return nh__fail(NH_EINVAL, func, "a Gauss-Newton step needs a loss with positive definite output Hessian "
+                        "(MSE, BCE); the softmax cross-entropy's is singular");
     nh_curv_dloss(c, r);
     nh_curv_hloss(c, hc);
     for (size_t i = 0; i < n; i++)
         if (!gn_block_solve(nout, hc + i * nout * nout, r + i * nout))
-            NH_FAIL(NH_EINVAL, "the loss Hessian of sample %zu is not positive definite (a Gauss-Newton step "
-                    "needs the MSE or a loss with positive definite output Hessian; the softmax "
-                    "cross-entropy's is singular)", i);
+            return nh__fail(NH_EINVAL, func, "the loss Hessian of sample %zu is not positive definite (a "
+                            "Gauss-Newton step needs the MSE or a loss with positive definite output Hessian)", i);
     return NH_OK;
 }
 
@@ -68,7 +75,7 @@ static double gn_predict(nh_curv *c, size_t n, size_t nout, const double *r, con
 }
 
 /* K + mu' I (mu' = mu Tr(K)/m, into *mu_abs) solved against r in place, by Cholesky. */
-static nh_status gn_damped_solve(size_t m, double mu, double *K, double *r, double *mu_abs) {
+static nh_status gn_damped_solve(size_t m, double mu, double *K, double *r, double *mu_abs, const char *func) {
     double tr = 0;
     for (size_t i = 0; i < m; i++) tr += K[i * m + i];
     *mu_abs = mu * tr / (double)m;
@@ -77,7 +84,7 @@ static nh_status gn_damped_solve(size_t m, double mu, double *K, double *r, doub
                           ? LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)m, 1, K, (lapack_int)m, r, 1)
                           : 1;
     if (info != 0)
-        return nh__fail(NH_ENUMERIC, "nh_curv_gn_step", "K + mu I (NTK Gram %zu x %zu, mu' = %g) is not positive "
+        return nh__fail(NH_ENUMERIC, func, "K + mu I (NTK Gram %zu x %zu, mu' = %g) is not positive "
                         "definite (leading minor %d): the Jacobian has dependent rows; use mu > 0",
                         m, m, *mu_abs, (int)info);
     return NH_OK;
@@ -85,22 +92,22 @@ static nh_status gn_damped_solve(size_t m, double mu, double *K, double *r, doub
 
 /* delta[P_B] = the step; *mu_abs = the damping added to K's diagonal;
  * *pred (if pred) = the loss the model predicts after the step. */
-static nh_status gn_solve(nh_curv *c, double mu, double *delta, double *mu_abs, double *pred) {
+static nh_status gn_solve(nh_curv *c, double mu, double *delta, double *mu_abs, double *pred, const char *func) {
     const nh_net *net = nh_curv_net(c);
     const size_t n = nh_curv_nsamples(c), nout = nh_net_widths(net)[nh_net_depth(net)];
     int ok = 1;
     const size_t m = nh__mul(n, nout, &ok), mm = nh__mul(m, m, &ok);
     const size_t words = nh__add(nh__add(mm, nh__mul(m, 3, &ok), &ok), nh__mul(m, nout, &ok), &ok);
-    NH_TRY(nh__check_bytes(ok && nh__fits_int(m), nh__mul(words, sizeof(double), &ok), "nh_curv_gn_step",
+    NH_TRY(nh__check_bytes(ok && nh__fits_int(m), nh__mul(words, sizeof(double), &ok), func,
                            "the NTK Gram and the residual"));
     double *K = nh__malloc(words * sizeof *K);
-    if (!K) NH_FAIL(NH_ENOMEM, "out of memory (the NTK Gram, %zu x %zu)", m, m);
+    if (!K) return nh__fail(NH_ENOMEM, func, "out of memory (the NTK Gram, %zu x %zu)", m, m);
     double *r = K + mm, *a = r + m, *g = a + m, *hc = g + m;
-    nh_status st = gn_residual(c, n, nout, hc, r);
+    nh_status st = gn_residual(c, n, nout, hc, r, func);
     if (st == NH_OK) st = nh_curv_ntk(c, K);
     if (st == NH_OK) {
         memcpy(a, r, m * sizeof *a);
-        st = gn_damped_solve(m, mu, K, a, mu_abs);
+        st = gn_damped_solve(m, mu, K, a, mu_abs, func);
     }
     if (st == NH_OK) st = nh_curv_vjp(c, a, delta);
     if (st == NH_OK && pred) *pred = gn_predict(c, n, nout, r, a, *mu_abs, g, hc);
@@ -109,7 +116,7 @@ static nh_status gn_solve(nh_curv *c, double mu, double *delta, double *mu_abs, 
     const size_t PB = nh_curv_dim(c);
     for (size_t p = 0; p < PB; p++) delta[p] = -delta[p];
     size_t first = 0, bad = nh__count_nonfinite(delta, PB, &first);
-    if (bad) NH_FAIL(NH_ENUMERIC, "the step has %zu non-finite entries (first at %zu)", bad, first);
+    if (bad) return nh__fail(NH_ENUMERIC, func, "the step has %zu non-finite entries (first at %zu)", bad, first);
     return NH_OK;
 }
 
@@ -122,7 +129,7 @@ nh_status nh_curv_gn_delta(nh_curv *c, double mu, double *delta) {
     if (!c || !delta) NH_FAIL(NH_EINVAL, "NULL argument");
     NH_TRY(gn_check_mu(mu, __func__));
     double mu_abs = 0;
-    return gn_solve(c, mu, delta, &mu_abs, NULL);
+    return gn_solve(c, mu, delta, &mu_abs, NULL, __func__);
 }
 
 /* theta[selected entries] += delta (the selection's tensors in theta order,
@@ -155,7 +162,7 @@ nh_status nh_curv_gn_step(nh_curv *c, nh_net *net, double mu, nh_gn_info *info) 
     if (!save) NH_FAIL(NH_ENOMEM, "out of memory (the step, %zu doubles)", P + PB);
     double *delta = save + P, mu_abs = 0, pred = 0;
     const double loss0 = nh_curv_loss(c);
-    nh_status st = gn_solve(c, mu, delta, &mu_abs, &pred);
+    nh_status st = gn_solve(c, mu, delta, &mu_abs, &pred, __func__);
     if (st != NH_OK) { free(save); return st; }
     double *theta = nh_net_params(net);
     memcpy(save, theta, P * sizeof *save);
