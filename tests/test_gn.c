@@ -100,18 +100,44 @@ static double residual_rel(size_t m, size_t p, const double *J, const double *de
     return sqrt(e) / nrm(r, m);
 }
 
+/* An MSE problem on a 2-input, 1-output net of depth 3 (n <= 8 rows): the
+ * context, its dense Jacobian J (n x P) and the residual r = Y - T. */
+typedef struct gn_fix {
+    nh_net *net;
+    nh_curv *c;
+    size_t n, P;
+    double X[16], T[8], r[8], *J;
+} gn_fix;
+
+static void gn_fix_mse(gn_fix *f, const size_t w[4], size_t n, uint64_t net_seed, uint64_t data_seed) {
+    double Y[8];
+    f->n = n;
+    f->net = make_net(3, w, NH_ACT_SOFTPLUS, net_seed);
+    f->P = nh_net_nparams(f->net);
+    nh_test_data(NH_LOSS_MSE, n, 2, 1, data_seed, f->X, f->T);
+    f->c = nh_test_ctx(f->net, f->X, f->T, n, NH_LOSS_MSE, NH_PREC_DOUBLE, 0);
+    f->J = malloc(n * f->P * sizeof *f->J);
+    nh_check(nh_curv_jacobian(f->c, f->J) == NH_OK, "dense Jacobian");
+    nh_curv_outputs(f->c, Y);
+    for (size_t i = 0; i < n; i++) f->r[i] = Y[i] - f->T[i];
+}
+
+static void gn_fix_free(gn_fix *f) {
+    free(f->J);
+    nh_curv_free(f->c);
+    nh_net_free(f->net);
+}
+
 /* MSE on a small net (P > N): mu = 0 exact min-norm, mu > 0 the damped step, batched = unbatched. */
 static void test_mse(void) {
-    const size_t w[4] = {2, 12, 12, 1}, n = 6;
-    nh_net *net = make_net(3, w, NH_ACT_SOFTPLUS, 11);
-    const size_t P = nh_net_nparams(net);
-    double X[12], T[6], Y[6], r[6];
-    nh_test_data(NH_LOSS_MSE, n, 2, 1, 5, X, T);
-    nh_curv *c = nh_test_ctx(net, X, T, n, NH_LOSS_MSE, NH_PREC_DOUBLE, 0);
-    double *J = malloc(n * P * sizeof *J), *d = malloc(P * sizeof *d), *t = malloc(P * sizeof *t);
-    nh_check(nh_curv_jacobian(c, J) == NH_OK, "dense Jacobian");
-    nh_curv_outputs(c, Y);
-    for (size_t i = 0; i < n; i++) r[i] = Y[i] - T[i];
+    const size_t w[4] = {2, 12, 12, 1};
+    gn_fix f;
+    gn_fix_mse(&f, w, 6, 11, 5);
+    nh_net *net = f.net;
+    nh_curv *c = f.c;
+    const size_t n = f.n, P = f.P;
+    const double *X = f.X, *T = f.T, *r = f.r, *J = f.J;
+    double *d = malloc(P * sizeof *d), *t = malloc(P * sizeof *t);
     nh_check(nh_curv_gn_delta(c, 0.0, d) == NH_OK, "gn_delta mu = 0: %s", nh_last_error());
     const double res = residual_rel(n, P, J, d, r);
     printf("MSE P = %zu, N = %zu: ||J delta + r|| / ||r|| = %.3g (mu = 0)\n", P, n, res);
@@ -152,9 +178,8 @@ static void test_mse(void) {
     nh_check(nh_curv_gn_delta(c, 0.0, t) == NH_OK && nh_curv_gn_delta(cb, 0.0, d) == NH_OK, "batched gn_delta");
     nh_check_array(d, t, P, 0, TOL, "batch 4 of 6 rows = unbatched");
     nh_curv_free(cb);
-    free(J); free(d); free(t);
-    nh_curv_free(c);
-    nh_net_free(net);
+    free(d); free(t);
+    gn_fix_free(&f);
 }
 
 /* BCE, 2 outputs: r = HC^{-1} dC/dY = (-s sigma(-sY)) / (sigma(Y) sigma(-Y)) per entry (the 1/N cancels). */
@@ -184,16 +209,13 @@ static void test_bce(void) {
 
 /* Selection {W1, b2}: J_B = the selected columns; the step moves only them. */
 static void test_select(void) {
-    const size_t w[4] = {2, 8, 8, 1}, n = 5;
-    nh_net *net = make_net(3, w, NH_ACT_SOFTPLUS, 21);
-    const size_t P = nh_net_nparams(net);
-    double X[10], T[5], Y[5], r[5];
-    nh_test_data(NH_LOSS_MSE, n, 2, 1, 4, X, T);
-    nh_curv *c = nh_test_ctx(net, X, T, n, NH_LOSS_MSE, NH_PREC_DOUBLE, 0);
-    double *J = malloc(n * P * sizeof *J);
-    nh_curv_jacobian(c, J);
-    nh_curv_outputs(c, Y);
-    for (size_t i = 0; i < n; i++) r[i] = Y[i] - T[i];
+    const size_t w[4] = {2, 8, 8, 1};
+    gn_fix f;
+    gn_fix_mse(&f, w, 5, 21, 4);
+    nh_net *net = f.net;
+    nh_curv *c = f.c;
+    const size_t n = f.n, P = f.P;
+    const double *r = f.r, *J = f.J;
     size_t sel[2], off[2], len[2];
     nh_net_find_tensor(net, "W1", &sel[0]);
     nh_net_find_tensor(net, "b2", &sel[1]);
@@ -225,9 +247,8 @@ static void test_select(void) {
     }
     nh_check(moved_out == 0, "the step leaves unselected entries bit for bit (%zu moved)", moved_out);
     nh_check(maxerr <= TOL * nrm(t, PB), "the selected entries move by delta_B (max err %.3g)", maxerr);
-    free(J); free(JB); free(d); free(t); free(th0);
-    nh_curv_free(c);
-    nh_net_free(net);
+    free(JB); free(d); free(t); free(th0);
+    gn_fix_free(&f);
 }
 
 /* Overparametrized net from loss O(1): quadratic convergence to < 1e-20. */

@@ -94,8 +94,8 @@ static const char *nh__prec_name(const nh_curv *c) { return c->prec == NH_PREC_S
 /* Elementwise loops (activations, Hadamard products, conversions, the theta
  * update) of at least NH_PAR_MIN entries run on OpenMP threads: each entry
  * is the same expression on any thread, so results do not depend on the
- * thread count.  Only when OpenBLAS is its OpenMP build (the Makefile's
- * choice where installed): then the GEMMs around these loops use the same
+ * thread count.  Only when OpenBLAS is its OpenMP build (`make
+ * BLAS=openmp`, opt-in): then the GEMMs around these loops use the same
  * pool of threads.  With OpenBLAS's pthread build the two pools' spinning
  * workers take each other's cores (a GD step on 2 threads ran 1.5-2x
  * slower), so there the loops stay on the calling thread.  Below NH_PAR_MIN
@@ -111,16 +111,6 @@ static int nh__par(size_t n) {
     if (n < (size_t)NH_PAR_MIN) return 1;
     /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP (a constant; no cache, no race) */
     return NH_PAR_ANY_BLAS || openblas_get_parallel() != 1 ? nh__threads() : 1;
-}
-
-/* The count of non-finite entries of x (index of the first in *first): a
- * vectorized pass for the common case of none (x * 0 is 0 for a finite x,
- * NaN otherwise, and a NaN survives a sum in any order), else the count. */
-static size_t nh__nonfinite(const double *x, size_t n, size_t *first) {
-    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (size_t i = 0; i < n; i++) acc += x[i] * 0.0;
-    return acc == 0.0 ? 0 : nh__count_nonfinite(x, n, first);
 }
 
 /* sigma, sigma', sigma'' of the activation after layer l (l + 1 < L) at cnt points, in double. */
@@ -833,7 +823,7 @@ static nh_status nh__gd_stream(nh_curv *c, nh_net *net, double eta) {
     memcpy(old, net->theta, P * sizeof *old);
     const double loss0 = c->lossval;
     for (size_t p = 0; p < P; p++) net->theta[p] -= eta * g[p];
-    size_t first = 0, bad = nh__nonfinite(net->theta, P, &first);
+    size_t first = 0, bad = nh__count_nonfinite(net->theta, P, &first);
     nh_status st = bad ? NH_EDIVERGED : c->ops->refresh(c);
     if (st != NH_OK) return nh__step_failed(c, net, eta, loss0, bad);
     return NH_OK;

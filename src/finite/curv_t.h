@@ -127,11 +127,11 @@ static nh_status FN(nh__load_theta)(nh_curv *c, const char *func) {
 }
 static size_t FN(nh__vcopy)(const double *src, size_t len, real_t *dst, size_t *first) {
     memcpy(dst, src, len * sizeof *dst);
-    return nh__nonfinite(src, len, first);
+    return nh__count_nonfinite(src, len, first);
 }
 static nh_status FN(nh__vin)(const double *v, size_t len, real_t *buf, const real_t **vr, const char *func) {
     (void)buf;
-    size_t first = 0, bad = nh__nonfinite(v, len, &first);
+    size_t first = 0, bad = nh__count_nonfinite(v, len, &first);
     if (bad) return nh__fail(NH_ENONFINITE, func, "vector has %zu non-finite entries (first at index %zu)", bad, first);
     *vr = v;
     return NH_OK;
@@ -151,7 +151,7 @@ static size_t FN(nh__step_theta)(nh_curv *c, double *theta, double *old, const r
     size_t first = 0;
     memcpy(old, theta, c->P * sizeof *old);
     cblas_daxpy((int)c->P, -eta, g, 1, theta, 1);
-    return nh__nonfinite(theta, c->P, &first);
+    return nh__count_nonfinite(theta, c->P, &first);
 }
 #endif
 
